@@ -1,0 +1,158 @@
+package hostprep
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// Chains knode owns; reset deletes them and their hooks.
+const (
+	NATChain     = "KNODE-POSTROUTING"
+	ForwardChain = "KNODE-FORWARD"
+)
+
+// ipChain is one knode-owned chain, the built-in chain it hangs from, and
+// its rules.
+type ipChain struct {
+	table, builtin, chain, comment string
+	rules                          [][]string
+}
+
+func (c ipChain) hook() []string {
+	return []string{"-m", "comment", "--comment", c.comment, "-j", c.chain}
+}
+
+// ipChains returns knode's chains. pods is the pod range, or "" when only
+// the chain names matter (reset).
+func ipChains(pods string) []ipChain {
+	return []ipChain{
+		{
+			table: "nat", builtin: "POSTROUTING", chain: NATChain,
+			comment: "knode: masquerade traffic leaving the pod range",
+			// The guide's rule: everything not going to a pod or to this host.
+			rules: [][]string{{"!", "-d", pods, "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "MASQUERADE"}},
+		},
+		{
+			table: "filter", builtin: "FORWARD", chain: ForwardChain,
+			comment: "knode: forward pod traffic",
+			rules:   [][]string{{"-s", pods, "-j", "ACCEPT"}, {"-d", pods, "-j", "ACCEPT"}},
+		},
+	}
+}
+
+func iptablesPhase() Phase {
+	return Phase{
+		Name:        PhaseIPTables,
+		Description: "masquerade traffic leaving the pod range and accept forwarded pod traffic, in knode-owned chains",
+		Plan:        planIPTables,
+		PlanReset:   planIPTablesReset,
+	}
+}
+
+func planIPTables(ctx context.Context, e *Env) ([]Change, error) {
+	ipt := e.Host.IPTables
+	var cs []Change
+	for _, c := range ipChains(e.Spec.Cluster.PodCIDR.String()) {
+		ok, err := ipt.ChainExists(c.table, c.chain)
+		if err != nil {
+			return nil, fmt.Errorf("check chain %s/%s: %w", c.table, c.chain, err)
+		}
+		current := ok
+		if ok {
+			current, err = chainHolds(ipt, c)
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			cs = append(cs, change(fmt.Sprintf("create chain %s/%s", c.table, c.chain), func(context.Context) error {
+				if err := ipt.NewChain(c.table, c.chain); err != nil {
+					return fmt.Errorf("create chain %s/%s: %w", c.table, c.chain, err)
+				}
+				return nil
+			}))
+		}
+		if !current {
+			if ok {
+				cs = append(cs, change(fmt.Sprintf("flush chain %s/%s", c.table, c.chain), func(context.Context) error {
+					return ipt.ClearChain(c.table, c.chain)
+				}))
+			}
+			for _, r := range c.rules {
+				cs = append(cs, change(fmt.Sprintf("append to %s/%s: %s", c.table, c.chain, strings.Join(r, " ")), func(context.Context) error {
+					if err := ipt.Append(c.table, c.chain, r...); err != nil {
+						return fmt.Errorf("append to %s/%s %q: %w", c.table, c.chain, strings.Join(r, " "), err)
+					}
+					return nil
+				}))
+			}
+		}
+		hooked, err := ipt.Exists(c.table, c.builtin, c.hook()...)
+		if err != nil && ok {
+			return nil, fmt.Errorf("check hook %s/%s -> %s: %w", c.table, c.builtin, c.chain, err)
+		}
+		if !hooked {
+			cs = append(cs, change(fmt.Sprintf("hook %s/%s -> %s", c.table, c.builtin, c.chain), func(context.Context) error {
+				if err := ipt.Insert(c.table, c.builtin, 1, c.hook()...); err != nil {
+					return fmt.Errorf("hook %s/%s -> %s: %w", c.table, c.builtin, c.chain, err)
+				}
+				return nil
+			}))
+		}
+	}
+	return cs, nil
+}
+
+// chainHolds reports whether the chain holds exactly c's rules.
+func chainHolds(ipt IPTables, c ipChain) (bool, error) {
+	rules, err := ipt.Rules(c.table, c.chain)
+	if err != nil {
+		return false, fmt.Errorf("list chain %s/%s: %w", c.table, c.chain, err)
+	}
+	if len(rules) != len(c.rules) {
+		return false, nil
+	}
+	for _, r := range c.rules {
+		ok, err := ipt.Exists(c.table, c.chain, r...)
+		if err != nil {
+			return false, fmt.Errorf("check rule in %s/%s: %w", c.table, c.chain, err)
+		}
+		if !ok {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func planIPTablesReset(ctx context.Context, e *Env) ([]Change, error) {
+	ipt := e.Host.IPTables
+	var cs []Change
+	for _, c := range ipChains("") {
+		ok, err := ipt.ChainExists(c.table, c.chain)
+		if err != nil {
+			return nil, fmt.Errorf("check chain %s/%s: %w", c.table, c.chain, err)
+		}
+		if !ok {
+			continue
+		}
+		cs = append(cs, change(fmt.Sprintf("unhook %s/%s -> %s and delete the chain", c.table, c.builtin, c.chain), func(context.Context) error {
+			for {
+				hooked, err := ipt.Exists(c.table, c.builtin, c.hook()...)
+				if err != nil {
+					return fmt.Errorf("check hook %s/%s -> %s: %w", c.table, c.builtin, c.chain, err)
+				}
+				if !hooked {
+					break
+				}
+				if err := ipt.Delete(c.table, c.builtin, c.hook()...); err != nil {
+					return fmt.Errorf("unhook %s/%s -> %s: %w", c.table, c.builtin, c.chain, err)
+				}
+			}
+			if err := ipt.DeleteChain(c.table, c.chain); err != nil {
+				return fmt.Errorf("delete chain %s/%s: %w", c.table, c.chain, err)
+			}
+			return nil
+		}))
+	}
+	return cs, nil
+}

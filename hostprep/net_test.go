@@ -1,0 +1,254 @@
+package hostprep
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// testSpec is node b of a three-node cluster on 172.31.0.0/24.
+func testSpec(mode NetworkMode) *Spec {
+	return &Spec{
+		Cluster: Cluster{Name: "demo", PodCIDR: netip.MustParsePrefix("10.10.0.0/16"),
+			ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), NodeCIDRMask: 24, Network: mode},
+		Self: Node{Name: "b", Address: netip.MustParseAddr("172.31.0.3"), PodCIDR: netip.MustParsePrefix("10.10.2.0/24"), Master: true},
+		Peers: []Node{
+			{Name: "a", Address: netip.MustParseAddr("172.31.0.2"), PodCIDR: netip.MustParsePrefix("10.10.1.0/24")},
+			{Name: "c", Address: netip.MustParseAddr("172.31.0.4"), PodCIDR: netip.MustParsePrefix("10.10.3.0/24")},
+		},
+	}
+}
+
+// newNetFake is a fake host with an uplink eth0 172.31.0.3/24 and br_netfilter
+// not yet loaded.
+func newNetFake() *Fake {
+	f := NewFake()
+	f.Net.AddUplink("eth0", 1500, netip.MustParsePrefix("172.31.0.3/24"))
+	f.Net.AddHostRoute(Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
+	f.Modules.Sysctl = f.Sysctl
+	return f
+}
+
+func runNet(t *testing.T, s *Spec, h *Host) []Change {
+	t.Helper()
+	r := &Runner{Phases: NetworkPhases()}
+	cs, err := r.Apply(context.Background(), s, h)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return cs
+}
+
+func TestNetworkPhases(t *testing.T) {
+	tests := []struct {
+		mode NetworkMode
+		net  string // expected ## net section
+	}{
+		{Routed, `addr 10.10.2.1/24 dev cbr0
+addr 172.31.0.3/24 dev eth0
+link cbr0 bridge mtu 1500 up
+link eth0 device mtu 1500 up
+link lo device mtu 65536 up
+route 0.0.0.0/0 via 172.31.0.1 dev eth0
+route 10.10.1.0/24 via 172.31.0.2 dev eth0 proto knode
+route 10.10.2.0/24 dev cbr0 proto kernel
+route 10.10.3.0/24 via 172.31.0.4 dev eth0 proto knode
+route 172.31.0.0/24 dev eth0 proto kernel
+`},
+		{VXLAN, `addr 10.10.2.1/24 dev cbr0
+addr 172.31.0.3/24 dev eth0
+fdb 0e:6b:ac:1f:00:02 dst 172.31.0.2 dev knode.vxlan
+fdb 0e:6b:ac:1f:00:04 dst 172.31.0.4 dev knode.vxlan
+link cbr0 bridge mtu 1450 up
+link eth0 device mtu 1500 up
+link knode.vxlan vxlan mtu 1450 up mac 0e:6b:ac:1f:00:03 vni 1 port 8472 local 172.31.0.3 dev eth0
+link lo device mtu 65536 up
+neigh 10.10.1.0 lladdr 0e:6b:ac:1f:00:02 dev knode.vxlan
+neigh 10.10.3.0 lladdr 0e:6b:ac:1f:00:04 dev knode.vxlan
+route 0.0.0.0/0 via 172.31.0.1 dev eth0
+route 10.10.1.0/24 via 10.10.1.0 dev knode.vxlan proto knode onlink
+route 10.10.2.0/24 dev cbr0 proto kernel
+route 10.10.3.0/24 via 10.10.3.0 dev knode.vxlan proto knode onlink
+route 172.31.0.0/24 dev eth0 proto kernel
+`},
+	}
+	const restWant = `## iptables
+*filter
+:FORWARD ACCEPT
+:INPUT ACCEPT
+:KNODE-FORWARD -
+:OUTPUT ACCEPT
+-A FORWARD -m comment --comment knode: forward pod traffic -j KNODE-FORWARD
+-A KNODE-FORWARD -s 10.10.0.0/16 -j ACCEPT
+-A KNODE-FORWARD -d 10.10.0.0/16 -j ACCEPT
+*nat
+:INPUT ACCEPT
+:KNODE-POSTROUTING -
+:OUTPUT ACCEPT
+:POSTROUTING ACCEPT
+:PREROUTING ACCEPT
+-A KNODE-POSTROUTING ! -d 10.10.0.0/16 -m addrtype ! --dst-type LOCAL -j MASQUERADE
+-A POSTROUTING -m comment --comment knode: masquerade traffic leaving the pod range -j KNODE-POSTROUTING
+## sysctl
+net.bridge.bridge-nf-call-ip6tables = 1
+net.bridge.bridge-nf-call-iptables = 1
+net.ipv4.ip_forward = 1
+`
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			f := newNetFake()
+			before := f.String()
+			runNet(t, testSpec(tt.mode), f.Host())
+			got := f.String()
+			net, rest, _ := strings.Cut(strings.TrimPrefix(got, "## net\n"), "## iptables")
+			if net != tt.net {
+				t.Errorf("net state:\n%s\nwant:\n%s", net, tt.net)
+			}
+			rest, _, _ = strings.Cut("## iptables"+rest, "## modules")
+			if rest != restWant {
+				t.Errorf("iptables and sysctl:\n%s\nwant:\n%s", rest, restWant)
+			}
+			if cs := runNet(t, testSpec(tt.mode), f.Host()); len(cs) != 0 {
+				t.Errorf("second apply changed %v", cs)
+			}
+			if _, err := Reset(context.Background(), f.Host(), ResetOptions{Phases: NetworkPhases()}); err != nil {
+				t.Fatalf("reset: %v", err)
+			}
+			// Loaded modules stay loaded, with their sysctls; the rest must be as before.
+			if got, want := unloaded(f.String()), unloaded(before); got != want {
+				t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestUpdatePeers(t *testing.T) {
+	for _, mode := range []NetworkMode{Routed, VXLAN} {
+		t.Run(string(mode), func(t *testing.T) {
+			f := newNetFake()
+			s := testSpec(mode)
+			runNet(t, s, f.Host())
+			// c leaves, d joins.
+			s.Peers[1] = Node{Name: "d", Address: netip.MustParseAddr("172.31.0.5"), PodCIDR: netip.MustParsePrefix("10.10.4.0/24")}
+			cs, err := UpdatePeers(context.Background(), s, f.Host(), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			state := f.Net.String()
+			if strings.Contains(state, "10.10.3.0") || strings.Contains(state, "172.31.0.4") {
+				t.Errorf("departed peer c still present:\n%s", state)
+			}
+			if !strings.Contains(state, "route 10.10.4.0/24") {
+				t.Errorf("new peer d has no route:\n%s", state)
+			}
+			wantN := map[NetworkMode]int{Routed: 2, VXLAN: 6}[mode]
+			if len(cs) != wantN {
+				t.Errorf("changes = %d %v, want %d", len(cs), cs, wantN)
+			}
+			if cs, _ := UpdatePeers(context.Background(), s, f.Host(), nil, nil); len(cs) != 0 {
+				t.Errorf("second update changed %v", cs)
+			}
+		})
+	}
+}
+
+func TestAutoMode(t *testing.T) {
+	f := newNetFake()
+	s := testSpec(Auto)
+	if m, err := ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != Routed {
+		t.Errorf("all on one subnet: %v %v, want routed", m, err)
+	}
+	s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
+	if m, err := ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != VXLAN {
+		t.Errorf("peer elsewhere: %v %v, want vxlan", m, err)
+	}
+}
+
+// TestBadInput checks that refused input changes nothing.
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Fake, *Spec)
+		wantErr string
+	}{
+		{"route in pod range", func(f *Fake, s *Spec) {
+			f.Net.AddHostRoute(Route{Dst: netip.MustParsePrefix("10.10.7.0/24"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
+		}, "pod range 10.10.0.0/16 conflicts with existing host route 10.10.7.0/24 via 172.31.0.1 dev eth0"},
+		{"peer off subnet in routed mode", func(f *Fake, s *Spec) {
+			s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
+		}, "peer a (192.168.9.9) is not on a subnet of uplink eth0"},
+		{"address on no interface", func(f *Fake, s *Spec) {
+			s.Self.Address = netip.MustParseAddr("172.31.0.99")
+		}, "node address 172.31.0.99 is on no interface"},
+		{"overlapping node CIDRs", func(f *Fake, s *Spec) {
+			s.Peers[0].PodCIDR = s.Self.PodCIDR
+		}, "both hold pod CIDR"},
+		{"cbr0 is not a bridge", func(f *Fake, s *Spec) {
+			f.Net.links[BridgeName] = Link{Name: BridgeName, Kind: "dummy", MTU: 1500}
+		}, "cbr0 exists and is a dummy"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newNetFake()
+			s := testSpec(Routed)
+			tt.mutate(f, s)
+			before := f.String()
+			_, err := (&Runner{Phases: NetworkPhases()}).Apply(context.Background(), s, f.Host())
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if after := f.String(); after != before {
+				t.Errorf("host changed:\n%s\nwas:\n%s", after, before)
+			}
+		})
+	}
+}
+
+// TestRollback checks that a change failing midway leaves nothing half-applied.
+func TestRollback(t *testing.T) {
+	f := newNetFake()
+	f.Modules.Have = map[string]bool{"overlay": true, "br_netfilter": true}
+	f.Sysctl.Values["net.bridge.bridge-nf-call-iptables"] = "0"
+	f.Sysctl.Values["net.bridge.bridge-nf-call-ip6tables"] = "0"
+	before := f.String()
+	f.Net.Fail["AddRoute"] = syscall.EPERM
+	_, err := (&Runner{Phases: NetworkPhases()}).Apply(context.Background(), testSpec(Routed), f.Host())
+	if !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "add route 10.10.1.0/24 via 172.31.0.2") {
+		t.Fatalf("err = %v", err)
+	}
+	if after := f.String(); after != before {
+		t.Errorf("host after failed apply:\n%s\nwant:\n%s", after, before)
+	}
+}
+
+func TestDryRun(t *testing.T) {
+	f := newNetFake()
+	before := f.String()
+	var out strings.Builder
+	cs, err := (&Runner{Phases: NetworkPhases(), DryRun: true, Out: &out}).Apply(context.Background(), testSpec(Routed), f.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.String() != before {
+		t.Error("dry run changed the host")
+	}
+	for _, want := range []string{"[kernel] would set sysctl net.ipv4.ip_forward=1", "[bridge] would create bridge cbr0 mtu 1500",
+		"[pod-network] would add route 10.10.1.0/24 via 172.31.0.2 proto knode", "[iptables] would hook nat/POSTROUTING -> KNODE-POSTROUTING"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("dry-run output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if len(cs) == 0 {
+		t.Error("dry run listed no changes")
+	}
+}
+
+// unloaded drops what loading modules adds to a fake host's text.
+func unloaded(state string) string {
+	state, _, _ = strings.Cut(state, "## modules")
+	state = strings.ReplaceAll(state, "net.bridge.bridge-nf-call-ip6tables = 0\n", "")
+	return strings.ReplaceAll(state, "net.bridge.bridge-nf-call-iptables = 0\n", "")
+}

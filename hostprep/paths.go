@@ -1,0 +1,25 @@
+package hostprep
+
+import "path"
+
+// Host paths knode owns. They are absolute paths on the host; a Files
+// implementation may place them under a root prefix.
+const (
+	SysctlConfPath      = "/etc/sysctl.d/90-knode.conf"
+	ModulesConfPath     = "/etc/modules-load.d/knode.conf"
+	CNIConfDir          = "/etc/cni/net.d"
+	CNIConfPath         = CNIConfDir + "/10-knode.conflist"
+	KubernetesDir       = "/etc/kubernetes"
+	PKIDir              = KubernetesDir + "/pki"
+	ManifestsDir        = KubernetesDir + "/manifests"
+	KubeletConfigPath   = "/var/lib/kubelet/config.yaml"
+	KubeProxyConfigPath = "/var/lib/kube-proxy/config.yaml"
+	ContainerdConfPath  = "/etc/containerd/config.toml"
+	SystemdUnitDir      = "/etc/systemd/system"
+	EtcdDataDir         = "/var/lib/etcd"
+)
+
+// statePath is where hostprep keeps what it must know to undo its changes.
+func (s *Spec) statePath(name string) string {
+	return path.Join(s.DataDir, "hostprep", name)
+}
