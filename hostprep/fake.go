@@ -280,7 +280,7 @@ func (f *FakeSysctl) String() string {
 // FakeModules tracks loaded kernel modules. Loading br_netfilter makes its
 // sysctls appear in Sysctl, as on a real kernel.
 type FakeModules struct {
-	mu      sync.Mutex
+	mu   sync.Mutex
 	Have map[string]bool
 	// Missing features can be neither found nor loaded.
 	Missing map[string]bool

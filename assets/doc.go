@@ -1,0 +1,31 @@
+// Package assets holds knode's embedded payload (the pinned Kubernetes, etcd, containerd,
+// runc, CNI and CoreDNS builds made by release/) and stages it onto the host.
+//
+// The payload is the directory assets/payload, embedded at build time: one zstd stream per
+// file plus manifest.json (see knode.dev/knode/release/manifest). A knode built without a
+// payload (plain `go build`) still works; ReadManifest and Stage then return ErrNoPayload.
+//
+// API:
+//
+//	m, err := assets.ReadManifest()                  // what is embedded, with versions
+//	s, err := assets.Stage(ctx, "/var/lib/knode", w) // stage it, progress lines to w
+//	s.Path("kubelet")                                // /var/lib/knode/bin/kubelet
+//	s.ImagePath("control-plane"), s.ImageRef("control-plane")
+//
+// Staged layout under the data directory:
+//
+//	bin/kube                  multi-call Kubernetes + etcd; kube-apiserver,
+//	                          kube-controller-manager, kube-scheduler, kubelet, kube-proxy,
+//	                          kubectl, etcd, etcdctl and etcdutl are symlinks to it
+//	bin/containerd            containerd; bin/ctr is a symlink to it
+//	bin/containerd-shim-runc-v2, bin/runc, bin/coredns, bin/pause
+//	bin/cni/                  bridge, host-local, loopback, portmap
+//	images/*.tar              OCI image tarballs for `ctr -n k8s.io images import`
+//	.stage.lock, .staged      staging lock and stamp (hidden names are staging's own)
+//
+// Staging verifies every file's size and sha256 before it becomes visible, writes through a
+// temporary file, fsync and rename, and leaves intact files alone, so a second Stage writes
+// nothing. Image tarballs are assembled from the staged binaries (nothing is embedded twice)
+// and checked against the sha256 the release build recorded. A flock on .stage.lock makes
+// concurrent Stage calls, in one process or several, take turns.
+package assets

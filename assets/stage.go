@@ -1,0 +1,259 @@
+package assets
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"knode.dev/knode/release/manifest"
+)
+
+// Names staging keeps for itself in the data directory.
+const (
+	lockName  = ".stage.lock"
+	stampName = ".staged"
+)
+
+// StageFS stages the payload held in payload (a directory with manifest.json and the blobs
+// it names) under dataDir. Stage calls it with the embedded payload; tests pass a synthetic
+// one.
+func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Writer) (Staged, error) {
+	m, id, err := readManifest(payload)
+	if err != nil {
+		return Staged{}, err
+	}
+	if progress == nil {
+		progress = io.Discard
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return Staged{}, fmt.Errorf("create data directory %s: %w", dataDir, err)
+	}
+	unlock, err := lock(ctx, filepath.Join(dataDir, lockName))
+	if err != nil {
+		return Staged{}, err
+	}
+	defer unlock()
+
+	st := &stager{ctx: ctx, payload: payload, dir: dataDir, progress: progress, dirs: map[string]bool{}}
+	staged := Staged{Dir: dataDir, Manifest: m}
+	if st.stamped(id) && st.present(m) {
+		fmt.Fprintf(progress, "payload already staged in %s\n", dataDir)
+		return staged, nil
+	}
+	start := time.Now()
+	if err := st.stage(m); err != nil {
+		return Staged{}, err
+	}
+	if err := st.syncDirs(); err != nil {
+		return Staged{}, err
+	}
+	if err := writeAtomic(filepath.Join(dataDir, stampName), []byte(id+"\n"), 0o644); err != nil {
+		return Staged{}, err
+	}
+	staged.Written = st.written
+	fmt.Fprintf(progress, "staged payload in %s: %d written, %d already intact, %s\n",
+		dataDir, st.written, st.kept, time.Since(start).Round(time.Millisecond))
+	return staged, nil
+}
+
+// stager carries one staging run's state.
+type stager struct {
+	ctx      context.Context
+	payload  fs.FS
+	dir      string
+	progress io.Writer
+	dirs     map[string]bool // directories written to, to fsync at the end
+	written  int
+	kept     int
+}
+
+func (st *stager) abs(rel string) string { return filepath.Join(st.dir, filepath.FromSlash(rel)) }
+
+func (st *stager) stage(m Manifest) error {
+	for _, f := range m.Files {
+		if err := st.ctx.Err(); err != nil {
+			return fmt.Errorf("stage %s: %w", f.Name, err)
+		}
+		if err := st.file(f); err != nil {
+			return err
+		}
+	}
+	for _, p := range m.Programs {
+		f, _ := m.File(p.File) // Validate guarantees it exists
+		if p.Path == f.Path {
+			continue
+		}
+		if err := st.link(p.Path, filepath.Base(f.Path)); err != nil {
+			return err
+		}
+	}
+	for _, img := range m.Images {
+		if err := st.ctx.Err(); err != nil {
+			return fmt.Errorf("stage image %s: %w", img.Name, err)
+		}
+		if err := st.image(img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stamped reports whether the stamp says this payload was staged completely before.
+func (st *stager) stamped(id string) bool {
+	data, err := os.ReadFile(filepath.Join(st.dir, stampName))
+	return err == nil && string(data) == id+"\n"
+}
+
+// present is the cheap check behind the stamp: every staged item still exists with its size.
+func (st *stager) present(m Manifest) bool {
+	sized := func(rel string, size int64) bool {
+		info, err := os.Lstat(st.abs(rel))
+		return err == nil && info.Mode().IsRegular() && info.Size() == size
+	}
+	for _, f := range m.Files {
+		if !sized(f.Path, f.Size) {
+			return false
+		}
+	}
+	for _, img := range m.Images {
+		if !sized(img.Path, img.Size) {
+			return false
+		}
+	}
+	for _, p := range m.Programs {
+		if f, _ := m.File(p.File); p.Path != f.Path {
+			if target, err := os.Readlink(st.abs(p.Path)); err != nil || target != filepath.Base(f.Path) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// file stages one payload file unless an intact copy is already in place.
+func (st *stager) file(f manifest.File) error {
+	path := st.abs(f.Path)
+	if intact(path, f.Size, f.SHA256) {
+		st.kept++
+		return os.Chmod(path, f.Mode) // cheap, and repairs a mode changed by hand
+	}
+	start := time.Now()
+	blob, err := st.payload.Open(f.Blob)
+	if err != nil {
+		return fmt.Errorf("stage %s: open payload blob %s: %w", f.Name, f.Blob, err)
+	}
+	defer blob.Close()
+	err = st.write(path, f.Mode, func(w io.Writer) error {
+		return decompress(w, blob, f)
+	})
+	if err != nil {
+		return fmt.Errorf("stage %s to %s: %w", f.Name, path, err)
+	}
+	fmt.Fprintf(st.progress, "staged %s %s (%s) in %s\n", f.Name, f.Version, mb(f.Size), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// link makes rel a symlink to target (a name in the same directory).
+func (st *stager) link(rel, target string) error {
+	path := st.abs(rel)
+	if cur, err := os.Readlink(path); err == nil && cur == target {
+		st.kept++
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d.link", filepath.Base(path), os.Getpid()))
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return fmt.Errorf("link %s -> %s: %w", path, target, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("link %s -> %s: %w", path, target, err)
+	}
+	st.dirs[dir] = true
+	st.written++
+	return nil
+}
+
+// write writes a file atomically: content goes to a temporary file in the same directory,
+// which is fsynced and renamed over path only once fill succeeds.
+func (st *stager) write(path string, mode fs.FileMode, fill func(io.Writer) error) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	done = true
+	st.dirs[dir] = true
+	st.written++
+	return nil
+}
+
+// syncDirs fsyncs the directories whose entries changed, so the renames are durable.
+func (st *stager) syncDirs() error {
+	for dir := range st.dirs {
+		if err := syncDir(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeAtomic writes data to path through a temporary file and rename.
+func writeAtomic(path string, data []byte, mode fs.FileMode) error {
+	st := &stager{dirs: map[string]bool{}}
+	err := st.write(path, mode, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return st.syncDirs()
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

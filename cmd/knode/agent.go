@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
+)
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run the agent of an initialised node (what knode.service runs)",
+		Description: "Restarts from --data-dir after `knode init` or `knode join`: same name, same pod subnet, rejoining\n" +
+			"the peers it knew. Runs until SIGINT/SIGTERM, then leaves the cluster gracefully.",
+		Flags: []cli.Flag{dataDirFlag(), &cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"}},
+		Action: func(c *cli.Context) error {
+			dir := datadir.Dir{Root: c.String("data-dir")}
+			if !dir.Initialised() {
+				return config.Usagef("--data-dir %s holds no node: run `knode init` or `knode join` first", dir.Root)
+			}
+			level, err := logLevel(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			o, err := restartOptions(dir)
+			if err != nil {
+				return err
+			}
+			o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+			o.Serve = true
+			agent, err := roles.Start(c.Context, o)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-c.Context.Done():
+				return agent.Stop(true)
+			case <-agent.Done():
+				return nil
+			}
+		},
+	}
+}
+
+// restartOptions rebuilds an agent's options from its data directory: its
+// identity, token, and every peer it knew (any live one is enough to rejoin).
+func restartOptions(dir datadir.Dir) (roles.Options, error) {
+	var id datadir.Identity
+	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
+		return roles.Options{}, fmt.Errorf("read node identity: %w", err)
+	}
+	raw, err := dir.ReadFile(datadir.TokenFile)
+	if err != nil {
+		return roles.Options{}, fmt.Errorf("read token: %w", err)
+	}
+	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return roles.Options{}, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
+	}
+	peers := append([]string{}, id.Peers...)
+	var snap gossip.Snapshot
+	if dir.ReadJSON(datadir.StateFile, &snap) == nil {
+		for _, n := range roles.Order(snap.Nodes) {
+			if n.Name != id.Name && !n.Removed {
+				peers = append(peers, gossip.HostPort(n.Address, n.Port))
+			}
+		}
+	}
+	return roles.Options{
+		Dir: dir, Token: tok, Peers: peers, Rejoin: true,
+		Node: config.Node{Name: id.Name, Bind: id.Bind, Advertise: id.Advertise, DataDir: dir.Root},
+	}, nil
+}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/roles"
+)
+
+func initCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "cluster-name", Value: config.DefaultClusterName, Usage: "the cluster's name (in certificates and kubeconfigs)"},
+		&cli.StringFlag{Name: "pod-cidr", Value: config.DefaultPodCIDR, Usage: "range pod addresses come from; each node gets one subnet of it"},
+		&cli.IntFlag{Name: "node-cidr-mask", Value: config.DefaultNodeCIDRMask, Usage: "prefix length of each node's pod subnet (24: 254 pods per node)"},
+		&cli.StringFlag{Name: "service-cidr", Value: config.DefaultServiceCIDR, Usage: "range of service cluster IPs (its 10th address is cluster DNS)"},
+		&cli.IntFlag{Name: "masters", Value: config.DefaultMasters, Usage: "number of masters (etcd members): 1, 3 or 5; the first nodes to join take the seats"},
+		&cli.StringFlag{Name: "network", Value: config.DefaultNetwork, Usage: "pod network between nodes: routed, vxlan, or auto (routed when all nodes share a subnet)"},
+	}
+	return &cli.Command{
+		Name:      "init",
+		Usage:     "create a cluster with this machine as its first node and print the join command",
+		ArgsUsage: " ",
+		Description: "Generates the cluster CA (ECDSA P-256, 10 years), the service-account key pair and a join token,\n" +
+			"keeps them under --data-dir (0600 files, 0700 directories), starts the agent and prints the exact\n" +
+			"`knode join` command for the other machines. Every flag is checked before anything is written.",
+		Flags: append(flags, nodeFlags()...),
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return config.Usagef("init takes no arguments, got %q (flags start with --)", c.Args().First())
+			}
+			cl, err := clusterConfig(c)
+			if err != nil {
+				return err
+			}
+			node, err := nodeConfig(c)
+			if err != nil {
+				return err
+			}
+			if err := config.CheckPortFree("--bind", node.Bind); err != nil {
+				return err
+			}
+			dir := datadir.Dir{Root: node.DataDir}
+			p := newProgress(c.App.ErrWriter)
+			p.Step("creating cluster %q: CA, service-account keys, join token", cl.Name)
+			info, tok, err := roles.Create(dir, cl, time.Now())
+			if err != nil {
+				p.Fail()
+				return err
+			}
+			p.Note("%s", cl)
+			if note := advertiseNote(node); note != "" {
+				p.Note("%s", note)
+			}
+			b := &bringUp{c: c, node: node, token: tok, create: info, p: p, timeout: 30 * time.Second}
+			b.onReady = func(addr string) {
+				fmt.Fprintf(c.App.Writer, "knode cluster %q is up. On each other machine run:\n\n  knode join %s --token %s\n\n",
+					cl.Name, addr, tok)
+			}
+			return b.run()
+		},
+	}
+}

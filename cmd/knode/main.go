@@ -1,0 +1,82 @@
+// Command knode turns plain Linux machines into a Kubernetes cluster.
+//
+//	knode init                       on the first machine; prints a join command
+//	knode join <peer> --token T      on the others
+//	knode status                     membership, roles, pod CIDRs
+//	knode reset                      leave the cluster, undo every host change
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/version"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is main without the process: tests call it with their own writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.RunContext(ctx, interspersed(args))
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "knode: error: %v\n", err)
+	var ec cli.ExitCoder
+	switch {
+	case config.IsUsage(err):
+		return exitUsage
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return exitError
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:    "knode",
+		Usage:   "turn plain Linux machines into a Kubernetes cluster with one binary",
+		Version: version.Version,
+		Description: "Run `knode init` on the first machine and the printed `knode join` command on the others.\n" +
+			"Nodes find each other by gossip, elect masters, agree on pod subnets and share the cluster CA;\n" +
+			"each node then configures its own host. `knode reset` undoes everything knode did.",
+		Writer:                 stdout,
+		ErrWriter:              stderr,
+		HideVersion:            true,
+		UseShortOptionHandling: true,
+		ExitErrHandler:         func(*cli.Context, error) {}, // run() reports errors
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return config.Usagef("%v (see --help)", err)
+		},
+		Commands: []*cli.Command{
+			initCommand(),
+			joinCommand(),
+			statusCommand(),
+			tokenCommand(),
+			resetCommand(),
+			agentCommand(),
+			versionCommand(),
+		},
+	}
+}

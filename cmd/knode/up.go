@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
+)
+
+// bringUp is the part init and join share once flags are valid: start the
+// agent, wait for this node's subnet, then either keep running (foreground) or
+// hand over to knode.service.
+type bringUp struct {
+	c       *cli.Context
+	node    config.Node
+	token   pki.Token
+	peers   []string
+	create  *gossip.ClusterInfo
+	p       *progress
+	timeout time.Duration
+	// onReady prints the result once the node has its subnet.
+	onReady func(addr string)
+}
+
+func (b *bringUp) run() error {
+	c := b.c
+	level, err := logLevel(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+	foreground, dryRun := c.Bool("foreground"), c.Bool("dry-run")
+	if !foreground && !dryRun {
+		if err := requireRoot("install knode.service and configure the host"); err != nil {
+			return err
+		}
+	}
+	if b.peers != nil {
+		b.p.Step("joining through %v", b.peers)
+	} else {
+		b.p.Step("starting the agent on %s", b.node.Bind)
+	}
+	agent, err := roles.Start(c.Context, roles.Options{
+		Dir: datadir.Dir{Root: b.node.DataDir}, Token: b.token, Node: b.node, Peers: b.peers,
+		Logger: log, Serve: true, Create: b.create,
+	})
+	if err != nil {
+		b.p.Fail()
+		datadir.Dir{Root: b.node.DataDir}.RemoveState()
+		return err
+	}
+	b.p.Step("waiting for a pod subnet")
+	ctx, cancel := context.WithTimeout(c.Context, b.timeout)
+	as, err := agent.WaitAssigned(ctx)
+	cancel()
+	if err != nil {
+		b.p.Fail()
+		agent.Remove(3 * time.Second)
+		datadir.Dir{Root: b.node.DataDir}.RemoveState()
+		return err
+	}
+	role := "worker"
+	if as.Seat >= 0 {
+		role = fmt.Sprintf("master (seat %d)", as.Seat)
+	}
+	b.p.Note("node %s: %s, pod subnet %s, gossip %s", agent.Name(), role, as.PodCIDR, agent.Addr())
+	if b.onReady != nil {
+		b.p.done()
+		b.onReady(agent.Addr())
+	}
+	if dryRun {
+		b.p.Note("dry run: the host was not touched; knode would make these changes:")
+		for _, line := range plannedHostChanges(agent) {
+			b.p.Note("  would %s", line)
+		}
+	}
+	if !foreground {
+		b.p.Finish("done")
+		// Hand over to knode.service: the agent restarts from the data dir.
+		agent.Stop(false)
+		if dryRun {
+			return nil
+		}
+		return installService(c, b.node.DataDir)
+	}
+	b.p.Finish("agent running in the foreground; Ctrl-C leaves the cluster")
+	select {
+	case <-c.Context.Done():
+		fmt.Fprintln(c.App.ErrWriter, "==> leaving the cluster")
+		return agent.Stop(true)
+	case <-agent.Done():
+		return nil // removed by `knode reset`
+	}
+}
+
+func requireRoot(what string) error {
+	if os.Geteuid() != 0 {
+		return cli.Exit(fmt.Sprintf("knode needs root to %s: run it with sudo, or add --dry-run --foreground to try it as a user", what), exitError)
+	}
+	return nil
+}

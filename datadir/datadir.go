@@ -1,0 +1,144 @@
+// Package datadir lays out everything a node keeps under its data directory
+// (default /var/lib/knode), with 0700 directories and 0600 files, written
+// atomically. Every path knode uses derives from one root, so tests simply point
+// it at a temporary directory.
+//
+//	cluster.json   the cluster's identity and CA certificate (public); its
+//	               presence marks an initialised node and is written last
+//	token          the join token (secret)
+//	node.json      this node's identity: name, addresses, X25519 key, join time
+//	state.json     last known replicated state, to come back with after restart
+//	secrets/       CA key and service-account keys (masters only)
+//	knode.sock     the local agent's API (status)
+package datadir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Dir is a node's data directory.
+type Dir struct{ Root string }
+
+// Names of the files in a data directory.
+const (
+	ClusterFile = "cluster.json"
+	TokenFile   = "token"
+	NodeFile    = "node.json"
+	StateFile   = "state.json"
+	SecretsDir  = "secrets"
+	SocketFile  = "knode.sock"
+)
+
+// Path joins elem under the data directory.
+func (d Dir) Path(elem ...string) string {
+	return filepath.Join(append([]string{d.Root}, elem...)...)
+}
+
+// Socket is the path of the agent's unix socket.
+func (d Dir) Socket() string { return d.Path(SocketFile) }
+
+// Initialised reports whether init or join completed here.
+func (d Dir) Initialised() bool {
+	_, err := os.Stat(d.Path(ClusterFile))
+	return err == nil
+}
+
+// Ensure creates the directory (0700) and its secrets directory.
+func (d Dir) Ensure() error {
+	for _, p := range []string{d.Root, d.Path(SecretsDir)} {
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", p, err)
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("chmod %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// WriteFile writes data to name under the data directory atomically, mode 0600.
+func (d Dir) WriteFile(name string, data []byte) error {
+	return WriteAtomic(d.Path(name), data, 0o600)
+}
+
+// ReadFile reads name under the data directory.
+func (d Dir) ReadFile(name string) ([]byte, error) {
+	return os.ReadFile(d.Path(name))
+}
+
+// WriteJSON writes v as indented JSON, atomically, mode 0600.
+func (d Dir) WriteJSON(name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", name, err)
+	}
+	return d.WriteFile(name, append(b, '\n'))
+}
+
+// ReadJSON decodes name into v; a missing file is reported as fs.ErrNotExist.
+func (d Dir) ReadJSON(name string, v any) error {
+	b, err := d.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s is corrupt: %w", d.Path(name), err)
+	}
+	return nil
+}
+
+// Exists reports whether name exists under the data directory.
+func (d Dir) Exists(name string) bool {
+	_, err := os.Stat(d.Path(name))
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// WriteAtomic writes a file through a temporary file in the same directory,
+// fsyncs it and renames it into place, so readers see the old or the new
+// content, never a mix.
+func WriteAtomic(path string, data []byte, mode os.FileMode) error {
+	var suffix [6]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return err
+	}
+	tmp := path + ".tmp-" + hex.EncodeToString(suffix[:])
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// RemoveState deletes everything init or join wrote (cluster, token, node,
+// state, secrets, socket) and leaves other content, such as staged components,
+// in place. Used when init or join fails, so that it can simply be rerun.
+func (d Dir) RemoveState() error {
+	var errs []error
+	for _, name := range []string{ClusterFile, TokenFile, NodeFile, StateFile, SocketFile, SecretsDir} {
+		if err := os.RemoveAll(d.Path(name)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

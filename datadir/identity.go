@@ -1,0 +1,60 @@
+package datadir
+
+import (
+	"net/netip"
+)
+
+// Identity is what a node remembers about itself across restarts.
+type Identity struct {
+	Name      string         `json:"name"`
+	Bind      netip.AddrPort `json:"bind"`
+	Advertise netip.AddrPort `json:"advertise,omitzero"`
+	NodeKey   []byte         `json:"nodeKey"` // X25519 private key
+	JoinedAt  int64          `json:"joinedAt"`
+	Gen       uint64         `json:"gen"`
+	PodCIDR   netip.Prefix   `json:"podCIDR,omitzero"` // last subnet held
+	Peers     []string       `json:"peers,omitempty"`  // where to rejoin after restart
+}
+
+// Secrets is the master-only material, stored under secrets/.
+type Secrets struct {
+	CAKey []byte `json:"caKey"`
+	SAKey []byte `json:"saKey"`
+	SAPub []byte `json:"saPub"`
+}
+
+// Secret file names under secrets/.
+const (
+	CAKeyFile = "ca.key"
+	SAKeyFile = "sa.key"
+	SAPubFile = "sa.pub"
+)
+
+// SaveSecrets writes the master-only keys (0600 in a 0700 directory).
+func (d Dir) SaveSecrets(s Secrets) error {
+	if err := d.Ensure(); err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{CAKeyFile: s.CAKey, SAKeyFile: s.SAKey, SAPubFile: s.SAPub} {
+		if err := d.WriteFile(SecretsDir+"/"+name, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LoadSecrets reads the master-only keys; ok is false when this node has none.
+func (d Dir) LoadSecrets() (s Secrets, ok bool, err error) {
+	files := map[string]*[]byte{CAKeyFile: &s.CAKey, SAKeyFile: &s.SAKey, SAPubFile: &s.SAPub}
+	for name, dst := range files {
+		if !d.Exists(SecretsDir + "/" + name) {
+			return Secrets{}, false, nil
+		}
+		b, err := d.ReadFile(SecretsDir + "/" + name)
+		if err != nil {
+			return Secrets{}, false, err
+		}
+		*dst = b
+	}
+	return s, true, nil
+}

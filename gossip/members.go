@@ -1,0 +1,61 @@
+package gossip
+
+import (
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Member states as `knode status` reports them.
+const (
+	StateAlive   = "alive"
+	StateSuspect = "suspect"
+	StateDead    = "dead"
+	StateLeft    = "left"
+)
+
+// Member is one node as this node's gossip layer sees it.
+type Member struct {
+	Name     string         `json:"name"`
+	Addr     netip.AddrPort `json:"addr"`
+	State    string         `json:"state"`
+	LastSeen time.Time      `json:"lastSeen"`
+}
+
+// memberTable records membership events; memberlist forgets dead nodes'
+// history, knode reports it.
+type memberTable struct {
+	mu      sync.Mutex
+	m       map[string]Member
+	changed func()
+}
+
+func (t *memberTable) update(n *memberlist.Node, state string) {
+	addr, _ := netip.AddrFromSlice(n.Addr)
+	t.mu.Lock()
+	t.m[n.Name] = Member{Name: n.Name, Addr: netip.AddrPortFrom(addr.Unmap(), n.Port), State: state, LastSeen: time.Now()}
+	t.mu.Unlock()
+	t.changed()
+}
+
+func (t *memberTable) list(suspect map[string]bool) []Member {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Member, 0, len(t.m))
+	now := time.Now()
+	for _, m := range t.m {
+		if m.State == StateAlive {
+			if suspect[m.Name] {
+				m.State = StateSuspect
+			} else {
+				m.LastSeen = now
+			}
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

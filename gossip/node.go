@@ -1,0 +1,229 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Timing selects memberlist's timers.
+type Timing int
+
+const (
+	// LAN is memberlist's default LAN profile, for real clusters.
+	LAN Timing = iota
+	// Fast shortens every timer, for tests and benchmarks on one machine.
+	Fast
+)
+
+// Config describes one gossip endpoint.
+type Config struct {
+	Name      string
+	Bind      netip.AddrPort // port 0 picks a free port
+	Advertise netip.AddrPort // zero: memberlist chooses from Bind
+	Key       []byte         // 32-byte AES key; required
+	Timing    Timing
+	Logger    *slog.Logger
+	// Transport overrides the UDP/TCP transport (tests, byte counting).
+	Transport memberlist.Transport
+}
+
+// Node is a running gossip endpoint bound to a State.
+type Node struct {
+	name    string
+	ml      *memberlist.Memberlist
+	queue   *memberlist.TransmitLimitedQueue
+	state   *State
+	members *memberTable
+	secrets chan Sealed
+	changed chan struct{}
+	log     *slog.Logger
+}
+
+// New starts a gossip endpoint. It does not contact anyone until Join.
+func New(cfg Config, st *State) (*Node, error) {
+	if len(cfg.Key) != 32 {
+		return nil, errors.New("gossip key must be 32 bytes")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		name:    cfg.Name,
+		state:   st,
+		secrets: make(chan Sealed, 4),
+		changed: make(chan struct{}, 1),
+		log:     log.With("component", "gossip"),
+	}
+	n.members = &memberTable{m: map[string]Member{}, changed: n.notify}
+
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Timing == Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.ProbeInterval = 300 * time.Millisecond
+		mc.ProbeTimeout = 150 * time.Millisecond
+		mc.PushPullInterval = 3 * time.Second
+		mc.SuspicionMult = 2
+		mc.GossipToTheDeadTime = 3 * time.Second
+	}
+	mc.Name = cfg.Name
+	mc.BindAddr = cfg.Bind.Addr().String()
+	mc.BindPort = int(cfg.Bind.Port())
+	if cfg.Advertise.IsValid() {
+		mc.AdvertiseAddr = cfg.Advertise.Addr().String()
+		mc.AdvertisePort = int(cfg.Advertise.Port())
+	}
+	mc.SecretKey = cfg.Key
+	mc.Delegate = delegate{n}
+	mc.Events = delegate{n}
+	mc.LogOutput = logWriter{n.log}
+	mc.Transport = cfg.Transport
+	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+	}
+	n.ml = ml
+	return n, nil
+}
+
+func (n *Node) notify() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// MembershipChanged is signalled (coalesced) when a member joins, leaves or dies.
+func (n *Node) MembershipChanged() <-chan struct{} { return n.changed }
+
+// Secrets delivers sealed secrets addressed to this node.
+func (n *Node) Secrets() <-chan Sealed { return n.secrets }
+
+// State is the replicated state this node keeps.
+func (n *Node) State() *State { return n.state }
+
+// LocalAddr is the address peers use to reach this node.
+func (n *Node) LocalAddr() netip.AddrPort {
+	ln := n.ml.LocalNode()
+	a, _ := netip.AddrFromSlice(ln.Addr)
+	return netip.AddrPortFrom(a.Unmap(), ln.Port)
+}
+
+// ErrJoin says no peer could be contacted (or none accepted our key).
+var ErrJoin = errors.New("could not join the cluster")
+
+// Join contacts the given peers (host:port) and exchanges full state with them.
+func (n *Node) Join(peers ...string) error {
+	ok, err := n.ml.Join(peers)
+	if ok == 0 {
+		return fmt.Errorf("%w through %s: %s", ErrJoin, strings.Join(peers, ", "), joinReason(err))
+	}
+	return nil
+}
+
+// joinReason turns memberlist's multi-line join error into one line that says
+// what to check.
+func joinReason(err error) string {
+	if err == nil {
+		return "no peer answered"
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "decrypt") || strings.Contains(msg, "encryption") || strings.Contains(msg, "EOF"):
+		return "the peer's gossip uses another key: the token is wrong or belongs to another cluster"
+	case strings.Contains(msg, "connection refused"):
+		return "connection refused: no knode agent listens there"
+	case strings.Contains(msg, "timeout") || strings.Contains(msg, "no route"):
+		return "no answer (timeout): check the address and that the port is open between the machines"
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// Publish records this node's own record and gossips it.
+func (n *Node) Publish(info NodeInfo) error {
+	if !n.state.MergeNode(info) {
+		return nil
+	}
+	return n.queueRecord("n/"+info.Name, msgNode, info)
+}
+
+// Decide records an allocator decision and gossips it.
+func (n *Node) Decide(a Assignment) error {
+	if !n.state.MergeAssignment(a) {
+		return nil
+	}
+	return n.queueRecord("a/"+a.Node, msgAssign, a)
+}
+
+func (n *Node) queueRecord(key string, t byte, v any) error {
+	msg, err := encode(t, v)
+	if err != nil {
+		return err
+	}
+	n.queue.QueueBroadcast(&broadcast{key: key, msg: msg})
+	return nil
+}
+
+// SendSealed delivers a sealed secret to one member over the reliable (TCP,
+// encrypted) channel; it is never broadcast.
+func (n *Node) SendSealed(s Sealed) error {
+	msg, err := encode(msgSecrets, s)
+	if err != nil {
+		return err
+	}
+	for _, m := range n.ml.Members() {
+		if m.Name == s.To {
+			node := *m
+			return n.ml.SendReliable(&node, msg)
+		}
+	}
+	return fmt.Errorf("send secrets to %s: not a live member", s.To)
+}
+
+// Members lists every node this node has heard of, with its state.
+func (n *Node) Members() []Member {
+	suspect := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		if m.State == memberlist.StateSuspect {
+			suspect[m.Name] = true
+		}
+	}
+	return n.members.list(suspect)
+}
+
+// Alive is the set of names currently alive or suspect (not yet declared dead).
+func (n *Node) Alive() map[string]bool {
+	out := map[string]bool{}
+	for _, m := range n.ml.Members() {
+		out[m.Name] = true
+	}
+	return out
+}
+
+// Leave announces a graceful departure, waiting up to timeout for it to spread,
+// then stops the endpoint.
+func (n *Node) Leave(timeout time.Duration) error {
+	err := n.ml.Leave(timeout)
+	if serr := n.ml.Shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Shutdown stops the endpoint without telling anyone (as a crash would).
+func (n *Node) Shutdown() error { return n.ml.Shutdown() }
+
+// HostPort formats an address for Join.
+func HostPort(a netip.Addr, port uint16) string {
+	return net.JoinHostPort(a.String(), strconv.Itoa(int(port)))
+}

@@ -1,0 +1,3 @@
+module knode.dev/knode/release/build/pause
+
+go 1.26.8

@@ -1,0 +1,264 @@
+package roles
+
+import (
+	"context"
+	"crypto/ecdh"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+	"knode.dev/knode/version"
+)
+
+// Options configure an Agent.
+type Options struct {
+	Dir   datadir.Dir
+	Token pki.Token
+	Node  config.Node
+	// Peers to join through (host:port). Empty for the first node of a cluster.
+	Peers []string
+	// Rejoin: a failed join is not fatal (a restarted node whose peers are
+	// down keeps running alone and retries).
+	Rejoin    bool
+	Timing    gossip.Timing
+	Transport memberlist.Transport // nil: UDP/TCP on Node.Bind
+	Logger    *slog.Logger
+	// Serve the status API on the data directory's unix socket.
+	Serve bool
+	// Create is the identity of a new cluster (from Create); nil when joining
+	// or restarting.
+	Create *gossip.ClusterInfo
+}
+
+// Agent is knode's long-running brain on one node: it gossips, decides when it
+// is the allocator, hands secrets to masters and remembers its subnet.
+type Agent struct {
+	opts    Options
+	log     *slog.Logger
+	cluster config.Cluster
+	state   *gossip.State
+	g       *gossip.Node
+	key     *ecdh.PrivateKey
+	api     *apiServer
+
+	mu      sync.Mutex
+	id      datadir.Identity
+	secrets *datadir.Secrets // nil on workers
+	sentAt  map[string]time.Time
+
+	stop     chan struct{}
+	done     chan struct{} // loop ended
+	stopped  chan struct{} // Stop finished
+	stopErr  error
+	stopOnce sync.Once
+}
+
+// Start brings the agent up: it loads or creates the node's identity, starts
+// gossip, joins through the peers, verifies the cluster's CA against the
+// token's pin, persists what it learnt, and starts deciding.
+func Start(ctx context.Context, o Options) (*Agent, error) {
+	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	a.log = a.log.With("node", o.Node.Name)
+	if err := o.Dir.Ensure(); err != nil {
+		return nil, err
+	}
+	if err := a.loadIdentity(); err != nil {
+		return nil, err
+	}
+	var seed gossip.Snapshot
+	if err := o.Dir.ReadJSON(datadir.StateFile, &seed); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn("ignoring saved state", "err", err)
+		seed = gossip.Snapshot{}
+	}
+	a.state = gossip.NewState(seed)
+	var saved gossip.ClusterInfo
+	if err := o.Dir.ReadJSON(datadir.ClusterFile, &saved); err == nil {
+		a.state.MergeCluster(&saved)
+	}
+	a.state.MergeCluster(o.Create)
+	g, err := gossip.New(gossip.Config{
+		Name: o.Node.Name, Bind: o.Node.Bind, Advertise: o.Node.Advertise,
+		Key: o.Token.GossipKey(), Timing: o.Timing, Logger: a.log, Transport: o.Transport,
+	}, a.state)
+	if err != nil {
+		return nil, err
+	}
+	a.g = g
+	if err := a.join(); err != nil {
+		g.Shutdown()
+		return nil, err
+	}
+	if err := a.persistJoin(); err != nil {
+		g.Leave(time.Second)
+		return nil, err
+	}
+	if err := a.publishSelf(nil); err != nil {
+		g.Leave(time.Second)
+		return nil, err
+	}
+	if o.Serve {
+		if a.api, err = serveAPI(o.Dir.Socket(), a); err != nil {
+			g.Leave(time.Second)
+			return nil, err
+		}
+	}
+	go a.loop()
+	return a, nil
+}
+
+func (a *Agent) loadIdentity() error {
+	o := a.opts
+	err := o.Dir.ReadJSON(datadir.NodeFile, &a.id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		key, kerr := pki.NewNodeKey()
+		if kerr != nil {
+			return fmt.Errorf("generate node key: %w", kerr)
+		}
+		a.id = datadir.Identity{Name: o.Node.Name, NodeKey: key.Bytes(), JoinedAt: time.Now().UnixNano()}
+	case err != nil:
+		return err
+	case a.id.Name != o.Node.Name:
+		return config.Usagef("--data-dir %s belongs to node %q, not %q: use --node-name %s or another --data-dir",
+			o.Dir.Root, a.id.Name, o.Node.Name, a.id.Name)
+	}
+	a.id.Bind, a.id.Advertise = o.Node.Bind, o.Node.Advertise
+	if len(o.Peers) > 0 {
+		a.id.Peers = o.Peers
+	}
+	key, err := pki.ParseNodeKey(a.id.NodeKey)
+	if err != nil {
+		return fmt.Errorf("node key in %s: %w", o.Dir.Path(datadir.NodeFile), err)
+	}
+	a.key = key
+	return nil
+}
+
+// join contacts the peers and checks that the cluster is the one the token pins.
+func (a *Agent) join() error {
+	if len(a.opts.Peers) > 0 {
+		if err := a.g.Join(a.opts.Peers...); err != nil {
+			if !a.opts.Rejoin {
+				return fmt.Errorf("%w (get the token with `knode token` on any member)", err)
+			}
+			a.log.Warn("rejoin failed; running alone until a peer answers", "peers", a.opts.Peers, "err", err)
+		}
+	}
+	ci := a.state.Snapshot().Cluster
+	if ci == nil {
+		return fmt.Errorf("%w: the peer sent no cluster identity", gossip.ErrJoin)
+	}
+	if err := a.opts.Token.VerifyCA(ci.CACert); err != nil {
+		return err
+	}
+	a.cluster = ci.Cluster
+	return nil
+}
+
+// persistJoin writes what a node needs to come back after a restart; the
+// cluster file goes last because it marks the data directory initialised.
+func (a *Agent) persistJoin() error {
+	d := a.opts.Dir
+	if err := d.WriteJSON(datadir.NodeFile, a.id); err != nil {
+		return err
+	}
+	if err := d.WriteFile(datadir.TokenFile, []byte(a.opts.Token.String()+"\n")); err != nil {
+		return err
+	}
+	if s, ok, err := d.LoadSecrets(); err != nil {
+		return err
+	} else if ok {
+		a.secrets = &s
+	}
+	if !d.Initialised() {
+		return d.WriteJSON(datadir.ClusterFile, a.state.Snapshot().Cluster)
+	}
+	return nil
+}
+
+// publishSelf gossips this node's record; edit may change it first.
+func (a *Agent) publishSelf(edit func(*gossip.NodeInfo)) error {
+	a.mu.Lock()
+	addr := a.g.LocalAddr()
+	info := gossip.NodeInfo{
+		Name: a.id.Name, Address: addr.Addr(), Port: addr.Port(), Version: version.Version,
+		JoinedAt: a.id.JoinedAt, PubKey: a.key.PublicKey().Bytes(), WantCIDR: a.id.PodCIDR,
+		HasSecrets: a.secrets != nil,
+	}
+	if old, ok := a.state.Snapshot().Nodes[a.id.Name]; ok {
+		info.Removed = old.Removed
+	}
+	if edit != nil {
+		edit(&info)
+	}
+	// Generations are wall-clock based so that a node that lost its data
+	// directory still supersedes its old record.
+	a.id.Gen = max(a.id.Gen+1, uint64(time.Now().UnixNano()))
+	info.Gen = a.id.Gen
+	a.mu.Unlock()
+	return a.g.Publish(info)
+}
+
+// Cluster is the cluster's plan.
+func (a *Agent) Cluster() config.Cluster { return a.cluster }
+
+// Name is this node's name.
+func (a *Agent) Name() string { return a.id.Name }
+
+// Addr is this node's gossip address.
+func (a *Agent) Addr() string { return a.g.LocalAddr().String() }
+
+// Snapshot is a copy of the replicated state.
+func (a *Agent) Snapshot() gossip.Snapshot { return a.state.Snapshot() }
+
+// Assignment is this node's current decision, if any.
+func (a *Agent) Assignment() (gossip.Assignment, bool) {
+	as, ok := a.state.Snapshot().Assignments[a.id.Name]
+	return as, ok && !as.Released
+}
+
+// HasSecrets reports whether this node holds the CA and service-account keys.
+func (a *Agent) HasSecrets() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.secrets != nil
+}
+
+// ErrNoSubnet says the allocator could not give this node a subnet.
+var ErrNoSubnet = errors.New("no pod subnet for this node")
+
+// WaitAssigned waits until this node has a subnet (and a seat, if it is to be
+// a master), or the allocator reports why it cannot have one.
+func (a *Agent) WaitAssigned(ctx context.Context) (gossip.Assignment, error) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if as, ok := a.Assignment(); ok {
+			if as.Error != "" {
+				return as, fmt.Errorf("%w: %s", ErrNoSubnet, as.Error)
+			}
+			return as, nil
+		}
+		select {
+		case <-ctx.Done():
+			return gossip.Assignment{}, fmt.Errorf("waiting for a pod subnet (is a master or the allocator alive? see `knode status`): %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Done is closed when the agent has stopped (for example after `knode reset`
+// asked it to leave).
+func (a *Agent) Done() <-chan struct{} { return a.stopped }

@@ -1,0 +1,184 @@
+package roles
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+)
+
+func (a *Agent) interval() time.Duration {
+	if a.opts.Timing == gossip.Fast {
+		return 200 * time.Millisecond
+	}
+	return 2 * time.Second
+}
+
+// loop reacts to state and membership changes until Stop.
+func (a *Agent) loop() {
+	defer close(a.done)
+	tick := time.NewTicker(a.interval())
+	defer tick.Stop()
+	var savedClock uint64
+	lastSave := time.Time{}
+	for {
+		select {
+		case <-a.stop:
+			return
+		case s := <-a.g.Secrets():
+			a.receiveSecrets(s)
+		case <-a.state.Changed():
+		case <-a.g.MembershipChanged():
+		case <-tick.C:
+		}
+		a.reconcile()
+		if snap := a.state.Snapshot(); snap.Clock != savedClock || time.Since(lastSave) > 10*a.interval() {
+			if time.Since(lastSave) > a.interval() {
+				a.saveState(snap)
+				savedClock, lastSave = snap.Clock, time.Now()
+			}
+		}
+	}
+}
+
+// reconcile does this node's part: decide if it is the allocator, hand secrets
+// to masters that lack them, remember its own subnet.
+func (a *Agent) reconcile() {
+	snap := a.state.Snapshot()
+	alive := a.g.Alive()
+	if Allocator(snap, alive) == a.id.Name {
+		for _, d := range Plan(snap, a.cluster, alive, a.id.Name, a.state.Tick) {
+			a.log.Info("decided", "for", d.Node, "podCIDR", d.PodCIDR, "seat", d.Seat, "released", d.Released, "error", d.Error)
+			if err := a.g.Decide(d); err != nil {
+				a.log.Error("publish decision", "err", err)
+			}
+		}
+		snap = a.state.Snapshot()
+	}
+	a.shareSecrets(snap, alive)
+	if as, ok := snap.Assignments[a.id.Name]; ok && !as.Released && as.Error == "" && as.PodCIDR != a.currentCIDR() {
+		a.mu.Lock()
+		a.id.PodCIDR = as.PodCIDR
+		id := a.id
+		a.mu.Unlock()
+		if err := a.opts.Dir.WriteJSON(datadir.NodeFile, id); err != nil {
+			a.log.Error("save node identity", "err", err)
+		}
+	}
+}
+
+func (a *Agent) currentCIDR() netip.Prefix {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.id.PodCIDR
+}
+
+// shareSecrets seals the master-only keys to each master that lacks them.
+func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
+	a.mu.Lock()
+	sec := a.secrets
+	a.mu.Unlock()
+	if sec == nil {
+		return
+	}
+	for _, m := range Masters(snap) {
+		n, ok := snap.Nodes[m]
+		if m == a.id.Name || !ok || n.HasSecrets || !alive[m] || time.Since(a.sentAt[m]) < 5*a.interval() {
+			continue
+		}
+		plain, err := json.Marshal(sec)
+		if err != nil {
+			continue
+		}
+		box, err := pki.Seal(n.PubKey, plain, []byte(m))
+		if err != nil {
+			a.log.Warn("seal secrets", "to", m, "err", err)
+			continue
+		}
+		a.sentAt[m] = time.Now()
+		if err := a.g.SendSealed(gossip.Sealed{To: m, From: a.id.Name, Box: box}); err != nil {
+			a.log.Warn("send secrets", "to", m, "err", err)
+			continue
+		}
+		a.log.Info("sent master secrets", "to", m)
+	}
+}
+
+// receiveSecrets opens, checks and stores the master-only keys.
+func (a *Agent) receiveSecrets(s gossip.Sealed) {
+	if a.HasSecrets() {
+		return
+	}
+	plain, err := pki.Open(a.key, s.Box, []byte(a.id.Name))
+	if err != nil {
+		a.log.Warn("secrets from "+s.From+" rejected", "err", err)
+		return
+	}
+	var sec datadir.Secrets
+	if err := json.Unmarshal(plain, &sec); err != nil {
+		a.log.Warn("secrets from "+s.From+" undecodable", "err", err)
+		return
+	}
+	ci := a.state.Snapshot().Cluster
+	if _, err := pki.LoadCA(ci.CACert, sec.CAKey); err != nil {
+		a.log.Warn("secrets from "+s.From+" do not match the cluster CA", "err", err)
+		return
+	}
+	if err := a.opts.Dir.SaveSecrets(sec); err != nil {
+		a.log.Error("save secrets", "err", err)
+		return
+	}
+	a.mu.Lock()
+	a.secrets = &sec
+	a.mu.Unlock()
+	a.log.Info("received master secrets", "from", s.From)
+	if err := a.publishSelf(nil); err != nil {
+		a.log.Error("publish self", "err", err)
+	}
+}
+
+func (a *Agent) saveState(snap gossip.Snapshot) {
+	if err := a.opts.Dir.WriteJSON(datadir.StateFile, snap); err != nil {
+		a.log.Warn("save state", "err", err)
+	}
+}
+
+// Stop ends the agent. With leave, it first tells the cluster it is going
+// (SIGTERM, `knode reset`); without, it just stops (as a crash would).
+func (a *Agent) Stop(leave bool) error {
+	a.stopOnce.Do(func() {
+		close(a.stop)
+		<-a.done
+		if a.api != nil {
+			a.api.close()
+		}
+		a.saveState(a.state.Snapshot())
+		if leave {
+			a.stopErr = a.g.Leave(3 * time.Second)
+		} else {
+			a.stopErr = a.g.Shutdown()
+		}
+		close(a.stopped)
+	})
+	<-a.stopped
+	return a.stopErr
+}
+
+// Remove marks this node removed so the allocator releases its subnet and
+// seat, waits (up to timeout) for that decision, then leaves.
+func (a *Agent) Remove(timeout time.Duration) error {
+	if err := a.publishSelf(func(n *gossip.NodeInfo) { n.Removed = true }); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if as, ok := a.state.Snapshot().Assignments[a.id.Name]; !ok || as.Released {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return a.Stop(true)
+}

@@ -1,0 +1,86 @@
+package roles
+
+import (
+	"slices"
+	"time"
+
+	"knode.dev/knode/gossip"
+)
+
+// Status is what `knode status --json` prints: the cluster's plan, this node's
+// name and every member as this node sees it. It never carries secrets.
+type Status struct {
+	Cluster ClusterStatus  `json:"cluster"`
+	Self    string         `json:"self"`
+	Members []MemberStatus `json:"members"`
+}
+
+// ClusterStatus is the cluster's identity and ranges.
+type ClusterStatus struct {
+	Name         string `json:"name"`
+	PodCIDR      string `json:"podCIDR"`
+	ServiceCIDR  string `json:"serviceCIDR"`
+	NodeCIDRMask int    `json:"nodeCIDRMask"`
+	Masters      int    `json:"masters"`
+	Network      string `json:"network"`
+}
+
+// MemberStatus is one node.
+type MemberStatus struct {
+	Name     string    `json:"name"`
+	Address  string    `json:"address"`
+	State    string    `json:"state"`
+	Roles    []string  `json:"roles"`
+	PodCIDR  string    `json:"podCIDR"`
+	Version  string    `json:"version"`
+	LastSeen time.Time `json:"lastSeen"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Status reports the cluster as this node sees it.
+func (a *Agent) Status() Status {
+	snap := a.state.Snapshot()
+	c := a.cluster
+	st := Status{
+		Cluster: ClusterStatus{Name: c.Name, PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
+			NodeCIDRMask: c.NodeCIDRMask, Masters: c.Masters, Network: c.Network},
+		Self:    a.id.Name,
+		Members: []MemberStatus{},
+	}
+	seen := map[string]gossip.Member{}
+	for _, m := range a.g.Members() {
+		seen[m.Name] = m
+	}
+	for _, n := range Order(snap.Nodes) {
+		m, ok := seen[n.Name]
+		if !ok {
+			m = gossip.Member{State: gossip.StateDead}
+		}
+		if n.Removed && m.State != gossip.StateAlive {
+			continue // reset: no longer a member
+		}
+		ms := MemberStatus{Name: n.Name, Address: gossip.HostPort(n.Address, n.Port), State: m.State,
+			Roles: []string{}, Version: n.Version, LastSeen: m.LastSeen.UTC().Truncate(time.Second)}
+		if as, ok := snap.Assignments[n.Name]; ok && !as.Released {
+			ms.Error = as.Error
+			if as.Error == "" {
+				ms.PodCIDR = as.PodCIDR.String()
+				ms.Roles = []string{"worker"}
+				if as.Seat >= 0 {
+					ms.Roles = []string{"master"}
+				}
+			}
+		}
+		st.Members = append(st.Members, ms)
+	}
+	slices.SortFunc(st.Members, func(x, y MemberStatus) int {
+		switch {
+		case x.Name < y.Name:
+			return -1
+		case x.Name > y.Name:
+			return 1
+		}
+		return 0
+	})
+	return st
+}
