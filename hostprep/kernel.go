@@ -48,6 +48,9 @@ func planKernel(ctx context.Context, e *Env) ([]Change, error) {
 		if e.Host.Modules.Loaded(m) {
 			continue
 		}
+		if !e.Host.Modules.Available(m) {
+			return nil, fmt.Errorf("kernel feature %s is missing: not built in, not loaded, and no module to load", m)
+		}
 		cs = append(cs, change("load kernel module "+m, func(context.Context) error {
 			if err := e.Host.Modules.Load(m); err != nil {
 				return fmt.Errorf("load kernel module %s: %w", m, err)

@@ -1,0 +1,34 @@
+//go:build linux
+
+package hostprep
+
+import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+)
+
+// NewLinuxHost returns the real host. Files live under root ("/" for the
+// machine itself). Network objects, sysctls and iptables are those of the
+// calling thread's network namespace; systemd is reached over D-Bus on
+// first use.
+func NewLinuxHost(root string) (*Host, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	ipt, err := NewLinuxIPTables()
+	if err != nil {
+		return nil, err
+	}
+	return &Host{
+		Net:      NewLinuxNetlink(h),
+		IPTables: ipt,
+		Sysctl:   procSysctl{dir: "/proc/sys"},
+		Modules:  kernelModules{},
+		Files:    RootFiles{Root: root},
+		Systemd:  &dbusSystemd{},
+		Exec:     osCommander{},
+		Probe:    linuxProbe{},
+	}, nil
+}

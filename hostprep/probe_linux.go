@@ -1,0 +1,71 @@
+//go:build linux
+
+package hostprep
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// linuxProbe implements Probe by looking at /proc and /sys.
+type linuxProbe struct{}
+
+func (linuxProbe) Facts(ctx context.Context) (Facts, error) {
+	f := Facts{EUID: os.Geteuid(), OS: runtime.GOOS, Arch: runtime.GOARCH, Now: time.Now(), CgroupVersion: 1}
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		f.CgroupVersion = 2
+	}
+	if b, err := os.ReadFile("/proc/swaps"); err == nil {
+		f.SwapOn = len(bytes.Split(bytes.TrimSpace(b), []byte("\n"))) > 1
+	}
+	f.InContainer = inContainer()
+	if b, err := os.ReadFile("/proc/1/comm"); err == nil {
+		f.Systemd = strings.TrimSpace(string(b)) == "systemd"
+	}
+	return f, nil
+}
+
+// inContainer detects a container the way systemd-detect-virt does: the
+// environment of PID 1, or the marker files of docker and podman.
+func inContainer() bool {
+	for _, f := range []string{"/.dockerenv", "/run/.containerenv"} {
+		if _, err := os.Stat(f); err == nil {
+			return true
+		}
+	}
+	if b, err := os.ReadFile("/run/systemd/container"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return true
+	}
+	b, _ := os.ReadFile("/proc/1/environ")
+	return bytes.Contains(b, []byte("container="))
+}
+
+func (linuxProbe) PortInUse(port int) bool {
+	l, err := net.Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return true
+	}
+	l.Close()
+	return false
+}
+
+// osCommander implements Commander with os/exec.
+type osCommander struct{}
+
+func (osCommander) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
