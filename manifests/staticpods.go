@@ -1,0 +1,233 @@
+package manifests
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"net/netip"
+	"path"
+	"strings"
+)
+
+// Files of the control plane under the PKI directory (/etc/kubernetes/pki).
+const (
+	CACert                = "ca.crt"
+	CAKey                 = "ca.key"
+	APIServerCert         = "apiserver.crt"
+	APIServerKey          = "apiserver.key"
+	APIServerKubeletCert  = "apiserver-kubelet-client.crt"
+	APIServerKubeletKey   = "apiserver-kubelet-client.key"
+	APIServerEtcdCert     = "apiserver-etcd-client.crt"
+	APIServerEtcdKey      = "apiserver-etcd-client.key"
+	ServiceAccountKey     = "sa.key"
+	ServiceAccountPub     = "sa.pub"
+	EtcdServerCert        = "etcd/server.crt"
+	EtcdServerKey         = "etcd/server.key"
+	EtcdPeerCert          = "etcd/peer.crt"
+	EtcdPeerKey           = "etcd/peer.key"
+	ControllerManagerConf = "controller-manager.conf"
+	SchedulerConf         = "scheduler.conf"
+)
+
+// EtcdMember is one master's etcd.
+type EtcdMember struct {
+	Name    string
+	Address netip.Addr
+}
+
+// ControlPlane holds what the static pods of a master need.
+type ControlPlane struct {
+	NodeName         string
+	AdvertiseAddress netip.Addr
+	ClusterName      string
+	ClusterDomain    string
+	ServiceCIDR      netip.Prefix
+	PodCIDR          netip.Prefix
+	// Members are every master's etcd, this one included; the cluster is
+	// bootstrapped with all of them.
+	Members []EtcdMember
+	// EtcdClusterState is "new" when bootstrapping, "existing" when joining.
+	EtcdClusterState string
+	Image            string
+	EtcdImage        string
+	// Command is prepended to each component's name (empty: the name is the command).
+	Command       []string
+	KubernetesDir string
+	PKIDir        string
+	EtcdDataDir   string
+}
+
+func (c ControlPlane) pki(f string) string { return path.Join(c.PKIDir, f) }
+
+func (c ControlPlane) cmd(name string, flags map[string]string) []any {
+	out := strs(append(append([]string{}, c.Command...), name))
+	for _, k := range slices.Sorted(maps.Keys(flags)) {
+		out = append(out, "--"+k+"="+flags[k])
+	}
+	return out
+}
+
+type hostPath struct {
+	name, path, kind string
+	readOnly         bool
+}
+
+// probe is an HTTP(S) liveness probe, as kubeadm sets them.
+func probe(host string, port int, p, scheme string) obj {
+	return obj{
+		{"failureThreshold", 8},
+		{"httpGet", obj{{"host", host}, {"path", p}, {"port", port}, {"scheme", scheme}}},
+		{"initialDelaySeconds", 10},
+		{"periodSeconds", 10},
+		{"timeoutSeconds", 15},
+	}
+}
+
+func staticPod(name, image string, command []any, live obj, vols []hostPath) []byte {
+	var mounts, volumes []any
+	for _, v := range vols {
+		m := obj{{"mountPath", v.path}, {"name", v.name}}
+		if v.readOnly {
+			m = append(m, kv{"readOnly", true})
+		}
+		mounts = append(mounts, m)
+		volumes = append(volumes, obj{{"hostPath", obj{{"path", v.path}, {"type", v.kind}}}, {"name", v.name}})
+	}
+	return yamlDoc(obj{
+		{"apiVersion", "v1"},
+		{"kind", "Pod"},
+		{"metadata", obj{
+			{"labels", obj{{"component", name}, {"tier", "control-plane"}}},
+			{"name", name},
+			{"namespace", "kube-system"},
+		}},
+		{"spec", obj{
+			{"containers", []any{obj{
+				{"command", command},
+				{"image", image},
+				{"imagePullPolicy", "Never"},
+				{"livenessProbe", live},
+				{"name", name},
+				{"resources", obj{{"requests", obj{{"cpu", "100m"}}}}},
+				{"volumeMounts", mounts},
+			}}},
+			{"hostNetwork", true},
+			{"priority", 2000001000},
+			{"priorityClassName", "system-node-critical"},
+			{"securityContext", obj{{"seccompProfile", obj{{"type", "RuntimeDefault"}}}}},
+			{"volumes", volumes},
+		}},
+	})
+}
+
+// EtcdPod renders etcd.yaml.
+func EtcdPod(c ControlPlane) []byte {
+	var initial []string
+	for _, m := range c.Members {
+		initial = append(initial, fmt.Sprintf("%s=https://%s", m.Name, netip.AddrPortFrom(m.Address, 2380)))
+	}
+	self := c.AdvertiseAddress.String()
+	state := c.EtcdClusterState
+	if state == "" {
+		state = "new"
+	}
+	flags := map[string]string{
+		"name":                        c.NodeName,
+		"data-dir":                    c.EtcdDataDir,
+		"advertise-client-urls":       "https://" + self + ":2379",
+		"listen-client-urls":          "https://127.0.0.1:2379,https://" + self + ":2379",
+		"initial-advertise-peer-urls": "https://" + self + ":2380",
+		"listen-peer-urls":            "https://" + self + ":2380",
+		"listen-metrics-urls":         "http://127.0.0.1:2381",
+		"initial-cluster":             strings.Join(initial, ","),
+		"initial-cluster-state":       state,
+		"initial-cluster-token":       "knode-" + c.ClusterName,
+		"client-cert-auth":            "true",
+		"peer-client-cert-auth":       "true",
+		"cert-file":                   c.pki(EtcdServerCert),
+		"key-file":                    c.pki(EtcdServerKey),
+		"trusted-ca-file":             c.pki(CACert),
+		"peer-cert-file":              c.pki(EtcdPeerCert),
+		"peer-key-file":               c.pki(EtcdPeerKey),
+		"peer-trusted-ca-file":        c.pki(CACert),
+		"snapshot-count":              "10000",
+	}
+	return staticPod("etcd", c.EtcdImage, c.cmd("etcd", flags), probe("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
+		{"etcd-data", c.EtcdDataDir, "DirectoryOrCreate", false},
+		{"etcd-certs", path.Join(c.PKIDir, "etcd"), "DirectoryOrCreate", true},
+		{"ca", c.pki(CACert), "File", true},
+	})
+}
+
+// APIServerPod renders kube-apiserver.yaml. It talks to the local etcd
+// member: each master runs one.
+func APIServerPod(c ControlPlane) []byte {
+	flags := map[string]string{
+		"advertise-address":                c.AdvertiseAddress.String(),
+		"allow-privileged":                 "true",
+		"authorization-mode":               "Node,RBAC",
+		"client-ca-file":                   c.pki(CACert),
+		"enable-admission-plugins":         "NodeRestriction",
+		"enable-bootstrap-token-auth":      "false",
+		"etcd-cafile":                      c.pki(CACert),
+		"etcd-certfile":                    c.pki(APIServerEtcdCert),
+		"etcd-keyfile":                     c.pki(APIServerEtcdKey),
+		"etcd-servers":                     "https://127.0.0.1:2379",
+		"kubelet-client-certificate":       c.pki(APIServerKubeletCert),
+		"kubelet-client-key":               c.pki(APIServerKubeletKey),
+		"kubelet-preferred-address-types":  "InternalIP,Hostname",
+		"secure-port":                      "6443",
+		"service-account-issuer":           "https://kubernetes.default.svc." + c.ClusterDomain,
+		"service-account-key-file":         c.pki(ServiceAccountPub),
+		"service-account-signing-key-file": c.pki(ServiceAccountKey),
+		"service-cluster-ip-range":         c.ServiceCIDR.String(),
+		"tls-cert-file":                    c.pki(APIServerCert),
+		"tls-private-key-file":             c.pki(APIServerKey),
+	}
+	return staticPod("kube-apiserver", c.Image, c.cmd("kube-apiserver", flags), probe(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
+		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
+	})
+}
+
+// ControllerManagerPod renders kube-controller-manager.yaml. Node CIDRs are
+// knode's to allocate, so the controller manager does not.
+func ControllerManagerPod(c ControlPlane) []byte {
+	kc := path.Join(c.KubernetesDir, ControllerManagerConf)
+	flags := map[string]string{
+		"allocate-node-cidrs":              "false",
+		"authentication-kubeconfig":        kc,
+		"authorization-kubeconfig":         kc,
+		"bind-address":                     "127.0.0.1",
+		"client-ca-file":                   c.pki(CACert),
+		"cluster-cidr":                     c.PodCIDR.String(),
+		"cluster-name":                     c.ClusterName,
+		"cluster-signing-cert-file":        c.pki(CACert),
+		"cluster-signing-key-file":         c.pki(CAKey),
+		"controllers":                      "*,bootstrapsigner,tokencleaner",
+		"kubeconfig":                       kc,
+		"leader-elect":                     "true",
+		"root-ca-file":                     c.pki(CACert),
+		"service-account-private-key-file": c.pki(ServiceAccountKey),
+		"service-cluster-ip-range":         c.ServiceCIDR.String(),
+		"use-service-account-credentials":  "true",
+	}
+	return staticPod("kube-controller-manager", c.Image, c.cmd("kube-controller-manager", flags), probe("127.0.0.1", 10257, "/healthz", "HTTPS"), []hostPath{
+		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
+		{"kubeconfig", kc, "FileOrCreate", true},
+	})
+}
+
+// SchedulerPod renders kube-scheduler.yaml.
+func SchedulerPod(c ControlPlane) []byte {
+	kc := path.Join(c.KubernetesDir, SchedulerConf)
+	flags := map[string]string{
+		"authentication-kubeconfig": kc,
+		"authorization-kubeconfig":  kc,
+		"bind-address":              "127.0.0.1",
+		"kubeconfig":                kc,
+		"leader-elect":              "true",
+	}
+	return staticPod("kube-scheduler", c.Image, c.cmd("kube-scheduler", flags), probe("127.0.0.1", 10259, "/healthz", "HTTPS"), []hostPath{
+		{"kubeconfig", kc, "FileOrCreate", true},
+	})
+}
