@@ -11,7 +11,7 @@ func controlPlane() ControlPlane {
 		NodeName: "m1", AdvertiseAddress: netip.MustParseAddr("172.31.0.2"), ClusterName: "demo", ClusterDomain: "cluster.local",
 		ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), PodCIDR: netip.MustParsePrefix("10.10.0.0/16"),
 		Members: []EtcdMember{{"m1", netip.MustParseAddr("172.31.0.2")}, {"m2", netip.MustParseAddr("172.31.0.3")}, {"m3", netip.MustParseAddr("172.31.0.4")}},
-		Image: "knode.local/control-plane:v1.36.3", EtcdImage: "knode.local/etcd:v3.6.16", Command: []string{"/usr/local/bin/kube"},
+		Image:   "knode.local/control-plane:v1.36.3", EtcdImage: "knode.local/etcd:v3.6.16", Command: []string{"/usr/local/bin/kube"},
 		KubernetesDir: "/etc/kubernetes", PKIDir: "/etc/kubernetes/pki", EtcdDataDir: "/var/lib/etcd",
 	}
 }

@@ -3,9 +3,9 @@ package manifests
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"net/netip"
 	"path"
+	"slices"
 	"strings"
 )
 
