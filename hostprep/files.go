@@ -16,6 +16,7 @@ func planFile(e *Env, name string, data []byte, perm fs.FileMode) ([]Change, err
 	case err != nil && !notExist(err):
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
+	e.pendingWrites = append(e.pendingWrites, name)
 	what := "write " + name
 	if err == nil {
 		what = "update " + name
@@ -44,3 +45,5 @@ func planRemove(e *Env, names ...string) []Change {
 	}
 	return cs
 }
+
+func fsMode(perm uint32) fs.FileMode { return fs.FileMode(perm) }

@@ -39,6 +39,10 @@ type Env struct {
 	// as warnings; "all" ignores every one.
 	IgnorePreflight map[string]bool
 
+	// pendingWrites lists files that plans of this run will write, so
+	// that later phases can restart what reads them.
+	pendingWrites []string
+
 	factsOnce sync.Once
 	facts     Facts
 	factsErr  error

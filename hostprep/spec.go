@@ -44,8 +44,12 @@ type Spec struct {
 	// interface holding Self.Address.
 	Uplink string
 	// KnodeBinary is the path of the knode binary the knode.service unit runs
-	// (default /usr/local/bin/knode).
+	// (default /usr/local/bin/knode), with KnodeArgs (default: agent).
 	KnodeBinary string
+	KnodeArgs   []string
+	// CgroupDriver is "systemd" or "cgroupfs", used by both containerd and
+	// the kubelet. Empty picks systemd when systemd is PID 1.
+	CgroupDriver string
 }
 
 // Cluster holds the cluster-wide settings every node agrees on.
@@ -98,6 +102,15 @@ type Images struct {
 	// Etcd runs etcd (default: ControlPlane).
 	Etcd    string
 	CoreDNS string
+	// Archives are the image tarballs to import into containerd.
+	Archives []ImageArchive
+}
+
+// ImageArchive is one OCI image tarball of the payload. SHA256 identifies
+// it, so an archive is imported once however often the phase runs.
+type ImageArchive struct {
+	Path   string
+	SHA256 string
 }
 
 // PKI carries the cluster's trust material.
@@ -112,6 +125,9 @@ type PKI struct {
 	// master for workers (which cannot sign). When nil and CA.Key is set, the
 	// PKI phase issues it locally.
 	Kubelet *pki.Credential
+	// KubeProxy is kube-proxy's client credential (CN system:kube-proxy),
+	// pre-issued for workers like Kubelet.
+	KubeProxy *pki.Credential
 }
 
 // Defaults used when a Spec field is zero.
@@ -154,6 +170,9 @@ func (s Spec) withDefaults() Spec {
 	}
 	if s.KnodeBinary == "" {
 		s.KnodeBinary = DefaultKnodeBinary
+	}
+	if s.KnodeArgs == nil {
+		s.KnodeArgs = []string{"agent"}
 	}
 	return s
 }

@@ -1,0 +1,222 @@
+package hostprep
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"knode.dev/knode/pki"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (go test -update creates it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// fullSpec is testSpec with the cluster's trust material and payload names.
+func fullSpec(t *testing.T, mode NetworkMode) (*Spec, *pki.CA) {
+	t.Helper()
+	ca, err := pki.NewCA("demo", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saKey, saPub, err := pki.NewServiceAccountKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec(mode)
+	s.PKI = PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub}
+	s.Images = Images{Pause: "knode.local/pause:3.10", ControlPlane: "knode.local/control-plane:v1.36.3",
+		Archives: []ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa"}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
+	return s, ca
+}
+
+func TestAllPhases(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		master bool
+	}{{"master", true}, {"worker", false}} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newNetFake()
+			before := f.String()
+			s, ca := fullSpec(t, Routed)
+			s.Self.Master = tt.master
+			if !tt.master {
+				// A worker holds no CA key: a master issued its credentials.
+				s.Peers[0].Master = true
+				kubelet, err := pki.Issue(ca, pki.KubeletClient(s.Self.Name), f.Probe.F.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				proxy, err := pki.Issue(ca, pki.CertSpec{CommonName: "system:kube-proxy", Client: true}, f.Probe.F.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.PKI = PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}, Kubelet: kubelet, KubeProxy: proxy}
+			}
+			var out strings.Builder
+			cs, err := (&Runner{Out: &out}).Apply(context.Background(), s, f.Host())
+			if err != nil {
+				t.Fatalf("apply: %v\n%s", err, out.String())
+			}
+			golden(t, "all-"+tt.name+".txt", f.String()+"## exec\n"+strings.Join(f.Exec.Runs, "\n")+"\n")
+			golden(t, "all-"+tt.name+"-progress.txt", out.String())
+			if len(cs) == 0 {
+				t.Error("no changes reported")
+			}
+			if cs, err := (&Runner{}).Apply(context.Background(), s, f.Host()); err != nil || len(cs) != 0 {
+				t.Errorf("second apply: %v %v", cs, err)
+			}
+			kc, _ := f.Files.ReadFile(KubeletKubeconfig)
+			if !strings.Contains(string(kc), "server: https://172.31.0.") || !strings.Contains(string(kc), "system:node:b") {
+				t.Errorf("kubelet.conf:\n%s", kc)
+			}
+			if _, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil {
+				t.Fatalf("reset: %v", err)
+			}
+			if got, want := unloaded(f.String()), unloaded(before); got != want {
+				t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestWorkerWithoutCredential(t *testing.T) {
+	f := newNetFake()
+	s, ca := fullSpec(t, Routed)
+	s.Self.Master, s.Peers[0].Master = false, true
+	s.PKI = PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}}
+	before := f.String()
+	_, err := (&Runner{}).Apply(context.Background(), s, f.Host())
+	if err == nil || !strings.Contains(err.Error(), "kubelet-client credential for system:node:b: this node does not hold the CA key") {
+		t.Fatalf("err = %v", err)
+	}
+	if f.String() != before {
+		t.Error("host changed")
+	}
+}
+
+func TestCertificateReuse(t *testing.T) {
+	f := newNetFake()
+	s, _ := fullSpec(t, Routed)
+	r := &Runner{Only: []string{PhasePKI}}
+	if _, err := r.Apply(context.Background(), s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	old, _ := f.Files.ReadFile(PKIDir + "/apiserver.crt")
+	if cs, _ := r.Apply(context.Background(), s, f.Host()); len(cs) != 0 {
+		t.Errorf("valid certificates rewritten: %v", cs)
+	}
+	// A new master changes the apiserver's names: only its certificate changes.
+	s.Peers[1].Master = true
+	cs, err := r.Apply(context.Background(), s, f.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var what []string
+	for _, c := range cs {
+		what = append(what, c.What)
+	}
+	if got := strings.Join(what, "; "); got != "update /etc/kubernetes/pki/apiserver.crt; update /etc/kubernetes/pki/apiserver.key" {
+		t.Errorf("changes: %s", got)
+	}
+	if now, _ := f.Files.ReadFile(PKIDir + "/apiserver.crt"); string(now) == string(old) {
+		t.Error("apiserver certificate not reissued")
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	f := newNetFake()
+	f.Probe.F.EUID = 1000
+	f.Probe.F.CgroupVersion = 1
+	f.Probe.F.InContainer = true
+	f.Probe.Busy[6443] = true
+	f.Modules.Missing["vxlan"] = true
+	s, _ := fullSpec(t, VXLAN)
+	r := &Runner{Only: []string{PhasePreflight}}
+	_, err := r.Apply(context.Background(), s, f.Host())
+	for _, want := range []string{"[root] running as uid 1000", "[ports] TCP ports already in use: 6443", "[kernel-features] kernel feature vxlan is missing"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	var out strings.Builder
+	r.IgnorePreflightErrors, r.Out = []string{"root", "ports", "kernel-features"}, &out
+	if _, err := r.Apply(context.Background(), s, f.Host()); err != nil {
+		t.Fatalf("with errors ignored: %v", err)
+	}
+	for _, want := range []string{"WARNING cgroups: cgroup v1", "WARNING container:", "WARNING root (ignored error)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestPhaseSelection(t *testing.T) {
+	var names []string
+	for _, p := range Phases() {
+		names = append(names, p.Name)
+	}
+	want := "preflight kernel bridge pod-network cni iptables pki containerd units images static-pods"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("phases: %s\nwant: %s", got, want)
+	}
+	f := newNetFake()
+	s, _ := fullSpec(t, Routed)
+	if _, err := (&Runner{Only: []string{"nope"}}).Apply(context.Background(), s, f.Host()); err == nil || !strings.Contains(err.Error(), `unknown phase "nope"`) {
+		t.Errorf("err = %v", err)
+	}
+	cs, err := (&Runner{Skip: []string{PhasePKI, PhaseUnits, PhaseImages, PhaseStaticPods, PhaseContainerd, PhaseCNI}}).Apply(context.Background(), s, f.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if c.Phase == PhasePKI || c.Phase == PhaseUnits {
+			t.Errorf("skipped phase ran: %v", c)
+		}
+	}
+}
+
+// TestResetHalfInitialised resets a host where a run stopped midway.
+func TestResetHalfInitialised(t *testing.T) {
+	f := newNetFake()
+	before := f.String()
+	s, _ := fullSpec(t, VXLAN)
+	f.Systemd.Fail = map[string]error{"kubelet.service": os.ErrPermission}
+	if _, err := (&Runner{NoRollback: true}).Apply(context.Background(), s, f.Host()); err == nil {
+		t.Fatal("apply succeeded")
+	}
+	if !strings.Contains(f.String(), "link knode.vxlan") {
+		t.Fatal("expected a half-initialised host")
+	}
+	if _, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil {
+		t.Fatalf("reset: %v", err)
+	}
+	if got, want := unloaded(f.String()), unloaded(before); got != want {
+		t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)
+	}
+	// Reset of a clean host changes nothing.
+	if cs, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil || len(cs) != 0 {
+		t.Errorf("second reset: %v %v", cs, err)
+	}
+}

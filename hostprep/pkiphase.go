@@ -1,0 +1,185 @@
+package hostprep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"path"
+	"time"
+
+	"knode.dev/knode/manifests"
+	"knode.dev/knode/pki"
+)
+
+// Kubeconfig paths under /etc/kubernetes.
+const (
+	KubeletKubeconfig   = KubernetesDir + "/kubelet.conf"
+	KubeProxyKubeconfig = KubernetesDir + "/kube-proxy.conf"
+	AdminKubeconfig     = KubernetesDir + "/admin.conf"
+)
+
+// certMinLeft is how long an existing certificate must stay valid to be reused.
+const certMinLeft = 30 * 24 * time.Hour
+
+// leaf is one credential the PKI phase keeps in PKIDir.
+type leaf struct {
+	// name is the file name without .crt/.key, relative to PKIDir.
+	name string
+	spec pki.CertSpec
+	// given is a pre-issued credential, used when this node cannot sign.
+	given *pki.Credential
+	// kubeconfig, when set, is written with this credential embedded.
+	kubeconfig string
+}
+
+// apiServerNames returns the apiserver certificate's SANs.
+func apiServerNames(s *Spec) ([]string, []netip.Addr) {
+	d := s.Cluster.Domain
+	dns := []string{"kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc." + d, "localhost"}
+	ips := []netip.Addr{s.Cluster.ServiceCIDR.Masked().Addr().Next(), netip.MustParseAddr("127.0.0.1")}
+	for _, m := range s.Masters() {
+		dns = append(dns, m.Name)
+		ips = append(ips, m.Address)
+	}
+	return dns, ips
+}
+
+// leaves lists the credentials this node needs.
+func leaves(s *Spec) []leaf {
+	self := s.Self
+	ls := []leaf{
+		{name: "kubelet-client", spec: pki.KubeletClient(self.Name), given: s.PKI.Kubelet, kubeconfig: KubeletKubeconfig},
+		{name: "kube-proxy", spec: pki.CertSpec{CommonName: "system:kube-proxy", Client: true}, given: s.PKI.KubeProxy, kubeconfig: KubeProxyKubeconfig},
+	}
+	if !self.Master {
+		return ls
+	}
+	dns, ips := apiServerNames(s)
+	local := []netip.Addr{self.Address, netip.MustParseAddr("127.0.0.1")}
+	return append(ls,
+		leaf{name: "apiserver", spec: pki.CertSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true}},
+		leaf{name: "apiserver-kubelet-client", spec: pki.CertSpec{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
+		leaf{name: "apiserver-etcd-client", spec: pki.CertSpec{CommonName: "kube-apiserver-etcd-client", Client: true}},
+		leaf{name: "etcd/server", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}},
+		leaf{name: "etcd/peer", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}},
+		leaf{name: "controller-manager", spec: pki.CertSpec{CommonName: "system:kube-controller-manager", Client: true}, kubeconfig: path.Join(KubernetesDir, manifests.ControllerManagerConf)},
+		leaf{name: "scheduler", spec: pki.CertSpec{CommonName: "system:kube-scheduler", Client: true}, kubeconfig: path.Join(KubernetesDir, manifests.SchedulerConf)},
+		leaf{name: "admin", spec: pki.CertSpec{CommonName: "kubernetes-admin", Organizations: []string{"system:masters"}, Client: true}, kubeconfig: AdminKubeconfig},
+	)
+}
+
+// apiServerURL is the apiserver this node's clients talk to: its own on a
+// master, the first master's elsewhere.
+func apiServerURL(s *Spec) (string, error) {
+	if s.Self.Master {
+		return "https://" + netip.AddrPortFrom(s.Self.Address, 6443).String(), nil
+	}
+	ms := s.Masters()
+	if len(ms) == 0 {
+		return "", errors.New("no master known: cannot point kubeconfigs at an apiserver")
+	}
+	return "https://" + netip.AddrPortFrom(ms[0].Address, 6443).String(), nil
+}
+
+func pkiPhase() Phase {
+	return Phase{
+		Name:        PhasePKI,
+		Description: "write the CA, this node's certificates and the kubeconfigs; valid existing ones are reused",
+		Plan:        planPKI,
+		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
+			return planRemove(e, PKIDir, KubeletKubeconfig, KubeProxyKubeconfig, AdminKubeconfig,
+				path.Join(KubernetesDir, manifests.ControllerManagerConf), path.Join(KubernetesDir, manifests.SchedulerConf)), nil
+		},
+	}
+}
+
+func planPKI(ctx context.Context, e *Env) ([]Change, error) {
+	s := e.Spec
+	ca := s.PKI.CA
+	if ca == nil {
+		return nil, errors.New("no cluster CA in the spec")
+	}
+	f, err := e.Facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	server, err := apiServerURL(s)
+	if err != nil {
+		return nil, err
+	}
+	var cs []Change
+	add := func(name string, data []byte, perm uint32) error {
+		c, err := planFile(e, name, data, fsMode(perm))
+		cs = append(cs, c...)
+		return err
+	}
+	if err := add(path.Join(PKIDir, manifests.CACert), ca.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if s.Self.Master {
+		if ca.Key == nil {
+			return nil, errors.New("master without the CA key: the controller manager signs with it")
+		}
+		if err := add(path.Join(PKIDir, manifests.CAKey), ca.KeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if s.PKI.ServiceAccountKeyPEM == nil || s.PKI.ServiceAccountPubPEM == nil {
+			return nil, errors.New("master without the service-account key pair")
+		}
+		if err := add(path.Join(PKIDir, manifests.ServiceAccountKey), s.PKI.ServiceAccountKeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if err := add(path.Join(PKIDir, manifests.ServiceAccountPub), s.PKI.ServiceAccountPubPEM, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	for _, l := range leaves(s) {
+		cred, err := credential(e, l, f.Now)
+		if err != nil {
+			return nil, err
+		}
+		base := path.Join(PKIDir, l.name)
+		if err := add(base+".crt", cred.CertPEM, 0o644); err != nil {
+			return nil, err
+		}
+		if err := add(base+".key", cred.KeyPEM, 0o600); err != nil {
+			return nil, err
+		}
+		if l.kubeconfig != "" {
+			kc := manifests.KubeconfigFile(manifests.Kubeconfig{Cluster: s.Cluster.Name, Server: server, CAPEM: ca.CertPEM,
+				User: l.spec.CommonName, CertPEM: cred.CertPEM, KeyPEM: cred.KeyPEM})
+			if err := add(l.kubeconfig, kc, 0o600); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return cs, nil
+}
+
+// credential returns the leaf's credential: the one on disk if it is still
+// valid for the spec, else the pre-issued one, else a new one signed here.
+func credential(e *Env, l leaf, now time.Time) (*pki.Credential, error) {
+	ca := e.Spec.PKI.CA
+	base := path.Join(PKIDir, l.name)
+	certPEM, errC := e.Host.Files.ReadFile(base + ".crt")
+	keyPEM, errK := e.Host.Files.ReadFile(base + ".key")
+	if errC == nil && errK == nil {
+		have := &pki.Credential{CertPEM: certPEM, KeyPEM: keyPEM}
+		err := pki.Verify(ca, have, l.spec, now, certMinLeft)
+		if err == nil {
+			return have, nil
+		}
+		e.Log.Info("replacing certificate", "name", l.name, "reason", err)
+	}
+	if l.given != nil {
+		if err := pki.Verify(ca, l.given, l.spec, now, 0); err != nil {
+			return nil, fmt.Errorf("pre-issued %s credential: %w", l.name, err)
+		}
+		return l.given, nil
+	}
+	if ca.Key == nil {
+		return nil, fmt.Errorf("%s credential for %s: this node does not hold the CA key and no master issued one", l.name, l.spec.CommonName)
+	}
+	return pki.Issue(ca, l.spec, now)
+}

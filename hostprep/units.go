@@ -1,0 +1,196 @@
+package hostprep
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"slices"
+
+	"knode.dev/knode/manifests"
+)
+
+// unitFile is one systemd unit knode installs, with the files whose change
+// means the service must restart.
+type unitFile struct {
+	name    string
+	data    []byte
+	configs []string
+	// noRestart: never restarted by the phase, only started if inactive
+	// (knode.service: the agent may be the caller).
+	noRestart bool
+}
+
+// unitNames lists every unit knode may install, for reset.
+func unitNames() []string {
+	return []string{"kube-proxy.service", "kubelet.service", "containerd.service", "knode-rshared.service", "knode.service"}
+}
+
+func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
+	s := e.Spec
+	n := manifests.NodeUnits{
+		BinDir: s.Payload.BinDir, ContainerdConfig: ContainerdConfPath, KubeletConfig: KubeletConfigPath,
+		KubeletKubeconfig: KubeletKubeconfig, KubeProxyConfig: KubeProxyConfigPath,
+		NodeName: s.Self.Name, NodeIP: s.Self.Address.String(),
+		Knode: append([]string{s.KnodeBinary}, s.KnodeArgs...),
+	}
+	configs := map[string][]byte{
+		KubeletConfigPath: manifests.KubeletConfig(manifests.Kubelet{
+			ServiceCIDR: s.Cluster.ServiceCIDR, ClusterDomain: s.Cluster.Domain, PodCIDR: s.Self.PodCIDR,
+			MaxPods: MaxPods(s.Cluster.NodeCIDRMask), CgroupDriver: cgroupDriver(s, f), CgroupV1: f.CgroupVersion == 1,
+			ClientCAFile: path.Join(PKIDir, manifests.CACert), StaticPodPath: ManifestsDir,
+			RuntimeEndpoint: "unix://" + ContainerdSocket, ResolvConf: "/etc/resolv.conf",
+		}),
+		KubeProxyConfigPath: manifests.KubeProxyConfig(manifests.KubeProxy{
+			Kubeconfig: KubeProxyKubeconfig, ClusterCIDR: s.Cluster.PodCIDR, Hostname: s.Self.Name, InContainer: f.InContainer,
+		}),
+	}
+	var us []unitFile
+	if f.InContainer {
+		us = append(us, unitFile{name: "knode-rshared.service", data: manifests.RSharedUnit()})
+	}
+	us = append(us,
+		unitFile{name: "containerd.service", data: manifests.ContainerdUnit(n), configs: []string{ContainerdConfPath, CNIConfPath}},
+		unitFile{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
+		unitFile{name: "kube-proxy.service", data: manifests.KubeProxyUnit(n), configs: []string{KubeProxyConfigPath, KubeProxyKubeconfig}},
+		unitFile{name: "knode.service", data: manifests.KnodeUnit(n), noRestart: true},
+	)
+	return us, configs
+}
+
+func unitsPhase() Phase {
+	return Phase{
+		Name:        PhaseUnits,
+		Description: "install the kubelet and kube-proxy configurations and the systemd units; enable and (re)start them",
+		Plan:        planUnits,
+		PlanReset:   planUnitsReset,
+	}
+}
+
+// changedFiles records, at plan time, which files an earlier phase of the
+// same run is about to rewrite; services reading them must restart.
+func changedFiles(e *Env) []string {
+	return e.pendingWrites
+}
+
+func planUnits(ctx context.Context, e *Env) ([]Change, error) {
+	f, err := e.Facts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	us, configs := nodeUnits(e, f)
+	var cs []Change
+	var dirty []string
+	for _, name := range []string{KubeletConfigPath, KubeProxyConfigPath} {
+		c, err := planFile(e, name, configs[name], 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if len(c) > 0 {
+			dirty = append(dirty, name)
+		}
+		cs = append(cs, c...)
+	}
+	reload := false
+	for _, u := range us {
+		c, err := planFile(e, path.Join(SystemdUnitDir, u.name), u.data, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		if len(c) > 0 {
+			reload = true
+			dirty = append(dirty, u.name)
+		}
+		cs = append(cs, c...)
+	}
+	sd := e.Host.Systemd
+	if reload {
+		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error {
+			if err := sd.DaemonReload(ctx); err != nil {
+				return fmt.Errorf("daemon-reload: %w", err)
+			}
+			return nil
+		}))
+	}
+	dirty = append(dirty, changedFiles(e)...)
+	for _, u := range us {
+		active, enabled, err := sd.State(ctx, u.name)
+		if err != nil {
+			return nil, fmt.Errorf("state of %s: %w", u.name, err)
+		}
+		if !enabled {
+			cs = append(cs, change("systemctl enable "+u.name, func(ctx context.Context) error {
+				if err := sd.Enable(ctx, u.name); err != nil {
+					return fmt.Errorf("enable %s: %w", u.name, err)
+				}
+				return nil
+			}))
+		}
+		stale := slices.Contains(dirty, u.name) || slices.ContainsFunc(u.configs, func(c string) bool { return slices.Contains(dirty, c) })
+		if active == "active" && (u.noRestart || !stale) {
+			continue
+		}
+		what := "systemctl restart " + u.name
+		if active != "active" {
+			what = "systemctl start " + u.name
+		}
+		cs = append(cs, change(what, func(ctx context.Context) error {
+			if err := sd.Restart(ctx, u.name); err != nil {
+				return fmt.Errorf("start %s: %w", u.name, err)
+			}
+			return nil
+		}))
+	}
+	return cs, nil
+}
+
+func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
+	sd := e.Host.Systemd
+	var cs []Change
+	installed := false
+	for _, u := range unitNames() {
+		p := path.Join(SystemdUnitDir, u)
+		if !e.Host.Files.Exists(p) {
+			continue
+		}
+		installed = true
+		if u == "containerd.service" {
+			cs = append(cs, removeContainers(e))
+		}
+		cs = append(cs, change("stop and disable "+u, func(ctx context.Context) error {
+			if err := sd.Stop(ctx, u); err != nil {
+				return fmt.Errorf("stop %s: %w", u, err)
+			}
+			if err := sd.Disable(ctx, u); err != nil {
+				return fmt.Errorf("disable %s: %w", u, err)
+			}
+			return nil
+		}))
+		cs = append(cs, planRemove(e, p)...)
+	}
+	if installed {
+		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error { return sd.DaemonReload(ctx) }))
+	}
+	return append(cs, planRemove(e, KubeletConfigPath, KubeProxyConfigPath, "/var/lib/kubelet", "/var/lib/kube-proxy", ContainerdRoot)...), nil
+}
+
+// removeContainers kills and deletes every Kubernetes container, which
+// outlive containerd.service (KillMode=process keeps the shims).
+func removeContainers(e *Env) Change {
+	ctr := path.Join(e.Spec.Payload.BinDir, "ctr")
+	args := []string{"--address", ContainerdSocket, "-n", "k8s.io"}
+	return change("kill and remove the containers of namespace k8s.io", func(ctx context.Context) error {
+		out, err := e.Host.Exec.Run(ctx, ctr, append(args, "containers", "list", "-q")...)
+		if err != nil {
+			e.Log.Info("containerd not reachable; no containers to remove", "err", err)
+			return nil
+		}
+		for _, id := range splitLines(out) {
+			e.Host.Exec.Run(ctx, ctr, append(args, "tasks", "kill", "-s", "SIGKILL", id)...)
+			e.Host.Exec.Run(ctx, ctr, append(args, "tasks", "delete", "-f", id)...)
+			if _, err := e.Host.Exec.Run(ctx, ctr, append(args, "containers", "delete", id)...); err != nil {
+				return fmt.Errorf("remove container %s: %w", id, err)
+			}
+		}
+		return nil
+	})
+}
