@@ -4,6 +4,7 @@ package hostprep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -363,6 +364,7 @@ func TestNetnsBadInput(t *testing.T) {
 		{"missing kernel feature", nil, func(h *Host) { h.Modules = withoutModule{h.Modules, "vxlan"} },
 			VXLAN, "kernel feature vxlan is missing"},
 		{"no permission", nil, nil, VXLAN, "Permission denied (you must be root)"},
+		{"failure midway rolls back", nil, func(h *Host) { h.Net = failRoutes{h.Net} }, Routed, "add route 10.10.2.0/24 via 172.31.0.3 proto knode: injected"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,6 +399,12 @@ func TestNetnsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// failRoutes makes adding routes fail, after the kernel, bridge and
+// earlier changes have been made for real.
+type failRoutes struct{ Netlink }
+
+func (failRoutes) AddRoute(Route) error { return errors.New("injected") }
 
 // withoutModule hides one kernel feature.
 type withoutModule struct {

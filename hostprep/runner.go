@@ -51,9 +51,14 @@ func (r *Runner) Apply(ctx context.Context, s *Spec, h *Host) ([]Change, error) 
 	e := r.env(&spec, h)
 	plans := make([][]Change, len(phases))
 	var errs []error
+	seen := map[string]bool{}
 	for i, p := range phases {
 		plans[i], err = planPhase(ctx, p, e, false)
-		errs = append(errs, err)
+		// Phases sharing a check (the pod range) report it once.
+		if err != nil && !seen[errors.Unwrap(err).Error()] {
+			seen[errors.Unwrap(err).Error()] = true
+			errs = append(errs, err)
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -86,7 +91,10 @@ func (r *Runner) applyPlan(ctx context.Context, e *Env, p Phase, plan []Change) 
 			return done, err
 		}
 		if err := c.apply(ctx); err != nil {
-			return done, fmt.Errorf("phase %s: %s: %w", p.Name, c.What, err)
+			if !strings.HasPrefix(err.Error(), c.What) {
+				err = fmt.Errorf("%s: %w", c.What, err)
+			}
+			return done, fmt.Errorf("phase %s: %w", p.Name, err)
 		}
 		e.Log.Info("applied", "phase", p.Name, "change", c.What)
 		fmt.Fprintf(e.Out, "[%s] %s\n", p.Name, c.What)

@@ -31,7 +31,8 @@ type Spec struct {
 	Cluster Cluster
 	// Self is the node being configured.
 	Self Node
-	// Peers are the other live nodes of the cluster, masters included.
+	// Peers are the other live nodes of the cluster, masters included. A
+	// node that holds no pod CIDR yet must be left out until it does.
 	Peers []Node
 	// DataDir is knode's data directory, as an absolute path on the host
 	// (default /var/lib/knode). The payload is staged in DataDir/bin and its
