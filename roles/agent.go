@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -55,11 +56,12 @@ type Agent struct {
 	secrets *datadir.Secrets // nil on workers
 	sentAt  map[string]time.Time
 
-	stop     chan struct{}
-	done     chan struct{} // loop ended
-	stopped  chan struct{} // Stop finished
-	stopErr  error
-	stopOnce sync.Once
+	stop         chan struct{}
+	done         chan struct{} // loop ended
+	stopped      chan struct{} // Stop finished
+	stopErr      error
+	stopOnce     sync.Once
+	reconnecting atomic.Bool
 }
 
 // Start brings the agent up: it loads or creates the node's identity, starts
@@ -96,15 +98,17 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.g = g
+	// Our record goes out with the join's state exchange, so the allocator
+	// learns of this node in join order.
+	if err := a.publishSelf(nil); err != nil {
+		g.Shutdown()
+		return nil, err
+	}
 	if err := a.join(); err != nil {
 		g.Shutdown()
 		return nil, err
 	}
 	if err := a.persistJoin(); err != nil {
-		g.Leave(time.Second)
-		return nil, err
-	}
-	if err := a.publishSelf(nil); err != nil {
 		g.Leave(time.Second)
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package roles
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -23,7 +24,7 @@ func (a *Agent) loop() {
 	tick := time.NewTicker(a.interval())
 	defer tick.Stop()
 	var savedClock uint64
-	lastSave := time.Time{}
+	lastSave, lastReconnect := time.Time{}, time.Now()
 	for {
 		select {
 		case <-a.stop:
@@ -35,6 +36,10 @@ func (a *Agent) loop() {
 		case <-tick.C:
 		}
 		a.reconcile()
+		if time.Since(lastReconnect) > 5*a.interval() {
+			a.reconnect()
+			lastReconnect = time.Now()
+		}
 		if snap := a.state.Snapshot(); snap.Clock != savedClock || time.Since(lastSave) > 10*a.interval() {
 			if time.Since(lastSave) > a.interval() {
 				a.saveState(snap)
@@ -181,4 +186,33 @@ func (a *Agent) Remove(timeout time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return a.Stop(true)
+}
+
+// reconnect tries to reach one member that gossip has given up on (dead, not
+// removed). memberlist never contacts dead nodes again, so without this two
+// halves of a healed partition would stay apart.
+func (a *Agent) reconnect() {
+	if !a.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	var targets []string
+	for _, m := range a.g.Members() {
+		if m.State != gossip.StateDead {
+			continue
+		}
+		if n, ok := a.state.Snapshot().Nodes[m.Name]; ok && !n.Removed {
+			targets = append(targets, gossip.HostPort(n.Address, n.Port))
+		}
+	}
+	if len(targets) == 0 {
+		a.reconnecting.Store(false)
+		return
+	}
+	target := targets[rand.IntN(len(targets))]
+	go func() {
+		defer a.reconnecting.Store(false)
+		if err := a.g.Join(target); err == nil {
+			a.log.Info("reconnected", "peer", target)
+		}
+	}()
 }

@@ -1,0 +1,223 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+)
+
+// net is the loopback network of a test cluster: it can cut links.
+type testNet struct {
+	mu  sync.Mutex
+	cut map[[2]string]bool // [from, to] addr pairs that drop traffic
+}
+
+func (n *testNet) blocker(self *string) func(string) bool {
+	return func(remote string) bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.cut[[2]string{*self, remote}]
+	}
+}
+
+// partition cuts every link between the two groups of addresses.
+func (n *testNet) partition(a, b []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, x := range a {
+		for _, y := range b {
+			n.cut[[2]string{x, y}], n.cut[[2]string{y, x}] = true, true
+		}
+	}
+}
+
+func (n *testNet) heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cut = map[[2]string]bool{}
+}
+
+// testCluster runs real agents on loopback with fast timers.
+type testCluster struct {
+	t       testing.TB
+	cluster config.Cluster
+	token   pki.Token
+	net     *testNet
+	root    string
+
+	mu     sync.Mutex
+	agents map[string]*Agent
+	wires  map[string]*gossip.Wire
+	first  string
+}
+
+func testPlan(masters int) config.Cluster {
+	return config.Cluster{Name: "test", PodCIDR: netip.MustParsePrefix("10.10.0.0/16"), ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"),
+		NodeCIDRMask: 24, Masters: masters, Network: "auto"}
+}
+
+// newTestCluster creates a cluster whose first node is "n00".
+func newTestCluster(t testing.TB, c config.Cluster) *testCluster {
+	root, err := os.MkdirTemp("", "kn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root,
+		agents: map[string]*Agent{}, wires: map[string]*gossip.Wire{}}
+	t.Cleanup(func() {
+		tc.mu.Lock()
+		agents := tc.agents
+		tc.mu.Unlock()
+		for _, a := range agents {
+			a.Stop(false)
+		}
+		os.RemoveAll(root)
+	})
+	dir := tc.dir("n00")
+	info, tok, err := Create(dir, c, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.token, tc.first = tok, "n00"
+	if _, err := tc.start("n00", nil, info, tok, false); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+func (tc *testCluster) dir(name string) datadir.Dir {
+	return datadir.Dir{Root: tc.root + "/" + name}
+}
+
+// start runs an agent for name, joining through peers (names).
+func (tc *testCluster) start(name string, peers []string, create *gossip.ClusterInfo, tok pki.Token, rejoin bool) (*Agent, error) {
+	self := new(string)
+	w, err := gossip.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
+	if err != nil {
+		return nil, err
+	}
+	*self = fmt.Sprintf("127.0.0.1:%d", w.Port())
+	var addrs []string
+	for _, p := range peers {
+		addrs = append(addrs, tc.addr(p))
+	}
+	a, err := Start(context.Background(), Options{
+		Dir: tc.dir(name), Token: tok, Peers: addrs, Rejoin: rejoin, Timing: gossip.Fast, Transport: w, Create: create,
+		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
+	})
+	if err != nil {
+		w.Shutdown()
+		return nil, err
+	}
+	tc.mu.Lock()
+	tc.agents[name], tc.wires[name] = a, w
+	tc.mu.Unlock()
+	return a, nil
+}
+
+func (tc *testCluster) addr(name string) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	return tc.agents[name].Addr()
+}
+
+func (tc *testCluster) join(name string, via ...string) *Agent {
+	tc.t.Helper()
+	a, err := tc.start(name, via, nil, tc.token, false)
+	if err != nil {
+		tc.t.Fatalf("join %s via %v: %v", name, via, err)
+	}
+	return a
+}
+
+// kill stops an agent without leaving, as a crash would.
+func (tc *testCluster) kill(name string) {
+	tc.mu.Lock()
+	a := tc.agents[name]
+	delete(tc.agents, name)
+	tc.mu.Unlock()
+	a.Stop(false)
+}
+
+func (tc *testCluster) live() map[string]*Agent {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	out := map[string]*Agent{}
+	for k, v := range tc.agents {
+		out[k] = v
+	}
+	return out
+}
+
+// view renders one agent's status as comparable text: every member with state,
+// roles and subnet (last-seen times left out).
+func view(st Status) string {
+	var b strings.Builder
+	for _, m := range st.Members {
+		fmt.Fprintf(&b, "%s %s %v %s %s\n", m.Name, m.State, m.Roles, m.PodCIDR, m.Error)
+	}
+	return b.String()
+}
+
+// waitConverged waits until every live agent reports the same view, every
+// live member is alive with a subnet, and no subnet is held twice.
+func (tc *testCluster) waitConverged(timeout time.Duration, wantMembers int) string {
+	tc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		if v, ok := tc.converged(wantMembers); ok {
+			return v
+		} else {
+			last = v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tc.t.Fatalf("cluster did not converge in %s; last disagreement:\n%s", timeout, last)
+	return ""
+}
+
+func (tc *testCluster) converged(wantMembers int) (string, bool) {
+	views := map[string][]string{}
+	for name, a := range tc.live() {
+		st := a.Status()
+		if len(st.Members) != wantMembers {
+			return fmt.Sprintf("%s sees %d members, want %d:\n%s", name, len(st.Members), wantMembers, view(st)), false
+		}
+		seen := map[string]string{}
+		for _, m := range st.Members {
+			if m.PodCIDR == "" && m.Error == "" && m.State == gossip.StateAlive {
+				return fmt.Sprintf("%s: %s has no subnet yet", name, m.Name), false
+			}
+			if other, dup := seen[m.PodCIDR]; dup && m.PodCIDR != "" {
+				return fmt.Sprintf("%s: %s and %s both hold %s", name, other, m.Name, m.PodCIDR), false
+			}
+			seen[m.PodCIDR] = m.Name
+		}
+		v := view(st)
+		views[v] = append(views[v], name)
+	}
+	if len(views) != 1 {
+		var b strings.Builder
+		for v, names := range views {
+			sort.Strings(names)
+			fmt.Fprintf(&b, "seen by %v:\n%s\n", names, v)
+		}
+		return b.String(), false
+	}
+	for v := range views {
+		return v, true
+	}
+	return "", false
+}
