@@ -26,20 +26,32 @@ func synthetic(t testing.TB) (fstest.MapFS, Manifest) {
 	payload := fstest.MapFS{}
 	m := Manifest{Schema: manifest.Schema}
 	staged := fstest.MapFS{}
-	add := func(name, path string) {
+	// kube has a blob to itself; pause and bridge share one.
+	blobs := map[string][]byte{}
+	add := func(name, path, blob string) {
 		data := contents[name]
 		sum := sha256.Sum256(data)
-		blob := compress(t, data)
-		payload[name+".zst"] = &fstest.MapFile{Data: blob}
+		blobs[blob] = append(blobs[blob], data...)
 		staged[path] = &fstest.MapFile{Data: data}
 		m.Files = append(m.Files, manifest.File{
-			Name: name, Version: "v1.0.0", Path: path, Mode: 0o755, Blob: name + ".zst",
-			Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), CompressedSize: int64(len(blob)),
+			Name: name, Version: "v1.0.0", Path: path, Mode: 0o755, Blob: blob,
+			Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 		})
 	}
-	add("kube", "bin/kube")
-	add("pause", "bin/pause")
-	add("bridge", "bin/cni/bridge")
+	add("kube", "bin/kube", "kube.zst")
+	add("pause", "bin/pause", "small.zst")
+	add("bridge", "bin/cni/bridge", "small.zst")
+	for _, name := range []string{"kube.zst", "small.zst"} {
+		blob := compress(t, blobs[name])
+		payload[name] = &fstest.MapFile{Data: blob}
+		b := manifest.Blob{Name: name, Size: int64(len(blob))}
+		for _, f := range m.Files {
+			if f.Blob == name {
+				b.Files = append(b.Files, f.Name)
+			}
+		}
+		m.Blobs = append(m.Blobs, b)
+	}
 	m.Programs = []manifest.Program{
 		{Name: "kube", Version: "v1.0.0", File: "kube", Path: "bin/kube"},
 		{Name: "kubelet", Version: "v1.0.0", File: "kube", Path: "bin/kubelet"},

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"knode.dev/knode/release/manifest"
@@ -74,11 +76,11 @@ type stager struct {
 func (st *stager) abs(rel string) string { return filepath.Join(st.dir, filepath.FromSlash(rel)) }
 
 func (st *stager) stage(m Manifest) error {
-	for _, f := range m.Files {
+	for _, b := range m.Blobs {
 		if err := st.ctx.Err(); err != nil {
-			return fmt.Errorf("stage %s: %w", f.Name, err)
+			return fmt.Errorf("stage %s: %w", b.Name, err)
 		}
-		if err := st.file(f); err != nil {
+		if err := st.blob(m, b); err != nil {
 			return err
 		}
 	}
@@ -134,26 +136,55 @@ func (st *stager) present(m Manifest) bool {
 	return true
 }
 
-// file stages one payload file unless an intact copy is already in place.
-func (st *stager) file(f manifest.File) error {
-	path := st.abs(f.Path)
-	if intact(path, f.Size, f.SHA256) {
-		st.kept++
-		return os.Chmod(path, f.Mode) // cheap, and repairs a mode changed by hand
+// blob stages the files of one payload blob, decoding the stream only if one of them is
+// missing or damaged; intact files are decoded past, not rewritten.
+func (st *stager) blob(m Manifest, b manifest.Blob) error {
+	files := make([]manifest.File, len(b.Files))
+	var damaged []string
+	for i, name := range b.Files {
+		files[i], _ = m.File(name) // Validate guarantees it exists
+		path := st.abs(files[i].Path)
+		if intact(path, files[i].Size, files[i].SHA256) {
+			if err := os.Chmod(path, files[i].Mode); err != nil { // repairs a mode changed by hand
+				return fmt.Errorf("stage %s: %w", name, err)
+			}
+			continue
+		}
+		damaged = append(damaged, name)
+	}
+	if len(damaged) == 0 {
+		st.kept += len(files)
+		return nil
 	}
 	start := time.Now()
-	blob, err := st.payload.Open(f.Blob)
+	src, err := st.payload.Open(b.Name)
 	if err != nil {
-		return fmt.Errorf("stage %s: open payload blob %s: %w", f.Name, f.Blob, err)
+		return fmt.Errorf("stage %s: open payload blob %s: %w", strings.Join(damaged, ", "), b.Name, err)
 	}
-	defer blob.Close()
-	err = st.write(path, f.Mode, func(w io.Writer) error {
-		return decompress(w, blob, f)
-	})
+	defer src.Close()
+	stream, err := newStream(src, b.Name)
 	if err != nil {
-		return fmt.Errorf("stage %s to %s: %w", f.Name, path, err)
+		return err
 	}
-	fmt.Fprintf(st.progress, "staged %s %s (%s) in %s\n", f.Name, f.Version, mb(f.Size), time.Since(start).Round(time.Millisecond))
+	defer stream.close()
+	for _, f := range files {
+		if !slices.Contains(damaged, f.Name) {
+			if err := stream.next(io.Discard, f); err != nil {
+				return fmt.Errorf("stage %s: %w", f.Name, err)
+			}
+			st.kept++
+			continue
+		}
+		path := st.abs(f.Path)
+		if err := st.write(path, f.Mode, func(w io.Writer) error { return stream.next(w, f) }); err != nil {
+			return fmt.Errorf("stage %s to %s: %w", f.Name, path, err)
+		}
+		fmt.Fprintf(st.progress, "staged %s %s (%s)\n", f.Name, f.Version, mb(f.Size))
+	}
+	if err := stream.end(); err != nil {
+		return err
+	}
+	fmt.Fprintf(st.progress, "decoded %s (%s compressed) in %s\n", b.Name, mb(b.Size), time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

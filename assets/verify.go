@@ -17,29 +17,51 @@ import (
 // compresses with a long window so the large multi-call binary finds its repeats.
 const maxWindow = 1 << 28
 
-// decompress writes the file f, decoded from blob, to w and checks its size and sha256. Any
-// mismatch, including a stream that ends early or fails its checksum, is ErrCorrupt.
-func decompress(w io.Writer, blob io.Reader, f manifest.File) error {
-	dec, err := zstd.NewReader(blob, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow))
+// stream reads the files of one blob off its zstd stream.
+type stream struct {
+	name string
+	dec  *zstd.Decoder
+}
+
+func newStream(src io.Reader, name string) (*stream, error) {
+	dec, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindow))
 	if err != nil {
-		return fmt.Errorf("blob %s: %w", f.Blob, err)
+		return nil, fmt.Errorf("blob %s: %w", name, err)
 	}
-	defer dec.Close()
+	return &stream{name: name, dec: dec}, nil
+}
+
+func (s *stream) close() { s.dec.Close() }
+
+// next copies the stream's next file, f, to w and checks its size and sha256. Any mismatch,
+// including a stream that ends early or fails its checksum, is ErrCorrupt.
+func (s *stream) next(w io.Writer, f manifest.File) error {
 	h := sha256.New()
-	// Read one byte more than expected so that an over-long stream is caught too.
-	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(dec, f.Size+1))
+	n, err := io.Copy(io.MultiWriter(w, h), io.LimitReader(s.dec, f.Size))
 	if err != nil {
 		var pathErr *os.PathError
 		if errors.As(err, &pathErr) {
 			return err // a write error on the host, not a bad payload
 		}
-		return fmt.Errorf("%w: blob %s: %w", ErrCorrupt, f.Blob, err)
+		return fmt.Errorf("%w: blob %s: %w", ErrCorrupt, s.name, err)
 	}
 	if n != f.Size {
-		return fmt.Errorf("%w: blob %s decodes to %d bytes, manifest says %d (truncated payload?)", ErrCorrupt, f.Blob, n, f.Size)
+		return fmt.Errorf("%w: blob %s ends %d bytes into %s, which has %d (truncated payload?)", ErrCorrupt, s.name, n, f.Name, f.Size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != f.SHA256 {
-		return fmt.Errorf("%w: blob %s decodes to sha256 %s, manifest says %s", ErrCorrupt, f.Blob, got, f.SHA256)
+		return fmt.Errorf("%w: blob %s decodes %s to sha256 %s, manifest says %s", ErrCorrupt, s.name, f.Name, got, f.SHA256)
+	}
+	return nil
+}
+
+// end checks that the stream holds nothing after its last file and that its checksum holds.
+func (s *stream) end() error {
+	n, err := io.Copy(io.Discard, s.dec)
+	if err != nil {
+		return fmt.Errorf("%w: blob %s: %w", ErrCorrupt, s.name, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: blob %s holds %d bytes more than its files", ErrCorrupt, s.name, n)
 	}
 	return nil
 }

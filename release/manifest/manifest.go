@@ -22,9 +22,22 @@ const FileName = "manifest.json"
 // that knode stages into.
 type Manifest struct {
 	Schema   int       `json:"schema"`
+	Blobs    []Blob    `json:"blobs"`
 	Files    []File    `json:"files"`
 	Programs []Program `json:"programs"`
 	Images   []Image   `json:"images"`
+}
+
+// Blob is one member of the payload directory: a single zstd stream that decodes to the
+// contents of its files, concatenated in the order listed. Files that share code (the CNI
+// plugins; containerd, its shim and runc) share a blob so the compressor sees the repeats.
+type Blob struct {
+	// Name is the member's name: "kube.zst".
+	Name string `json:"name"`
+	// Size is the compressed size.
+	Size int64 `json:"size"`
+	// Files names the files the stream decodes to, in order.
+	Files []string `json:"files"`
 }
 
 // File is one staged file and the compressed blob it comes from.
@@ -37,13 +50,11 @@ type File struct {
 	Path string `json:"path"`
 	// Mode is its permission bits: 0755 for programs.
 	Mode fs.FileMode `json:"mode"`
-	// Blob is the member of the payload directory holding it: "kube.zst", one zstd stream.
+	// Blob names the Blob holding it.
 	Blob string `json:"blob"`
 	// Size and SHA256 (hex) describe the staged, uncompressed file.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
-	// CompressedSize is the blob's size.
-	CompressedSize int64 `json:"compressedSize"`
 }
 
 // Program is a command a staged file provides. A multi-call file provides several, each
@@ -112,6 +123,16 @@ func (m Manifest) File(name string) (File, bool) {
 		}
 	}
 	return File{}, false
+}
+
+// Blob returns the blob called name.
+func (m Manifest) Blob(name string) (Blob, bool) {
+	for _, b := range m.Blobs {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return Blob{}, false
 }
 
 // Program returns the program called name.

@@ -29,7 +29,26 @@ func (m Manifest) Validate() error {
 		return nil
 	}
 	files := map[string]File{}
-	blobs := map[string]bool{}
+	inBlob := map[string]string{}
+	seenBlobs := map[string]bool{}
+	for _, b := range m.Blobs {
+		if b.Name == "" || strings.Contains(b.Name, "/") || b.Name == FileName {
+			return fmt.Errorf("payload manifest: blob %q must be a plain name other than %s", b.Name, FileName)
+		}
+		if seenBlobs[b.Name] {
+			return fmt.Errorf("payload manifest: blob %s listed twice", b.Name)
+		}
+		seenBlobs[b.Name] = true
+		if b.Size <= 0 || len(b.Files) == 0 {
+			return fmt.Errorf("payload manifest: blob %s: size %d, %d files", b.Name, b.Size, len(b.Files))
+		}
+		for _, name := range b.Files {
+			if other, ok := inBlob[name]; ok {
+				return fmt.Errorf("payload manifest: file %s is in blobs %s and %s", name, other, b.Name)
+			}
+			inBlob[name] = b.Name
+		}
+	}
 	for _, f := range m.Files {
 		owner := "file " + f.Name
 		if f.Name == "" {
@@ -42,19 +61,22 @@ func (m Manifest) Validate() error {
 		if err := claim(f.Path, owner); err != nil {
 			return err
 		}
-		if f.Blob == "" || strings.Contains(f.Blob, "/") || f.Blob == FileName || blobs[f.Blob] {
-			return fmt.Errorf("payload manifest: %s: blob %q must be a unique plain name", owner, f.Blob)
+		if inBlob[f.Name] != f.Blob {
+			return fmt.Errorf("payload manifest: %s: blob %q does not list it", owner, f.Blob)
 		}
-		blobs[f.Blob] = true
+		delete(inBlob, f.Name)
 		if err := checkSum(f.SHA256); err != nil {
 			return fmt.Errorf("payload manifest: %s: %w", owner, err)
 		}
-		if f.Size < 0 || f.CompressedSize <= 0 {
-			return fmt.Errorf("payload manifest: %s: bad sizes %d/%d", owner, f.Size, f.CompressedSize)
+		if f.Size < 0 {
+			return fmt.Errorf("payload manifest: %s: negative size", owner)
 		}
 		if f.Mode&^0o777 != 0 {
 			return fmt.Errorf("payload manifest: %s: mode %v is not plain permission bits", owner, f.Mode)
 		}
+	}
+	for name, blob := range inBlob {
+		return fmt.Errorf("payload manifest: blob %s lists unknown file %s", blob, name)
 	}
 	programs := map[string]bool{}
 	for _, p := range m.Programs {

@@ -27,7 +27,7 @@ func runKubelet() int           { return cli.Run(kubelet.NewKubeletCommand(conte
 func runProxy() int             { return cli.Run(proxy.NewProxyCommand()) }
 
 func runKubectl() int {
-	_ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
+	_, _ = logs.GlogSetter(kubectl.GetLogVerbosity(os.Args))
 	if err := cli.RunNoErrOutput(kubectl.NewDefaultKubectlCommand()); err != nil {
 		kubectlutil.CheckErr(err) // prints the error and exits non-zero
 	}

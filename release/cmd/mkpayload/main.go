@@ -1,0 +1,26 @@
+// Command mkpayload turns the release build's outputs into knode's embedded payload: it
+// compresses each blob of release.Spec (one zstd stream per blob) into the payload directory,
+// writes the image tarballs next to the binaries, and writes manifest.json with every size and
+// digest. A blob whose files are unchanged since the last run is not compressed again.
+//
+//	mkpayload -root release/_build/root -out assets/payload
+package main
+
+import (
+	"flag"
+	"log/slog"
+	"os"
+)
+
+func main() {
+	var opts options
+	flag.StringVar(&opts.root, "root", "release/_build/root", "build outputs, laid out as staged (bin/kube, ...)")
+	flag.StringVar(&opts.out, "out", "assets/payload", "payload directory to write")
+	flag.StringVar(&opts.level, "level", "best", "zstd level: fastest, default, better or best")
+	flag.IntVar(&opts.windowLog, "window-log", 27, "log2 of the zstd window; at most 28, the decoder's limit")
+	flag.Parse()
+	if err := run(opts, os.Stdout); err != nil {
+		slog.Error("mkpayload failed", "err", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,137 @@
+package release
+
+import (
+	"io/fs"
+
+	"knode.dev/knode/release/manifest"
+	"knode.dev/knode/release/oci"
+)
+
+// kubePrograms are the Kubernetes commands of the multi-call kube binary.
+func kubePrograms() []string {
+	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
+}
+
+// etcdPrograms are the etcd commands of the same binary.
+func etcdPrograms() []string { return []string{"etcd", "etcdctl", "etcdutl"} }
+
+// Spec returns the payload's manifest without the sizes and digests that only the build
+// knows: files with their staged paths and blobs, programs, and images. The build writes each
+// file at its staged path under one root directory (release/_build/root), so that the images'
+// sources resolve the same way there as in knode's data directory.
+func Spec() manifest.Manifest {
+	m := manifest.Manifest{Schema: manifest.Schema}
+	file := func(name, version, path, blob string) {
+		m.Files = append(m.Files, manifest.File{Name: name, Version: version, Path: path, Mode: 0o755, Blob: blob})
+	}
+	file("kube", Kubernetes, "bin/kube", "kube.zst")
+	file("containerd", Containerd, "bin/containerd", "runtime.zst")
+	file("containerd-shim-runc-v2", Containerd, "bin/containerd-shim-runc-v2", "runtime.zst")
+	file("runc", Runc, "bin/runc", "runtime.zst")
+	file("pause", Pause, "bin/pause", "runtime.zst")
+	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		file("cni-"+plugin, CNIPlugins, "bin/cni/"+plugin, "cni.zst")
+	}
+	file("coredns", CoreDNS, "bin/coredns", "coredns.zst")
+	m.Blobs = blobsOf(m.Files)
+
+	program := func(p manifest.Program) { m.Programs = append(m.Programs, p) }
+	for _, name := range kubePrograms() {
+		p := manifest.Program{Name: name, Version: Kubernetes, File: "kube", Path: "bin/" + name,
+			VersionArgs: []string{"--version"}, VersionWant: "Kubernetes " + Kubernetes}
+		if name == "kubectl" {
+			p.VersionArgs, p.VersionWant = []string{"version", "--client"}, "Client Version: "+Kubernetes
+		}
+		program(p)
+	}
+	etcd := Etcd[1:] // etcd prints versions without the v
+	program(manifest.Program{Name: "etcd", Version: Etcd, File: "kube", Path: "bin/etcd",
+		VersionArgs: []string{"--version"}, VersionWant: "etcd Version: " + etcd})
+	program(manifest.Program{Name: "etcdctl", Version: Etcd, File: "kube", Path: "bin/etcdctl",
+		VersionArgs: []string{"version"}, VersionWant: "etcdctl version: " + etcd})
+	program(manifest.Program{Name: "etcdutl", Version: Etcd, File: "kube", Path: "bin/etcdutl",
+		VersionArgs: []string{"version"}, VersionWant: "etcdutl version: " + etcd})
+	program(manifest.Program{Name: "containerd", Version: Containerd, File: "containerd", Path: "bin/containerd",
+		VersionArgs: []string{"--version"}, VersionWant: "containerd github.com/containerd/containerd/v2 " + Containerd})
+	program(manifest.Program{Name: "ctr", Version: Containerd, File: "containerd", Path: "bin/ctr",
+		VersionArgs: []string{"--version"}, VersionWant: "ctr github.com/containerd/containerd/v2 " + Containerd})
+	program(manifest.Program{Name: "containerd-shim-runc-v2", Version: Containerd, File: "containerd-shim-runc-v2",
+		Path: "bin/containerd-shim-runc-v2", VersionArgs: []string{"-v"}, VersionWant: "Version:  " + Containerd})
+	program(manifest.Program{Name: "runc", Version: Runc, File: "runc", Path: "bin/runc",
+		VersionArgs: []string{"--version"}, VersionWant: "runc version " + Runc[1:]})
+	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
+		// Run without CNI_COMMAND, a plugin prints its name and version.
+		program(manifest.Program{Name: "cni-" + plugin, Version: CNIPlugins, File: "cni-" + plugin,
+			Path: "bin/cni/" + plugin, VersionWant: "plugin " + CNIPlugins})
+	}
+	program(manifest.Program{Name: "coredns", Version: CoreDNS, File: "coredns", Path: "bin/coredns",
+		VersionArgs: []string{"-version"}, VersionWant: "CoreDNS-" + CoreDNS[1:]})
+	program(manifest.Program{Name: "pause", Version: Pause, File: "pause", Path: "bin/pause",
+		VersionArgs: []string{"--version"}, VersionWant: "pause " + Pause})
+
+	m.Images = []manifest.Image{
+		{Name: "pause", Path: "images/pause.tar", Image: pauseImage()},
+		{Name: "control-plane", Path: "images/control-plane.tar", Image: controlPlaneImage()},
+		{Name: "coredns", Path: "images/coredns.tar", Image: coreDNSImage()},
+	}
+	return m
+}
+
+// blobsOf groups files into their blobs, in order of first appearance.
+func blobsOf(files []manifest.File) []manifest.Blob {
+	var blobs []manifest.Blob
+	index := map[string]int{}
+	for _, f := range files {
+		i, ok := index[f.Blob]
+		if !ok {
+			i = len(blobs)
+			index[f.Blob] = i
+			blobs = append(blobs, manifest.Blob{Name: f.Blob})
+		}
+		blobs[i].Files = append(blobs[i].Files, f.Name)
+	}
+	return blobs
+}
+
+// pauseImage is the pod sandbox image: the static pause program at /pause, as upstream's.
+func pauseImage() oci.Image {
+	return oci.Image{
+		Ref:        PauseImage,
+		Entrypoint: []string{"/pause"},
+		Files:      []oci.File{{Path: "pause", Mode: 0o755, Source: "bin/pause"}},
+	}
+}
+
+// controlPlaneImage holds the multi-call kube binary with a symlink per program, for the
+// static pods of etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their
+// manifests give the command, e.g. ["kube-apiserver", "--flag", ...]; PATH finds it).
+func controlPlaneImage() oci.Image {
+	img := oci.Image{
+		Ref:        ControlPlaneImage,
+		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
+		Cmd:        []string{"/usr/local/bin/kube"},
+		WorkingDir: "/",
+		Files: []oci.File{
+			{Path: "usr/local/bin/kube", Mode: 0o755, Source: "bin/kube"},
+			{Path: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+			{Path: "var/lib/etcd", Mode: fs.ModeDir | 0o700},
+		},
+	}
+	for _, name := range append(kubePrograms(), etcdPrograms()...) {
+		img.Files = append(img.Files, oci.File{Path: "usr/local/bin/" + name, Mode: fs.ModeSymlink | 0o777, Link: "kube"})
+	}
+	return img
+}
+
+// coreDNSImage lays CoreDNS out as upstream's image does (/coredns as the entrypoint), so
+// upstream's Deployment arguments (-conf /etc/coredns/Corefile) apply unchanged.
+func coreDNSImage() oci.Image {
+	return oci.Image{
+		Ref:        CoreDNSImage,
+		Entrypoint: []string{"/coredns"},
+		Files: []oci.File{
+			{Path: "coredns", Mode: 0o755, Source: "bin/coredns"},
+			{Path: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+		},
+	}
+}
