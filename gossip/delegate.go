@@ -22,16 +22,18 @@ func (d delegate) NotifyMsg(b []byte) {
 		return
 	}
 	body := b[1:]
+	// memberlist does not pass delegate messages on: a record that is news
+	// here is queued again, so it spreads epidemically (as serf does).
 	switch b[0] {
 	case msgNode:
 		var n NodeInfo
-		if json.Unmarshal(body, &n) == nil {
-			d.n.state.MergeNode(n)
+		if json.Unmarshal(body, &n) == nil && d.n.state.MergeNode(n) {
+			d.n.requeue("n/"+n.Name, b)
 		}
 	case msgAssign:
 		var a Assignment
-		if json.Unmarshal(body, &a) == nil {
-			d.n.state.MergeAssignment(a)
+		if json.Unmarshal(body, &a) == nil && d.n.state.MergeAssignment(a) {
+			d.n.requeue("a/"+a.Node, b)
 		}
 	case msgSecrets:
 		var s Sealed
@@ -65,7 +67,17 @@ func (d delegate) MergeRemoteState(buf []byte, join bool) {
 		d.n.log.Warn("undecodable remote state", "err", err)
 		return
 	}
-	d.n.state.Merge(s)
+	for _, n := range s.Nodes {
+		if d.n.state.MergeNode(n) {
+			d.n.queueRecord("n/"+n.Name, msgNode, n)
+		}
+	}
+	for _, a := range s.Assignments {
+		if d.n.state.MergeAssignment(a) {
+			d.n.queueRecord("a/"+a.Node, msgAssign, a)
+		}
+	}
+	d.n.state.Merge(Snapshot{Cluster: s.Cluster, Clock: s.Clock})
 }
 
 func (d delegate) NotifyJoin(m *memberlist.Node)   { d.n.members.update(m, StateAlive) }

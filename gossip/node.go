@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,6 +164,11 @@ func (n *Node) Decide(a Assignment) error {
 		return nil
 	}
 	return n.queueRecord("a/"+a.Node, msgAssign, a)
+}
+
+// requeue passes a received record on; msg is copied (memberlist reuses it).
+func (n *Node) requeue(key string, msg []byte) {
+	n.queue.QueueBroadcast(&broadcast{key: key, msg: bytes.Clone(msg)})
 }
 
 func (n *Node) queueRecord(key string, t byte, v any) error {

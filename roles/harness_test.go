@@ -55,6 +55,7 @@ type testCluster struct {
 	token   pki.Token
 	net     *testNet
 	root    string
+	timing  gossip.Timing
 
 	mu     sync.Mutex
 	agents map[string]*Agent
@@ -69,11 +70,15 @@ func testPlan(masters int) config.Cluster {
 
 // newTestCluster creates a cluster whose first node is "n00".
 func newTestCluster(t testing.TB, c config.Cluster) *testCluster {
+	return newTestClusterTiming(t, c, gossip.Fast)
+}
+
+func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) *testCluster {
 	root, err := os.MkdirTemp("", "kn")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root,
+	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
 		agents: map[string]*Agent{}, wires: map[string]*gossip.Wire{}}
 	t.Cleanup(func() {
 		tc.mu.Lock()
@@ -113,7 +118,7 @@ func (tc *testCluster) start(name string, peers []string, create *gossip.Cluster
 		addrs = append(addrs, tc.addr(p))
 	}
 	a, err := Start(context.Background(), Options{
-		Dir: tc.dir(name), Token: tok, Peers: addrs, Rejoin: rejoin, Timing: gossip.Fast, Transport: w, Create: create,
+		Dir: tc.dir(name), Token: tok, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
 		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
 	})
 	if err != nil {
