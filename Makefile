@@ -4,17 +4,21 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X knode.dev/knode/version.Version=$(VERSION)
 
-.PHONY: help knode test test-unit test-root
+.PHONY: help knode test demo bench
 help: ## list targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 knode: ## build bin/knode without the payload (fast)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
 
-test-unit: ## unit tests: no root, no payload, -race
+test: ## unit tests (-race, no payload) + root integration tests (network namespaces; skipped without root)
 	$(GO) test -race -count=1 ./...
 
-test: test-unit ## all tests this machine can run (unit + root integration)
+demo: knode ## form a 3-agent cluster on loopback as any user (--dry-run --foreground) and show `knode status`
+	scripts/demo.sh 3
+
+bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3)
+	$(GO) test -run XXX -bench Formation -benchtime 3x ./roles
 
 -include release/payload.mk
 -include e2e/e2e.mk

@@ -9,6 +9,7 @@
 //	node.json      this node's identity: name, addresses, X25519 key, join time
 //	state.json     last known replicated state, to come back with after restart
 //	secrets/       CA key and service-account keys (masters only)
+//	creds/         this node's kubelet and kube-proxy client credentials
 //	knode.sock     the local agent's API (status)
 package datadir
 
@@ -33,6 +34,7 @@ const (
 	NodeFile    = "node.json"
 	StateFile   = "state.json"
 	SecretsDir  = "secrets"
+	CredsDir    = "creds" // this node's client certificates, signed by a master
 	SocketFile  = "knode.sock"
 )
 
@@ -52,7 +54,7 @@ func (d Dir) Initialised() bool {
 
 // Ensure creates the directory (0700) and its secrets directory.
 func (d Dir) Ensure() error {
-	for _, p := range []string{d.Root, d.Path(SecretsDir)} {
+	for _, p := range []string{d.Root, d.Path(SecretsDir), d.Path(CredsDir)} {
 		if err := os.MkdirAll(p, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", p, err)
 		}
@@ -135,7 +137,7 @@ func WriteAtomic(path string, data []byte, mode os.FileMode) error {
 // in place. Used when init or join fails, so that it can simply be rerun.
 func (d Dir) RemoveState() error {
 	var errs []error
-	for _, name := range []string{ClusterFile, TokenFile, NodeFile, StateFile, SocketFile, SecretsDir} {
+	for _, name := range []string{ClusterFile, TokenFile, NodeFile, StateFile, SocketFile, SecretsDir, CredsDir} {
 		if err := os.RemoveAll(d.Path(name)); err != nil {
 			errs = append(errs, err)
 		}

@@ -35,12 +35,12 @@ func (d delegate) NotifyMsg(b []byte) {
 		if json.Unmarshal(body, &a) == nil && d.n.state.MergeAssignment(a) {
 			d.n.requeue("a/"+a.Node, b)
 		}
-	case msgSecrets:
-		var s Sealed
-		if json.Unmarshal(body, &s) == nil && s.To == d.n.name {
+	case msgLetter:
+		var l Letter
+		if json.Unmarshal(body, &l) == nil && l.To == d.n.name {
 			select {
-			case d.n.secrets <- s:
-			default: // a resend will come
+			case d.n.letters <- l:
+			default: // the sender resends
 			}
 		}
 	default:

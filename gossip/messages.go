@@ -11,15 +11,25 @@ import (
 const (
 	msgNode    byte = 1 // NodeInfo, broadcast
 	msgAssign  byte = 2 // Assignment, broadcast
-	msgSecrets byte = 3 // Sealed, sent to one node
+	msgLetter byte = 3 // Letter, sent to one node
 )
 
-// Sealed carries secrets sealed to one node's key (see pki.Seal).
-type Sealed struct {
+// Letter is a message for one node only, sent over memberlist's reliable
+// (TCP, encrypted) channel and never broadcast: master secrets sealed to the
+// recipient's key, certificate requests and the certificates that answer them.
+type Letter struct {
+	Kind string `json:"kind"`
 	To   string `json:"to"`
 	From string `json:"from"`
-	Box  []byte `json:"box"`
+	Body []byte `json:"body"`
 }
+
+// Letter kinds.
+const (
+	LetterSecrets = "secrets" // Body: datadir.Secrets sealed with pki.Seal
+	LetterCSR     = "csr"     // Body: JSON certificate requests
+	LetterCert    = "cert"    // Body: JSON signed certificates
+)
 
 func encode(t byte, v any) ([]byte, error) {
 	body, err := json.Marshal(v)

@@ -43,7 +43,7 @@ type Node struct {
 	queue   *memberlist.TransmitLimitedQueue
 	state   *State
 	members *memberTable
-	secrets chan Sealed
+	letters chan Letter
 	changed chan struct{}
 	log     *slog.Logger
 }
@@ -60,7 +60,7 @@ func New(cfg Config, st *State) (*Node, error) {
 	n := &Node{
 		name:    cfg.Name,
 		state:   st,
-		secrets: make(chan Sealed, 4),
+		letters: make(chan Letter, 16),
 		changed: make(chan struct{}, 1),
 		log:     log.With("component", "gossip"),
 	}
@@ -107,8 +107,8 @@ func (n *Node) notify() {
 // MembershipChanged is signalled (coalesced) when a member joins, leaves or dies.
 func (n *Node) MembershipChanged() <-chan struct{} { return n.changed }
 
-// Secrets delivers sealed secrets addressed to this node.
-func (n *Node) Secrets() <-chan Sealed { return n.secrets }
+// Letters delivers the letters addressed to this node.
+func (n *Node) Letters() <-chan Letter { return n.letters }
 
 // State is the replicated state this node keeps.
 func (n *Node) State() *State { return n.state }
@@ -180,20 +180,21 @@ func (n *Node) queueRecord(key string, t byte, v any) error {
 	return nil
 }
 
-// SendSealed delivers a sealed secret to one member over the reliable (TCP,
+// Send delivers a letter to one live member over the reliable (TCP,
 // encrypted) channel; it is never broadcast.
-func (n *Node) SendSealed(s Sealed) error {
-	msg, err := encode(msgSecrets, s)
+func (n *Node) Send(l Letter) error {
+	l.From = n.name
+	msg, err := encode(msgLetter, l)
 	if err != nil {
 		return err
 	}
 	for _, m := range n.ml.Members() {
-		if m.Name == s.To {
+		if m.Name == l.To {
 			node := *m
 			return n.ml.SendReliable(&node, msg)
 		}
 	}
-	return fmt.Errorf("send secrets to %s: not a live member", s.To)
+	return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
 }
 
 // Members lists every node this node has heard of, with its state.

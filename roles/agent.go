@@ -55,6 +55,7 @@ type Agent struct {
 	id      datadir.Identity
 	secrets *datadir.Secrets // nil on workers
 	sentAt  map[string]time.Time
+	certs   chan map[string][]byte // certificates a master sent
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended
@@ -68,7 +69,7 @@ type Agent struct {
 // gossip, joins through the peers, verifies the cluster's CA against the
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
-	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
+	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1), stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +79,11 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if err := a.loadIdentity(); err != nil {
 		return nil, err
+	}
+	if s, ok, err := o.Dir.LoadSecrets(); err != nil {
+		return nil, err
+	} else if ok {
+		a.secrets = &s
 	}
 	var seed gossip.Snapshot
 	if err := o.Dir.ReadJSON(datadir.StateFile, &seed); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -180,11 +186,6 @@ func (a *Agent) persistJoin() error {
 	}
 	if err := d.WriteFile(datadir.TokenFile, []byte(a.opts.Token.String()+"\n")); err != nil {
 		return err
-	}
-	if s, ok, err := d.LoadSecrets(); err != nil {
-		return err
-	} else if ok {
-		a.secrets = &s
 	}
 	if !d.Initialised() {
 		return d.WriteJSON(datadir.ClusterFile, a.state.Snapshot().Cluster)

@@ -252,3 +252,39 @@ func TestSecretsReachMastersOnly(t *testing.T) {
 	}
 	_ = pki.PinHash
 }
+
+func TestWorkerCredentialsSignedByMaster(t *testing.T) {
+	tc := newTestCluster(t, testPlan(1))
+	w := tc.join("w01", "n00")
+	tc.waitConverged(10*time.Second, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	creds, err := w.Credentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCert(creds[credKubelet].CertPEM)
+	if err != nil || cert.Subject.CommonName != "system:node:w01" || cert.Subject.Organization[0] != "system:nodes" {
+		t.Fatalf("kubelet cert %v: %v", cert.Subject, err)
+	}
+	if err := cert.CheckSignatureFrom(mustCA(t, tc).Cert); err != nil {
+		t.Errorf("kubelet cert not signed by the cluster CA: %v", err)
+	}
+	// Stored: a second call needs no master.
+	tc.kill("n00")
+	again, err := w.Credentials(ctx)
+	if err != nil || string(again[credKubeProxy].CertPEM) != string(creds[credKubeProxy].CertPEM) {
+		t.Errorf("stored credentials not reused: %v", err)
+	}
+	if m, _ := tc.live()["w01"], 0; m.HasSecrets() {
+		t.Error("worker holds secrets")
+	}
+}
+
+func mustCA(t *testing.T, tc *testCluster) *pki.CA {
+	ca, err := pki.LoadCA(tc.live()["w01"].Snapshot().Cluster.CACert, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}

@@ -29,8 +29,8 @@ func (a *Agent) loop() {
 		select {
 		case <-a.stop:
 			return
-		case s := <-a.g.Secrets():
-			a.receiveSecrets(s)
+		case l := <-a.g.Letters():
+			a.receive(l)
 		case <-a.state.Changed():
 		case <-a.g.MembershipChanged():
 		case <-tick.C:
@@ -104,7 +104,7 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 			continue
 		}
 		a.sentAt[m] = time.Now()
-		if err := a.g.SendSealed(gossip.Sealed{To: m, From: a.id.Name, Box: box}); err != nil {
+		if err := a.g.Send(gossip.Letter{Kind: gossip.LetterSecrets, To: m, Body: box}); err != nil {
 			a.log.Warn("send secrets", "to", m, "err", err)
 			continue
 		}
@@ -112,12 +112,26 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 	}
 }
 
+// receive handles a letter addressed to this node.
+func (a *Agent) receive(l gossip.Letter) {
+	switch l.Kind {
+	case gossip.LetterSecrets:
+		a.receiveSecrets(l)
+	case gossip.LetterCSR:
+		a.signRequests(l)
+	case gossip.LetterCert:
+		a.receiveCerts(l)
+	default:
+		a.log.Debug("unknown letter", "kind", l.Kind, "from", l.From)
+	}
+}
+
 // receiveSecrets opens, checks and stores the master-only keys.
-func (a *Agent) receiveSecrets(s gossip.Sealed) {
+func (a *Agent) receiveSecrets(s gossip.Letter) {
 	if a.HasSecrets() {
 		return
 	}
-	plain, err := pki.Open(a.key, s.Box, []byte(a.id.Name))
+	plain, err := pki.Open(a.key, s.Body, []byte(a.id.Name))
 	if err != nil {
 		a.log.Warn("secrets from "+s.From+" rejected", "err", err)
 		return

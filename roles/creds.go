@@ -1,0 +1,181 @@
+package roles
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+)
+
+// Workers hold no CA key, so their client certificates (kubelet as
+// system:node:<name>, kube-proxy) are signed by a master: the worker keeps its
+// keys and sends certificate requests in a letter; a master signs them for the
+// sender's name only and answers with the certificates.
+
+// Credential names, also their file names under creds/ in the data directory.
+const (
+	credKubelet   = "kubelet"
+	credKubeProxy = "kube-proxy"
+)
+
+// credSpec is what a master signs for the node name.
+func credSpec(kind, node string) (pki.CertSpec, bool) {
+	switch kind {
+	case credKubelet:
+		return pki.KubeletClient(node), true
+	case credKubeProxy:
+		return pki.CertSpec{CommonName: "system:kube-proxy", Client: true}, true
+	}
+	return pki.CertSpec{}, false
+}
+
+// Credentials returns this node's kubelet and kube-proxy client credentials:
+// from the data directory when valid, else signed by a master (waiting for one
+// until ctx ends). Masters return nil: the PKI phase issues theirs locally.
+func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, error) {
+	if a.HasSecrets() {
+		return nil, nil
+	}
+	ca, err := pki.LoadCA(a.state.Snapshot().Cluster.CACert, nil)
+	if err != nil {
+		return nil, err
+	}
+	out, missing := map[string]*pki.Credential{}, map[string][]byte{}
+	keys := map[string][]byte{}
+	for _, kind := range []string{credKubelet, credKubeProxy} {
+		spec, _ := credSpec(kind, a.id.Name)
+		if c, err := a.loadCred(kind); err == nil && pki.Verify(ca, c, spec, time.Now(), 30*24*time.Hour) == nil {
+			out[kind] = c
+			continue
+		}
+		csr, key, err := pki.NewCSR(spec)
+		if err != nil {
+			return nil, err
+		}
+		missing[kind], keys[kind] = csr, key
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	body, _ := json.Marshal(missing)
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		a.requestCerts(body)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no master signed this node's certificates (is a master alive? see `knode status`): %w", ctx.Err())
+		case certs := <-a.certs:
+			for kind, key := range keys {
+				cert, ok := certs[kind]
+				if !ok {
+					continue
+				}
+				c := &pki.Credential{CertPEM: cert, KeyPEM: key}
+				spec, _ := credSpec(kind, a.id.Name)
+				if err := pki.Verify(ca, c, spec, time.Now(), time.Hour); err != nil {
+					a.log.Warn("certificate from a master rejected", "kind", kind, "err", err)
+					continue
+				}
+				if err := a.saveCred(kind, c); err != nil {
+					return nil, err
+				}
+				out[kind] = c
+				delete(keys, kind)
+			}
+			if len(keys) == 0 {
+				return out, nil
+			}
+		case <-t.C:
+		}
+	}
+}
+
+// requestCerts sends the requests to one live master holding the CA key.
+func (a *Agent) requestCerts(body []byte) {
+	snap, alive := a.state.Snapshot(), a.g.Alive()
+	for _, m := range Masters(snap) {
+		if n := snap.Nodes[m]; alive[m] && n.HasSecrets {
+			if err := a.g.Send(gossip.Letter{Kind: gossip.LetterCSR, To: m, Body: body}); err != nil {
+				a.log.Warn("send certificate requests", "to", m, "err", err)
+				continue
+			}
+			return
+		}
+	}
+}
+
+// signRequests signs a node's requests, each for the sender's own name.
+func (a *Agent) signRequests(l gossip.Letter) {
+	a.mu.Lock()
+	sec := a.secrets
+	a.mu.Unlock()
+	if sec == nil {
+		return
+	}
+	ca, err := pki.LoadCA(a.state.Snapshot().Cluster.CACert, sec.CAKey)
+	if err != nil {
+		a.log.Error("load CA", "err", err)
+		return
+	}
+	var reqs map[string][]byte
+	if err := json.Unmarshal(l.Body, &reqs); err != nil {
+		return
+	}
+	certs := map[string][]byte{}
+	for kind, csr := range reqs {
+		spec, ok := credSpec(kind, l.From)
+		if !ok {
+			continue
+		}
+		cert, err := pki.SignCSR(ca, csr, spec, time.Now())
+		if err != nil {
+			a.log.Warn("refused certificate request", "from", l.From, "kind", kind, "err", err)
+			continue
+		}
+		certs[kind] = cert
+	}
+	body, _ := json.Marshal(certs)
+	if err := a.g.Send(gossip.Letter{Kind: gossip.LetterCert, To: l.From, Body: body}); err != nil {
+		a.log.Warn("send certificates", "to", l.From, "err", err)
+		return
+	}
+	a.log.Info("signed certificates", "for", l.From, "count", len(certs))
+}
+
+func (a *Agent) receiveCerts(l gossip.Letter) {
+	var certs map[string][]byte
+	if json.Unmarshal(l.Body, &certs) != nil {
+		return
+	}
+	select {
+	case a.certs <- certs:
+	default:
+	}
+}
+
+func (a *Agent) loadCred(kind string) (*pki.Credential, error) {
+	cert, err := a.opts.Dir.ReadFile(datadir.CredsDir + "/" + kind + ".crt")
+	if err != nil {
+		return nil, err
+	}
+	key, err := a.opts.Dir.ReadFile(datadir.CredsDir + "/" + kind + ".key")
+	if err != nil {
+		return nil, err
+	}
+	return &pki.Credential{CertPEM: cert, KeyPEM: key}, nil
+}
+
+func (a *Agent) saveCred(kind string, c *pki.Credential) error {
+	if err := a.opts.Dir.Ensure(); err != nil {
+		return err
+	}
+	if err := a.opts.Dir.WriteFile(datadir.CredsDir+"/"+kind+".key", c.KeyPEM); err != nil {
+		return err
+	}
+	return a.opts.Dir.WriteFile(datadir.CredsDir+"/"+kind+".crt", c.CertPEM)
+}
