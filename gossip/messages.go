@@ -9,8 +9,8 @@ import (
 
 // Message types: one byte, then the JSON body.
 const (
-	msgNode    byte = 1 // NodeInfo, broadcast
-	msgAssign  byte = 2 // Assignment, broadcast
+	msgNode   byte = 1 // NodeInfo, broadcast
+	msgAssign byte = 2 // Assignment, broadcast
 	msgLetter byte = 3 // Letter, sent to one node
 )
 

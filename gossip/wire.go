@@ -75,7 +75,7 @@ func (w *Wire) DialTimeout(addr string, timeout time.Duration) (net.Conn, error)
 }
 
 func (w *Wire) PacketCh() <-chan *memberlist.Packet { return w.packets }
-func (w *Wire) StreamCh() <-chan net.Conn          { return w.streams }
+func (w *Wire) StreamCh() <-chan net.Conn           { return w.streams }
 
 func (w *Wire) Shutdown() error {
 	w.once.Do(func() { close(w.done) })
