@@ -14,6 +14,9 @@ type Identity struct {
 	Gen       uint64         `json:"gen"`
 	PodCIDR   netip.Prefix   `json:"podCIDR,omitzero"` // last subnet held
 	Peers     []string       `json:"peers,omitempty"`  // where to rejoin after restart
+	// Host is set once knode configured this machine (not a --dry-run node):
+	// the agent then keeps the host's pod network current.
+	Host bool `json:"host,omitempty"`
 }
 
 // Secrets is the master-only material, stored under secrets/.

@@ -35,6 +35,8 @@ type Options struct {
 	Logger    *slog.Logger
 	// Serve the status API on the data directory's unix socket.
 	Serve bool
+	// Host, when set, lets the agent keep this host's pod network current.
+	Host *HostOptions
 	// Create is the identity of a new cluster (from Create); nil when joining
 	// or restarting.
 	Create *gossip.ClusterInfo
@@ -56,6 +58,8 @@ type Agent struct {
 	secrets *datadir.Secrets // nil on workers
 	sentAt  map[string]time.Time
 	certs   chan map[string][]byte // certificates a master sent
+
+	lastPeers string // peerKey of the last pod-network update
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended

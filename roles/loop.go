@@ -1,6 +1,7 @@
 package roles
 
 import (
+	"context"
 	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
@@ -36,6 +37,7 @@ func (a *Agent) loop() {
 		case <-tick.C:
 		}
 		a.reconcile()
+		a.keepPeers(context.Background())
 		if time.Since(lastReconnect) > 5*a.interval() {
 			a.reconnect()
 			lastReconnect = time.Now()

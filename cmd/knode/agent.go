@@ -30,9 +30,15 @@ func agentCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			o, err := restartOptions(dir)
+			o, id, err := restartOptions(dir)
 			if err != nil {
 				return err
+			}
+			if id.Host {
+				// A configured node: keep its pod network current.
+				if o.Host, err = hostOptions(c.Context, dir.Root, c.App.ErrWriter); err != nil {
+					return err
+				}
 			}
 			o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			o.Serve = true
@@ -52,18 +58,18 @@ func agentCommand() *cli.Command {
 
 // restartOptions rebuilds an agent's options from its data directory: its
 // identity, token, and every peer it knew (any live one is enough to rejoin).
-func restartOptions(dir datadir.Dir) (roles.Options, error) {
+func restartOptions(dir datadir.Dir) (roles.Options, datadir.Identity, error) {
 	var id datadir.Identity
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
-		return roles.Options{}, fmt.Errorf("read node identity: %w", err)
+		return roles.Options{}, id, fmt.Errorf("read node identity: %w", err)
 	}
 	raw, err := dir.ReadFile(datadir.TokenFile)
 	if err != nil {
-		return roles.Options{}, fmt.Errorf("read token: %w", err)
+		return roles.Options{}, id, fmt.Errorf("read token: %w", err)
 	}
 	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
 	if err != nil {
-		return roles.Options{}, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
+		return roles.Options{}, id, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
 	}
 	peers := append([]string{}, id.Peers...)
 	var snap gossip.Snapshot
@@ -77,5 +83,5 @@ func restartOptions(dir datadir.Dir) (roles.Options, error) {
 	return roles.Options{
 		Dir: dir, Token: tok, Peers: peers, Rejoin: true,
 		Node: config.Node{Name: id.Name, Bind: id.Bind, Advertise: id.Advertise, DataDir: dir.Root},
-	}, nil
+	}, id, nil
 }

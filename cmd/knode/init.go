@@ -27,7 +27,7 @@ func initCommand() *cli.Command {
 		Description: "Generates the cluster CA (ECDSA P-256, 10 years), the service-account key pair and a join token,\n" +
 			"keeps them under --data-dir (0600 files, 0700 directories), starts the agent and prints the exact\n" +
 			"`knode join` command for the other machines. Every flag is checked before anything is written.",
-		Flags: append(flags, nodeFlags()...),
+		Flags: append(flags, append(nodeFlags(), hostFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return config.Usagef("init takes no arguments, got %q (flags start with --)", c.Args().First())

@@ -20,7 +20,7 @@ func joinCommand() *cli.Command {
 			"The token comes from `knode init` or `knode token` on any member.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "token", Usage: "the cluster's join token (required)", EnvVars: []string{"KNODE_TOKEN"}},
-		}, nodeFlags()...),
+		}, append(nodeFlags(), hostFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return config.Usagef("join needs exactly one peer address, e.g. `knode join 192.168.1.10:7946 --token T`; got %d arguments", c.NArg())

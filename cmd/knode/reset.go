@@ -79,7 +79,7 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 		return err
 	}
 	os.Remove(dir.Socket()) // stale
-	o, err := restartOptions(dir)
+	o, _, err := restartOptions(dir)
 	if err != nil {
 		p.Fail()
 		return err

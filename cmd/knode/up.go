@@ -28,7 +28,8 @@ type bringUp struct {
 	p       *progress
 	timeout time.Duration
 	// onReady prints the result once the node has its subnet.
-	onReady func(addr string)
+	onReady  func(addr string)
+	joinAddr string
 }
 
 func (b *bringUp) run() error {
@@ -39,7 +40,10 @@ func (b *bringUp) run() error {
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	foreground, dryRun := c.Bool("foreground"), c.Bool("dry-run")
-	if !foreground && !dryRun {
+	if !dryRun {
+		if foreground {
+			return config.Usagef("--foreground runs the agent without configuring the host: add --dry-run (without --foreground, knode configures the host and installs knode.service)")
+		}
 		if err := requireRoot("install knode.service and configure the host"); err != nil {
 			return err
 		}
@@ -73,24 +77,26 @@ func (b *bringUp) run() error {
 		role = fmt.Sprintf("master (seat %d)", as.Seat)
 	}
 	b.p.Note("node %s: %s, pod subnet %s, gossip %s", agent.Name(), role, as.PodCIDR, agent.Addr())
-	if b.onReady != nil {
+	b.joinAddr = agent.Addr()
+	if b.onReady != nil && (dryRun || foreground) {
 		b.p.done()
-		b.onReady(agent.Addr())
+		b.onReady(b.joinAddr)
 	}
 	if dryRun {
 		b.p.Note("dry run: the host was not touched; knode would make these changes:")
-		for _, line := range plannedHostChanges(agent) {
-			b.p.Note("  would %s", line)
+		for _, line := range plannedHostChanges(c.Context, agent, c.StringSlice("skip-phases"), c.StringSlice("ignore-preflight-errors")) {
+			b.p.Note("  %s", line)
 		}
 	}
 	if !foreground {
-		b.p.Finish("done")
-		// Hand over to knode.service: the agent restarts from the data dir.
-		agent.Stop(false)
 		if dryRun {
+			// Nothing runs on: leave no would-be cluster behind.
+			agent.Remove(2 * time.Second)
+			datadir.Dir{Root: b.node.DataDir}.RemoveState()
+			b.p.Finish("dry run done; nothing kept")
 			return nil
 		}
-		return installService(c, b.node.DataDir)
+		return b.configureHost(agent)
 	}
 	b.p.Finish("agent running in the foreground; Ctrl-C leaves the cluster")
 	select {

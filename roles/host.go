@@ -1,0 +1,130 @@
+package roles
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/hostprep"
+	"knode.dev/knode/pki"
+)
+
+// HostOptions connect an agent to the host it configures. Without them (nil)
+// the agent only gossips, as with --dry-run --foreground and in tests.
+type HostOptions struct {
+	Host        *hostprep.Host
+	Payload     hostprep.Payload
+	Images      hostprep.Images
+	KnodeBinary string
+	// Out receives hostprep's progress lines.
+	Out io.Writer
+}
+
+// HostSpec is hostprep's view of this node, built from the agreed state: the
+// cluster's ranges, this node's subnet and role, every other assigned node
+// (dead ones too: their routes stay until they are removed), the trust
+// material this node holds, and creds for workers (from Credentials).
+func (a *Agent) HostSpec(creds map[string]*pki.Credential) (hostprep.Spec, error) {
+	snap := a.state.Snapshot()
+	c := a.cluster
+	spec := hostprep.Spec{
+		Cluster: hostprep.Cluster{Name: c.Name, PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR,
+			NodeCIDRMask: c.NodeCIDRMask, Network: hostprep.NetworkMode(c.Network)},
+		DataDir:   a.opts.Dir.Root,
+		KnodeArgs: []string{"agent", "--data-dir", a.opts.Dir.Root},
+	}
+	if h := a.hostOpts(); h != nil {
+		spec.Payload, spec.Images, spec.KnodeBinary = h.Payload, h.Images, h.KnodeBinary
+	}
+	for _, n := range Order(snap.Nodes) {
+		as, ok := snap.Assignments[n.Name]
+		if !ok || !active(as) || n.Removed {
+			continue
+		}
+		node := hostprep.Node{Name: n.Name, Address: n.Address, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
+		if n.Name == a.id.Name {
+			spec.Self = node
+		} else {
+			spec.Peers = append(spec.Peers, node)
+		}
+	}
+	if spec.Self.Name == "" {
+		return spec, fmt.Errorf("node %s has no pod subnet yet", a.id.Name)
+	}
+	a.mu.Lock()
+	sec := a.secrets
+	a.mu.Unlock()
+	var keyPEM []byte
+	if sec != nil {
+		keyPEM = sec.CAKey
+		spec.PKI.ServiceAccountKeyPEM, spec.PKI.ServiceAccountPubPEM = sec.SAKey, sec.SAPub
+	}
+	ca, err := pki.LoadCA(snap.Cluster.CACert, keyPEM)
+	if err != nil {
+		return spec, err
+	}
+	spec.PKI.CA = ca
+	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
+	return spec, nil
+}
+
+// peerKey summarises what the pod network depends on, to notice changes.
+func peerKey(s hostprep.Spec) string {
+	var b strings.Builder
+	for _, p := range s.Peers {
+		fmt.Fprintf(&b, "%s=%s@%s;", p.Name, p.PodCIDR, p.Address)
+	}
+	return b.String()
+}
+
+// keepPeers reprograms routes or overlay entries when the set of nodes or
+// their subnets change (a node joins, is removed, or moves after a
+// partition). It runs in the agent of a configured node.
+func (a *Agent) keepPeers(ctx context.Context) {
+	h := a.hostOpts()
+	if h == nil || h.Host == nil {
+		return
+	}
+	spec, err := a.HostSpec(nil)
+	if err != nil {
+		return
+	}
+	key := peerKey(spec)
+	if key == a.lastPeers {
+		return
+	}
+	if _, err := hostprep.UpdatePeers(ctx, &spec, h.Host, h.Out, a.log); err != nil {
+		a.log.Error("update pod network for peers", "err", err)
+		return
+	}
+	a.log.Info("pod network updated", "peers", len(spec.Peers))
+	a.lastPeers = key
+}
+
+// SetHost connects (or, with nil, disconnects) the host this agent keeps current.
+func (a *Agent) SetHost(h *HostOptions) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.opts.Host = h
+}
+
+// Dir is the agent's data directory.
+func (a *Agent) Dir() datadir.Dir { return a.opts.Dir }
+
+func (a *Agent) hostOpts() *HostOptions {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.opts.Host
+}
+
+// MarkHost records in the data directory that this node's host is configured,
+// so that the agent started by knode.service keeps it current.
+func (a *Agent) MarkHost() error {
+	a.mu.Lock()
+	a.id.Host = true
+	id := a.id
+	a.mu.Unlock()
+	return a.opts.Dir.WriteJSON(datadir.NodeFile, id)
+}
