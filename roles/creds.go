@@ -158,12 +158,14 @@ func (a *Agent) receiveCerts(l gossip.Letter) {
 	}
 }
 
-func (a *Agent) loadCred(kind string) (*pki.Credential, error) {
-	cert, err := a.opts.Dir.ReadFile(datadir.CredsDir + "/" + kind + ".crt")
+func (a *Agent) loadCred(kind string) (*pki.Credential, error) { return loadCred(a.opts.Dir, kind) }
+
+func loadCred(dir datadir.Dir, kind string) (*pki.Credential, error) {
+	cert, err := dir.ReadFile(datadir.CredsDir + "/" + kind + ".crt")
 	if err != nil {
 		return nil, err
 	}
-	key, err := a.opts.Dir.ReadFile(datadir.CredsDir + "/" + kind + ".key")
+	key, err := dir.ReadFile(datadir.CredsDir + "/" + kind + ".key")
 	if err != nil {
 		return nil, err
 	}

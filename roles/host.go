@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
 )
@@ -27,15 +28,55 @@ type HostOptions struct {
 // (dead ones too: their routes stay until they are removed), the trust
 // material this node holds, and creds for workers (from Credentials).
 func (a *Agent) HostSpec(creds map[string]*pki.Credential) (hostprep.Spec, error) {
-	snap := a.state.Snapshot()
-	c := a.cluster
+	a.mu.Lock()
+	sec := a.secrets
+	a.mu.Unlock()
+	return buildSpec(a.state.Snapshot(), a.id.Name, a.opts.Dir, sec, creds, a.hostOpts())
+}
+
+// SavedSpec builds the same spec offline, from what the data directory holds
+// (for `knode phase` while knode.service owns the gossip port).
+func SavedSpec(dir datadir.Dir, h *HostOptions) (hostprep.Spec, error) {
+	var id datadir.Identity
+	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
+		return hostprep.Spec{}, fmt.Errorf("read node identity: %w", err)
+	}
+	var snap gossip.Snapshot
+	if err := dir.ReadJSON(datadir.StateFile, &snap); err != nil {
+		return hostprep.Spec{}, fmt.Errorf("read saved state: %w", err)
+	}
+	var ci gossip.ClusterInfo
+	if err := dir.ReadJSON(datadir.ClusterFile, &ci); err != nil {
+		return hostprep.Spec{}, fmt.Errorf("read cluster: %w", err)
+	}
+	snap.Cluster = &ci
+	var sec *datadir.Secrets
+	if s, ok, err := dir.LoadSecrets(); err != nil {
+		return hostprep.Spec{}, err
+	} else if ok {
+		sec = &s
+	}
+	creds := map[string]*pki.Credential{}
+	for _, kind := range []string{credKubelet, credKubeProxy} {
+		if c, err := loadCred(dir, kind); err == nil {
+			creds[kind] = c
+		}
+	}
+	return buildSpec(snap, id.Name, dir, sec, creds, h)
+}
+
+func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.Secrets, creds map[string]*pki.Credential, h *HostOptions) (hostprep.Spec, error) {
+	if snap.Cluster == nil {
+		return hostprep.Spec{}, fmt.Errorf("no cluster identity known")
+	}
+	c := snap.Cluster.Cluster
 	spec := hostprep.Spec{
 		Cluster: hostprep.Cluster{Name: c.Name, PodCIDR: c.PodCIDR, ServiceCIDR: c.ServiceCIDR,
 			NodeCIDRMask: c.NodeCIDRMask, Network: hostprep.NetworkMode(c.Network)},
-		DataDir:   a.opts.Dir.Root,
-		KnodeArgs: []string{"agent", "--data-dir", a.opts.Dir.Root},
+		DataDir:   dir.Root,
+		KnodeArgs: []string{"agent", "--data-dir", dir.Root},
 	}
-	if h := a.hostOpts(); h != nil {
+	if h != nil {
 		spec.Payload, spec.Images, spec.KnodeBinary = h.Payload, h.Images, h.KnodeBinary
 	}
 	for _, n := range Order(snap.Nodes) {
@@ -44,18 +85,15 @@ func (a *Agent) HostSpec(creds map[string]*pki.Credential) (hostprep.Spec, error
 			continue
 		}
 		node := hostprep.Node{Name: n.Name, Address: n.Address, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
-		if n.Name == a.id.Name {
+		if n.Name == self {
 			spec.Self = node
 		} else {
 			spec.Peers = append(spec.Peers, node)
 		}
 	}
 	if spec.Self.Name == "" {
-		return spec, fmt.Errorf("node %s has no pod subnet yet", a.id.Name)
+		return spec, fmt.Errorf("node %s has no pod subnet yet", self)
 	}
-	a.mu.Lock()
-	sec := a.secrets
-	a.mu.Unlock()
 	var keyPEM []byte
 	if sec != nil {
 		keyPEM = sec.CAKey

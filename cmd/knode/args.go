@@ -5,7 +5,7 @@ import "strings"
 // boolFlags take no value; every other flag takes the next argument unless
 // written --flag=value.
 var boolFlags = map[string]bool{
-	"dry-run": true, "foreground": true, "json": true, "keep-data": true, "help": true, "h": true,
+	"dry-run": true, "version": true, "foreground": true, "json": true, "keep-data": true, "help": true, "h": true,
 }
 
 // interspersed moves positional arguments after the flags, so that

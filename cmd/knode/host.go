@@ -49,12 +49,8 @@ func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*roles.Hos
 	if err != nil {
 		return nil, fmt.Errorf("open the host: %w", err)
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
 	p, imgs := payloadSpec(st.Manifest, dataDir)
-	return &roles.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: self, Out: out}, nil
+	return &roles.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: selfPath(), Out: out}, nil
 }
 
 // plannedHostChanges lists, phase by phase, what configuring this host would
@@ -66,8 +62,7 @@ func plannedHostChanges(ctx context.Context, a *roles.Agent, skip, ignore []stri
 		return []string{"read the payload manifest: " + err.Error()}
 	}
 	p, imgs := payloadSpec(m, a.Dir().Root)
-	self, _ := os.Executable()
-	a.SetHost(&roles.HostOptions{Payload: p, Images: imgs, KnodeBinary: self})
+	a.SetHost(&roles.HostOptions{Payload: p, Images: imgs, KnodeBinary: selfPath()})
 	spec, err := a.HostSpec(nil)
 	if err != nil {
 		return []string{err.Error()}
@@ -148,4 +143,13 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 		p.mid = !bytes.HasSuffix(line, []byte("\n"))
 	}
 	return len(b), nil
+}
+
+// selfPath is this knode binary's path, for knode.service.
+func selfPath() string {
+	p, err := os.Executable()
+	if err != nil {
+		return hostprep.DefaultKnodeBinary
+	}
+	return p
 }
