@@ -60,6 +60,7 @@ type Agent struct {
 	certs   chan map[string][]byte // certificates a master sent
 
 	lastPeers string // peerKey of the last pod-network update
+	chores    clusterChores
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended

@@ -66,6 +66,7 @@ func (a *Agent) reconcile() {
 		snap = a.state.Snapshot()
 	}
 	a.shareSecrets(snap, alive)
+	a.choresDue(snap, alive)
 	if as, ok := snap.Assignments[a.id.Name]; ok && !as.Released && as.Error == "" && as.PodCIDR != a.currentCIDR() {
 		a.mu.Lock()
 		a.id.PodCIDR = as.PodCIDR

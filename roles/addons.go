@@ -1,0 +1,118 @@
+package roles
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/hostprep"
+	"knode.dev/knode/manifests"
+)
+
+// The allocator of a configured cluster (the first alive master) also keeps
+// the cluster's objects in line with the agreed state, through the staged
+// kubectl and the admin kubeconfig: the CoreDNS addon, each Node's podCIDR
+// (knode owns CIDRs: the controller-manager runs --allocate-node-cidrs=false),
+// and removing the Node object of a node that `knode reset` took out.
+
+// clusterChores runs in the background; done records what needs no repeat.
+type clusterChores struct {
+	busy    bool
+	last    time.Time
+	dns     bool
+	patched map[string]string // node -> podCIDR set on its Node object
+	deleted map[string]bool
+}
+
+func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	h := a.hostOpts()
+	bin := filepath.Join(h.Payload.BinDir, "kubectl")
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", hostprep.AdminKubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("kubectl %v: %w: %s", args, err, bytes.TrimSpace(out))
+	}
+	return out, nil
+}
+
+// choresDue starts a round of cluster chores when this node should do them.
+func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
+	h := a.hostOpts()
+	if h == nil || h.Host == nil || !a.HasSecrets() || Allocator(snap, alive) != a.id.Name {
+		return
+	}
+	a.mu.Lock()
+	if a.chores.busy || time.Since(a.chores.last) < 5*time.Second {
+		a.mu.Unlock()
+		return
+	}
+	a.chores.busy, a.chores.last = true, time.Now()
+	a.mu.Unlock()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		a.doChores(ctx, snap)
+		a.mu.Lock()
+		a.chores.busy = false
+		a.mu.Unlock()
+	}()
+}
+
+func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
+	if _, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz"); err != nil {
+		return // the apiserver is not up yet
+	}
+	c := a.cluster
+	a.mu.Lock()
+	ch := &a.chores
+	if ch.patched == nil {
+		ch.patched, ch.deleted = map[string]string{}, map[string]bool{}
+	}
+	dnsDone := ch.dns
+	a.mu.Unlock()
+	if !dnsDone {
+		h := a.hostOpts()
+		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, ClusterIP: manifests.ClusterDNS(c.ServiceCIDR),
+			Domain: hostprep.DefaultDomain, Replicas: 1})
+		if _, err := a.kubectl(ctx, yaml, "apply", "-f", "-"); err != nil {
+			a.log.Warn("apply CoreDNS", "err", err)
+		} else {
+			a.log.Info("applied the CoreDNS addon")
+			a.mu.Lock()
+			ch.dns = true
+			a.mu.Unlock()
+		}
+	}
+	for name, as := range snap.Assignments {
+		a.mu.Lock()
+		done, gone := ch.patched[name] == as.PodCIDR.String(), ch.deleted[name]
+		a.mu.Unlock()
+		switch {
+		case as.Released && !gone:
+			if _, err := a.kubectl(ctx, nil, "delete", "node", name, "--ignore-not-found", "--wait=false"); err == nil {
+				a.log.Info("deleted the Node of a removed node", "node", name)
+				a.mu.Lock()
+				ch.deleted[name] = true
+				a.mu.Unlock()
+			}
+		case active(as) && !done:
+			cidr := as.PodCIDR.String()
+			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
+			if _, err := a.kubectl(ctx, nil, "patch", "node", name, "--type", "merge", "-p", patch); err != nil {
+				continue // its kubelet has not registered it yet
+			}
+			a.log.Info("set the Node's podCIDR", "node", name, "podCIDR", cidr)
+			a.mu.Lock()
+			ch.patched[name] = cidr
+			delete(ch.deleted, name)
+			a.mu.Unlock()
+		}
+	}
+}
