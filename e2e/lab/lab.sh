@@ -126,7 +126,7 @@ cmd_dockerd_up() {
   setsid nohup dockerd -H "unix://$STATE/docker.sock" \
     --data-root "$STATE/docker" --exec-root "$STATE/x" --pidfile "$STATE/dockerd.pid" \
     --bridge=none --add-runtime "capfix=$STATE/runc-capfix" --default-runtime capfix \
-    >"$STATE/dockerd.log" 2>&1 </dev/null &
+    >"$STATE/dockerd.log" 2>&1 </dev/null 9>&- &
   local i
   for i in $(seq 120); do d info >/dev/null 2>&1 && break; sleep 0.5; done
   d info >/dev/null 2>&1 || { tail -20 "$STATE/dockerd.log" >&2; die "dockerd did not start (log: $STATE/dockerd.log)"; }
@@ -138,7 +138,7 @@ restore_host() {
   local t r c before=$STATE/host.before
   for t in filter nat mangle raw; do
     iptables -t "$t" -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j DOCKER' |
-      sed 's/^-A/-D/' | while read -r r; do read -ra a <<<"$r"; iptables -t "$t" "${a[@]}" || true; done
+      sed 's/^-A/-D/' | while read -r r; do read -ra a <<<"$r"; iptables -t "$t" "${a[@]}" || true; done || true
     for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1=="-N" && $2 ~ /^DOCKER/ {print $2}'); do
       iptables -t "$t" -F "$c" || true
     done
@@ -180,7 +180,7 @@ cmd_dockerd_down() {
   fi
   rm -f "$STATE/dockerd.pid" "$STATE/docker.sock"
   # mounts a killed dockerd may leave behind (overlay, netns, shm)
-  findmnt -rn -o TARGET | grep -E "^$STATE/(docker|x)/" | sort -r | while read -r m; do umount -l "$m" || true; done
+  findmnt -rn -o TARGET | grep -E "^$STATE/(docker|x)/" | sort -r | while read -r m; do umount -l "$m" || true; done || true
   restore_host
 }
 

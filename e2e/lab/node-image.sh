@@ -32,7 +32,7 @@ rootfs=$STATE/rootfs
 cleanup() {
   # debootstrap mounts proc/sys in the target; never rm -rf across a mount point.
   if [ -d "$rootfs" ]; then
-    findmnt -rn -o TARGET | grep -F "$rootfs/" | sort -r | while read -r m; do umount -l "$m" || true; done
+    findmnt -rn -o TARGET | grep -F "$rootfs/" | sort -r | while read -r m; do umount -l "$m" || true; done || true
     rm -rf --one-file-system "$rootfs"
   fi
 }
