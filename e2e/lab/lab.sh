@@ -399,7 +399,11 @@ cmd_cluster() {
   fi
   say "knode init returned after $(since "$tinit")s"
   token=$(grep -oE -- '--token[= ]+[^ ]+' "$WORK/init.log" | tail -1 | sed -E 's/--token[= ]+//') || true
-  [ -n "$token" ] || fail "no join token in the output of 'knode init' (expected a join command with '--token T'; see $WORK/init.log)"
+  if [ -z "$token" ]; then
+    say "WARNING: no '--token T' in the output of 'knode init' ($WORK/init.log); asking 'knode token'"
+    token=$(d exec "$(node_name 1)" knode token 2>/dev/null | tail -1) || true
+  fi
+  [ -n "$token" ] || fail "no join token: neither in the output of 'knode init' (a join command with '--token T', see $WORK/init.log) nor from 'knode token'"
 
   for i in $(seq 2 "$count"); do
     n=$(node_name "$i")
