@@ -38,6 +38,9 @@ type Blob struct {
 	Size int64 `json:"size"`
 	// Files names the files the stream decodes to, in order.
 	Files []string `json:"files"`
+	// Compressor records how the build compressed it, for the record and for the build's
+	// reuse of unchanged blobs.
+	Compressor string `json:"compressor,omitempty"`
 }
 
 // File is one staged file and the compressed blob it comes from.

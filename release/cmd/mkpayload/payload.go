@@ -14,26 +14,25 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"knode.dev/knode/release"
 	"knode.dev/knode/release/manifest"
 	"knode.dev/knode/release/oci"
 )
 
 type options struct {
-	root, out, level string
-	windowLog        int
+	root, out, compressor, level string
+	windowLog                    int
 }
 
 func run(opts options, stdout io.Writer) error {
-	ok, level := zstd.EncoderLevelFromString(opts.level)
-	if !ok {
-		return fmt.Errorf("unknown zstd level %q", opts.level)
-	}
 	if opts.windowLog < 20 || opts.windowLog > 28 {
 		return fmt.Errorf("window-log %d: want 20..28", opts.windowLog)
 	}
+	enc, err := newEncoder(opts)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "compressing with %s\n", enc)
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", opts.out, err)
 	}
@@ -47,7 +46,7 @@ func run(opts options, stdout io.Writer) error {
 	for i := range m.Blobs {
 		b := &m.Blobs[i]
 		start := time.Now()
-		reused, err := compressBlob(b, m, old, opts, level)
+		reused, err := compressBlob(b, m, old, opts, enc)
 		if err != nil {
 			return err
 		}
@@ -109,9 +108,10 @@ func describe(f *manifest.File, root string) error {
 }
 
 // compressBlob writes the blob's zstd stream unless the previous run wrote the same one.
-func compressBlob(b *manifest.Blob, m, old manifest.Manifest, opts options, level zstd.EncoderLevel) (reused bool, err error) {
+func compressBlob(b *manifest.Blob, m, old manifest.Manifest, opts options, enc encoder) (reused bool, err error) {
 	dst := filepath.Join(opts.out, b.Name)
-	if prev, ok := old.Blob(b.Name); ok && sameFiles(*b, m, prev, old) {
+	b.Compressor = enc.String()
+	if prev, ok := old.Blob(b.Name); ok && prev.Compressor == b.Compressor && sameFiles(*b, m, prev, old) {
 		if info, err := os.Stat(dst); err == nil && info.Size() == prev.Size {
 			b.Size = prev.Size
 			return true, nil
@@ -123,25 +123,21 @@ func compressBlob(b *manifest.Blob, m, old manifest.Manifest, opts options, leve
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	enc, err := zstd.NewWriter(tmp, zstd.WithEncoderLevel(level), zstd.WithWindowSize(1<<opts.windowLog),
-		zstd.WithEncoderCRC(true))
-	if err != nil {
-		return false, fmt.Errorf("blob %s: %w", b.Name, err)
-	}
+	var sources []io.Reader
 	for _, name := range b.Files {
 		f, _ := m.File(name)
 		src, err := os.Open(filepath.Join(opts.root, filepath.FromSlash(f.Path)))
 		if err != nil {
 			return false, fmt.Errorf("blob %s: %w", b.Name, err)
 		}
-		_, err = io.Copy(enc, src)
-		src.Close()
-		if err != nil {
-			return false, fmt.Errorf("blob %s: compress %s: %w", b.Name, name, err)
-		}
+		defer src.Close()
+		sources = append(sources, src)
 	}
-	if err := enc.Close(); err != nil {
+	if err := enc.compress(tmp, io.MultiReader(sources...)); err != nil {
 		return false, fmt.Errorf("blob %s: %w", b.Name, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil { // CreateTemp makes 0600; anyone may build knode
+		return false, err
 	}
 	info, err := tmp.Stat()
 	if err != nil {
