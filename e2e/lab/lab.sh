@@ -250,7 +250,14 @@ node_run() {
 # wait_systemd NODE: until systemd in NODE settles; prints its state (running|degraded|...).
 wait_systemd() {
   local n st; n=$(node_name "$1")
-  st=$(d exec "$n" timeout 120 systemctl is-system-running --wait 2>/dev/null) || true
+  local deadline=$(($(date +%s) + 120))
+  # right after a (re)start systemd may not answer on its bus yet: ask again
+  while :; do
+    st=$(d exec "$n" timeout 120 systemctl is-system-running --wait 2>/dev/null) || true
+    case "$st" in running | degraded | maintenance | stopping) break ;; esac
+    [ "$(date +%s)" -lt "$deadline" ] || break
+    sleep 0.2
+  done
   echo "${st:-unknown}"
   if [ "$st" != running ]; then
     say "$n: systemd is '${st:-unknown}'; failed units:"

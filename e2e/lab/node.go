@@ -83,10 +83,22 @@ func (n *Node) Restart(ctx context.Context) error {
 // WaitSystemd waits until `systemctl is-system-running` says running; degraded is an error
 // naming the failed units.
 func (n *Node) WaitSystemd(ctx context.Context) error {
-	out, _ := n.Exec(ctx, "timeout", "120", "systemctl", "is-system-running", "--wait")
-	state := strings.TrimSpace(out)
-	if state == "running" {
-		return nil
+	var state string
+	// Right after a (re)start systemd may not answer on its bus yet: ask again.
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		out, _ := n.Exec(ctx, "timeout", "120", "systemctl", "is-system-running", "--wait")
+		state = strings.TrimSpace(out)
+		if state == "running" {
+			return nil
+		}
+		if !strings.Contains(state, "bus") && state != "" && state != "offline" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 	failed, _ := n.Exec(ctx, "systemctl", "--failed", "--no-legend", "--plain")
 	return fmt.Errorf("%s: systemd is %q; failed units: %s", n.Name, state, strings.TrimSpace(failed))
