@@ -5,8 +5,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -155,7 +157,7 @@ func initCluster(t *testing.T, n int, initArgs ...string) *cluster {
 	out, err := knode(ctx, c.first(), append([]string{"init"}, initArgs...)...)
 	t.Logf("%s: knode init %s\n%s", c.first().Name, strings.Join(initArgs, " "), indent(out))
 	if err != nil {
-		t.Fatalf("knode init failed on %s: %v", c.first().Name, err)
+		t.Fatalf("knode init failed on %s (%s): %s", c.first().Name, exitOf(err), lastLines(out, 2))
 	}
 	timing(t, "knode init returned", time.Since(start))
 	if m := tokenRE.FindStringSubmatch(out); m != nil {
@@ -186,7 +188,7 @@ func (c *cluster) joinAll(t *testing.T, args ...string) {
 		out, err := c.join(t.Context(), i, args...)
 		t.Logf("%s: knode join\n%s", c.nodes[i].Name, indent(out))
 		if err != nil {
-			t.Fatalf("knode join failed on %s: %v", c.nodes[i].Name, err)
+			t.Fatalf("knode join failed on %s (%s): %s", c.nodes[i].Name, exitOf(err), lastLines(out, 2))
 		}
 		timing(t, c.nodes[i].Name+": knode join returned", time.Since(start))
 	}
@@ -302,4 +304,27 @@ func indent(s string) string {
 		return "    (no output)"
 	}
 	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+}
+
+// exitOf names how a command failed: its exit status, or the error when it did not run.
+func exitOf(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.String()
+	}
+	return err.Error()
+}
+
+// lastLines returns the last n non-empty lines of out, joined by " | ".
+func lastLines(out string, n int) string {
+	var ls []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) != "" {
+			ls = append(ls, strings.TrimSpace(l))
+		}
+	}
+	if len(ls) > n {
+		ls = ls[len(ls)-n:]
+	}
+	return strings.Join(ls, " | ")
 }

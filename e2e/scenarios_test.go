@@ -240,7 +240,7 @@ func TestScenario7Reset(t *testing.T) {
 	out, err := knode(ctx, worker, "reset")
 	t.Logf("%s: knode reset\n%s", worker.Name, indent(out))
 	if err != nil {
-		t.Fatalf("knode reset on %s: %v", worker.Name, err)
+		t.Fatalf("knode reset on %s (%s): %s", worker.Name, exitOf(err), lastLines(out, 2))
 	}
 	timing(t, "knode reset returned", time.Since(start))
 

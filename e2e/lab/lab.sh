@@ -102,6 +102,7 @@ cmd_host_snapshot() {
     echo "== $s"
     "$s" 2>/dev/null | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]$/[-]/' || true
   done
+  printf 'docker cgroups:'; for c in /sys/fs/cgroup/*/docker; do [ ! -d "$c" ] || printf ' %s' "$c"; done; echo
   echo "== links"; ip -br link | awk '{print $1}' | sort
   echo "== routes"; ip route
 }
@@ -157,8 +158,14 @@ restore_host() {
       nft delete table ip "$t" 2>/dev/null || true
     fi
   done
+  # the empty "docker" cgroups dockerd made in every v1 hierarchy (rmdir only removes empty ones)
+  if grep -q '^docker cgroups: *$' "$before"; then
+    for c in /sys/fs/cgroup/*/docker; do
+      [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null
+    done
+  fi
   if diff -u "$before" <(cmd_host_snapshot) >"$STATE/host.diff"; then
-    say "host state restored (iptables, ip_forward, links, routes equal to before dockerd)"
+    say "host state restored (iptables, ip_forward, cgroups, links, routes equal to before dockerd)"
     rm -f "$before" "$STATE/host.diff"
   else
     cat "$STATE/host.diff" >&2
@@ -251,11 +258,17 @@ node_run() {
 wait_systemd() {
   local n st; n=$(node_name "$1")
   local deadline=$(($(date +%s) + 120))
+  # Usually run in $(...): a subshell without the caller's traps, whose docker exec exits
+  # normally on Ctrl-C. Stop at once then, and die of the signal so that the caller's shell
+  # acts on it too (bash ignores a SIGINT its child survived).
+  trap 'trap - INT; kill -INT $BASHPID' INT
+  trap 'trap - TERM; kill -TERM $BASHPID' TERM
   # right after a (re)start systemd may not answer on its bus yet: ask again
   while :; do
     st=$(d exec "$n" timeout 120 systemctl is-system-running --wait 2>/dev/null) || true
     case "$st" in running | degraded | maintenance | stopping) break ;; esac
     [ "$(date +%s)" -lt "$deadline" ] || break
+    [ "$(d inspect -f '{{.State.Running}}' "$n" 2>/dev/null)" = true ] || { st="not running"; break; }
     sleep 0.2
   done
   echo "${st:-unknown}"
@@ -368,26 +381,37 @@ cmd_down() {
   return $rc
 }
 
+# ---------------------------------------------------------------- cleanup guard
+# guard: until unguard, any exit (an error, a failed step, Ctrl-C) removes the lab again;
+# KNODE_E2E_KEEP=1 keeps it after a failure (never after an interrupt).
+guard() {
+  GUARDED=1
+  trap on_exit EXIT
+  trap 'say "interrupted: removing the lab"; KNODE_E2E_KEEP=0; exit 130' INT TERM
+}
+unguard() { GUARDED=0; trap - EXIT INT TERM; }
+on_exit() {
+  local rc=$?
+  [ "${GUARDED:-0}" = 1 ] || return 0
+  GUARDED=0
+  trap - INT TERM
+  if [ "${KNODE_E2E_KEEP:-0}" = 1 ]; then
+    say "KNODE_E2E_KEEP=1: lab left as it is; 'make lab-down' removes it"
+  else
+    say "removing the lab (KNODE_E2E_KEEP=1 keeps it after a failure)"
+    cmd_down || true
+  fi
+  exit "$rc"
+}
+
 # ---------------------------------------------------------------- make lab
 # cluster N: bring up N nodes with knode, init on the first, join the others, as a user would.
 cmd_cluster() {
-  local count=${1:-3} t0 tinit tj ip1 token i n rc timeout=${KNODE_E2E_TIMEOUT:-600}
+  local count=${1:-3} t0 tinit tj ip1 token i n timeout=${KNODE_E2E_TIMEOUT:-600}
   [ -n "${KNODE_BIN:-}" ] || die "set KNODE_BIN to the knode binary (make lab does)"
   mkdir -p "$WORK"
-  cleanup_on() {
-    trap - INT TERM
-    say "interrupted: removing the lab"; cmd_down || true; exit 130
-  }
-  trap cleanup_on INT TERM
-  fail() {
-    say "FAILED: $*"
-    if [ "${KNODE_E2E_KEEP:-0}" = 1 ]; then
-      say "KNODE_E2E_KEEP=1: lab left running; 'make lab-down' removes it"
-    else
-      say "removing the lab (KNODE_E2E_KEEP=1 keeps it for inspection)"; cmd_down || true
-    fi
-    exit 1
-  }
+  guard
+  fail() { say "FAILED: $*"; exit 1; }
   knode_journal() { d exec "$1" journalctl -u knode --no-pager -n 40 2>/dev/null | sed "s/^/  $1| /" >&2 || true; }
 
   t0=$(now)
@@ -439,7 +463,7 @@ cmd_cluster() {
   echo; d exec "$(node_name 1)" knode kubectl get nodes -o wide || say "WARNING: 'knode kubectl get nodes' failed"
   echo
   export_kubeconfig "$ip1" || say "WARNING: could not export an admin kubeconfig"
-  rc=0
+  unguard
   cat <<EOF
 
 The lab is up. From this host:
@@ -447,7 +471,6 @@ The lab is up. From this host:
   e2e/lab/lab.sh exec 1 knode status            # or: e2e/lab/lab.sh sh 2
   make lab-down                                  # removes everything
 EOF
-  return $rc
 }
 
 # export_kubeconfig IP: the admin kubeconfig of the first node, pointing at IP instead of loopback.
@@ -477,7 +500,7 @@ usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 main() {
   local c=${1:-help}; shift || true
   case "$c" in
-  up) lock; cmd_deps; cmd_dockerd_up; cmd_image; cmd_nodes_up "$@" ;;
+  up) lock; guard; cmd_deps; cmd_dockerd_up; cmd_image; cmd_nodes_up "$@"; unguard ;;
   down) lock; cmd_down ;;
   purge) lock; cmd_purge ;;
   cluster) lock; cmd_cluster "$@" ;;
