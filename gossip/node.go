@@ -88,7 +88,9 @@ func New(cfg Config, st *State) (*Node, error) {
 	mc.Events = delegate{n}
 	mc.LogOutput = logWriter{n.log}
 	mc.Transport = cfg.Transport
-	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
+	// Records are few and small; sending each twice as often as memberlist's
+	// own messages makes a miss (left to push/pull to repair) rare.
+	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: 2 * mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)

@@ -59,8 +59,9 @@ type Agent struct {
 	sentAt  map[string]time.Time
 	certs   chan map[string][]byte // certificates a master sent
 
-	lastPeers string // peerKey of the last pod-network update
-	chores    clusterChores
+	lastPeers    string    // peerKey of the last pod-network update
+	missingSince time.Time // when repair first saw a record missing
+	chores       clusterChores
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended

@@ -42,6 +42,7 @@ func (a *Agent) loop() {
 			a.reconnect()
 			lastReconnect = time.Now()
 		}
+		a.repair()
 		if snap := a.state.Snapshot(); snap.Clock != savedClock || time.Since(lastSave) > 10*a.interval() {
 			if time.Since(lastSave) > a.interval() {
 				a.saveState(snap)
@@ -230,6 +231,48 @@ func (a *Agent) reconnect() {
 		defer a.reconnecting.Store(false)
 		if err := a.g.Join(target); err == nil {
 			a.log.Info("reconnected", "peer", target)
+		}
+	}()
+}
+
+// repair fetches the full state from a peer when this node has been missing
+// a live member's record or decision for a while: gossip loses a few
+// messages under load, and memberlist's periodic push/pull comes only every
+// 30-60 s. A Join with a member is an immediate push/pull with it.
+func (a *Agent) repair() {
+	snap, alive := a.state.Snapshot(), a.g.Alive()
+	var from string
+	for name := range alive {
+		if _, ok := snap.Nodes[name]; !ok && name != a.id.Name {
+			from = name // its own record: ask it
+			break
+		}
+		if _, ok := snap.Assignments[name]; !ok && snap.Nodes[name].JoinedAt != 0 {
+			from = Allocator(snap, alive) // its decision: ask the allocator
+			break
+		}
+	}
+	a.mu.Lock()
+	if from == "" || from == a.id.Name {
+		a.missingSince = time.Time{}
+		a.mu.Unlock()
+		return
+	}
+	if a.missingSince.IsZero() {
+		a.missingSince = time.Now()
+	}
+	due := time.Since(a.missingSince) > 3*time.Second
+	a.mu.Unlock()
+	n, ok := snap.Nodes[from]
+	if !due || !ok || !a.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer a.reconnecting.Store(false)
+		if err := a.g.Join(gossip.HostPort(n.Address, n.Port)); err == nil {
+			a.mu.Lock()
+			a.missingSince = time.Time{}
+			a.mu.Unlock()
 		}
 	}()
 }
