@@ -38,7 +38,7 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 			ServiceCIDR: s.Cluster.ServiceCIDR, ClusterDomain: s.Cluster.Domain, PodCIDR: s.Self.PodCIDR,
 			MaxPods: MaxPods(s.Cluster.NodeCIDRMask), CgroupDriver: cgroupDriver(s, f), CgroupV1: f.CgroupVersion == 1,
 			ClientCAFile: path.Join(PKIDir, manifests.CACert), StaticPodPath: ManifestsDir,
-			RuntimeEndpoint: "unix://" + ContainerdSocket, ResolvConf: "/etc/resolv.conf",
+			RuntimeEndpoint: "unix://" + ContainerdSocket, ResolvConf: resolvConf(e.Host.Files),
 		}),
 		KubeProxyConfigPath: manifests.KubeProxyConfig(manifests.KubeProxy{
 			Kubeconfig: KubeProxyKubeconfig, ClusterCIDR: s.Cluster.PodCIDR, Hostname: s.Self.Name, InContainer: f.InContainer,
@@ -193,4 +193,18 @@ func removeContainers(e *Env) Change {
 		}
 		return nil
 	})
+}
+
+// resolvedConf is systemd-resolved's list of the real upstream servers.
+const resolvedConf = "/run/systemd/resolve/resolv.conf"
+
+// resolvConf is the file pods with dnsPolicy Default (CoreDNS) inherit: on
+// hosts running systemd-resolved, /etc/resolv.conf names the 127.0.0.53 stub,
+// which inside a pod is the pod's own loopback (CoreDNS would detect a loop and
+// stop), so the upstream list is used instead, as kubeadm does.
+func resolvConf(f Files) string {
+	if f.Exists(resolvedConf) {
+		return resolvedConf
+	}
+	return "/etc/resolv.conf"
 }

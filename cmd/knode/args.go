@@ -12,7 +12,7 @@ var boolFlags = map[string]bool{
 // `knode join <peer> --token T` parses as users write it (urfave/cli v2 stops
 // reading flags at the first positional argument).
 func interspersed(args []string) []string {
-	if len(args) < 3 {
+	if len(args) < 3 || args[1] == "kubectl" {
 		return args
 	}
 	out := []string{args[0], args[1]}

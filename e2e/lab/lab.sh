@@ -299,6 +299,14 @@ cmd_nodes_up() {
     say "$n ($(node_ip "$i")): systemd $st after $(since "$t0")s"
   done
   [ "$failed" = 0 ] || die "not every node reached systemd 'running'"
+  # Docker points a node's resolv.conf at its embedded DNS on 127.0.0.11, which pods that
+  # inherit the node's DNS (CoreDNS) would reach as their own loopback: CoreDNS's loop
+  # check then stops it. Nodes get the lab network's gateway instead (nothing answers DNS
+  # there: names outside the cluster fail, which the lab never needs; traffic stays on the
+  # lab network).
+  for i in $(seq "$count"); do
+    d exec "$(node_name "$i")" sh -c "echo 'nameserver $BASE.1' > /etc/resolv.conf"
+  done
   if [ -n "${KNODE_BIN:-}" ]; then
     for i in $(seq "$count"); do copy_knode "$(node_name "$i")"; done
     say "copied $KNODE_BIN to /usr/local/bin/knode in $count nodes"
