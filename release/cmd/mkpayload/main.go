@@ -21,7 +21,7 @@ func main() {
 	flag.StringVar(&opts.compressor, "compressor", "auto",
 		"zstd (the zstd program: -19 --long, the smallest payload), go (klauspost/compress, no tool needed) or auto (zstd when installed)")
 	flag.StringVar(&opts.level, "level", "best", "go compressor's level: fastest, default, better or best")
-	flag.IntVar(&opts.windowLog, "window-log", 27, "log2 of the zstd window; at most 28, the stager's limit")
+	flag.IntVar(&opts.windowLog, "window-log", 26, "log2 of the zstd window; at most 27, the stager's limit (staging needs about this much memory)")
 	flag.Parse()
 	if err := run(opts, os.Stdout); err != nil {
 		slog.Error("mkpayload failed", "err", err)
