@@ -70,10 +70,12 @@ func New(cfg Config, st *State) (*Node, error) {
 	if cfg.Timing == Fast {
 		mc = memberlist.DefaultLocalConfig()
 		mc.GossipInterval = 50 * time.Millisecond
-		mc.ProbeInterval = 300 * time.Millisecond
-		mc.ProbeTimeout = 150 * time.Millisecond
+		// Short, but not so short that a loaded test machine (-race, two
+		// cores) declares healthy nodes dead.
+		mc.ProbeInterval = 500 * time.Millisecond
+		mc.ProbeTimeout = 400 * time.Millisecond
 		mc.PushPullInterval = 3 * time.Second
-		mc.SuspicionMult = 2
+		mc.SuspicionMult = 3
 		mc.GossipToTheDeadTime = 3 * time.Second
 	}
 	mc.Name = cfg.Name

@@ -20,7 +20,8 @@ type Wire struct {
 	sent    atomic.Int64
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	done    chan struct{}
+	closing chan struct{} // Shutdown began: drop what still arrives
+	done    chan struct{} // the inner transport is down: forwarders end
 	once    sync.Once
 }
 
@@ -39,7 +40,8 @@ func NewWire(addr netip.AddrPort, blocked func(remote string) bool) (*Wire, erro
 	if blocked == nil {
 		blocked = func(string) bool { return false }
 	}
-	w := &Wire{inner: inner, blocked: blocked, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), done: make(chan struct{})}
+	w := &Wire{inner: inner, blocked: blocked, packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+		closing: make(chan struct{}), done: make(chan struct{})}
 	go w.forwardPackets()
 	go w.forwardStreams()
 	return w, nil
@@ -77,9 +79,17 @@ func (w *Wire) DialTimeout(addr string, timeout time.Duration) (net.Conn, error)
 func (w *Wire) PacketCh() <-chan *memberlist.Packet { return w.packets }
 func (w *Wire) StreamCh() <-chan net.Conn           { return w.streams }
 
+// Shutdown stops the inner transport. Its listeners block until their last
+// packet is taken, so the forwarders keep draining (and dropping) until it is
+// down.
 func (w *Wire) Shutdown() error {
-	w.once.Do(func() { close(w.done) })
-	return w.inner.Shutdown()
+	var err error
+	w.once.Do(func() {
+		close(w.closing)
+		err = w.inner.Shutdown()
+		close(w.done)
+	})
+	return err
 }
 
 func (w *Wire) fromBlocked(a net.Addr) bool {
@@ -96,8 +106,7 @@ func (w *Wire) forwardPackets() {
 			}
 			select {
 			case w.packets <- p:
-			case <-w.done:
-				return
+			case <-w.closing:
 			}
 		case <-w.done:
 			return
@@ -115,9 +124,8 @@ func (w *Wire) forwardStreams() {
 			}
 			select {
 			case w.streams <- &countingConn{Conn: c, n: &w.sent}:
-			case <-w.done:
+			case <-w.closing:
 				c.Close()
-				return
 			}
 		case <-w.done:
 			return

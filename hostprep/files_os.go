@@ -55,8 +55,15 @@ func (r RootFiles) Remove(name string) error {
 	return nil
 }
 
-// RemoveAll implements Files.
-func (r RootFiles) RemoveAll(name string) error { return os.RemoveAll(r.path(name)) }
+// RemoveAll implements Files. On the host itself (no root prefix) it first
+// unmounts what is mounted below the path, and empties a mount point rather
+// than removing it.
+func (r RootFiles) RemoveAll(name string) error {
+	if r.Root == "" || r.Root == "/" {
+		return removeAllMounted(r.path(name))
+	}
+	return os.RemoveAll(r.path(name))
+}
 
 // Exists implements Files.
 func (r RootFiles) Exists(name string) bool {

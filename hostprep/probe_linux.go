@@ -62,10 +62,16 @@ func (linuxProbe) PortInUse(port int) bool {
 // osCommander implements Commander with os/exec.
 type osCommander struct{}
 
+// Run returns the command's standard output only: warnings on standard
+// error (ctr's cgroup v1 deprecation notice) must not be read as results;
+// they appear in the error when the command fails.
 func (osCommander) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return out, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(append(out, stderr.Bytes()...)))
 	}
 	return out, nil
 }

@@ -84,8 +84,10 @@ func TestConcurrentJoinsGetDistinctSubnets(t *testing.T) {
 	if n := strings.Count(v, "[master]"); n != 3 {
 		t.Errorf("%d masters, want 3:\n%s", n, v)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for name, a := range tc.live() {
-		as, err := a.WaitAssigned(context.Background())
+		as, err := a.WaitAssigned(ctx)
 		if err != nil || !as.PodCIDR.IsValid() {
 			t.Errorf("%s: %v %v", name, as, err)
 		}
@@ -109,7 +111,9 @@ func TestRestartKeepsSubnet(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		as, err := after.WaitAssigned(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		as, err := after.WaitAssigned(ctx)
+		cancel()
 		if err != nil || as.PodCIDR != before.PodCIDR {
 			t.Fatalf("leave=%v: n01 came back with %v (%v), had %s", leave, as.PodCIDR, err, before.PodCIDR)
 		}
@@ -165,7 +169,9 @@ func TestExhaustedRangeIsAnError(t *testing.T) {
 	tc := newTestCluster(t, plan)
 	tc.join("n01", "n00")
 	a := tc.join("n02", "n00")
-	_, err := a.WaitAssigned(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := a.WaitAssigned(ctx)
 	if !errors.Is(err, ErrNoSubnet) || !strings.Contains(err.Error(), "exhausted") {
 		t.Fatalf("third node in a two-subnet range: err = %v", err)
 	}
@@ -187,8 +193,10 @@ func TestPartitionHealConverges(t *testing.T) {
 	waitState(t, tc.live()["n00"], "n01", gossip.StateDead)
 	a := tc.join("a", "w03")
 	b := tc.join("b", "n02")
-	asA, errA := a.WaitAssigned(context.Background())
-	asB, errB := b.WaitAssigned(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	asA, errA := a.WaitAssigned(ctx)
+	asB, errB := b.WaitAssigned(ctx)
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
 	}

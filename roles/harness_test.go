@@ -202,7 +202,7 @@ func (tc *testCluster) converged(wantMembers int) (string, bool) {
 		}
 		seen := map[string]string{}
 		for _, m := range st.Members {
-			if m.PodCIDR == "" && m.Error == "" && m.State == gossip.StateAlive {
+			if m.PodCIDR == "" && m.Error == "" && m.State != gossip.StateDead && m.State != gossip.StateLeft {
 				return fmt.Sprintf("%s: %s has no subnet yet", name, m.Name), false
 			}
 			if other, dup := seen[m.PodCIDR]; dup && m.PodCIDR != "" {
