@@ -54,19 +54,27 @@ all: payload ## build the payload and bin/knode with it embedded (the default)
 
 payload: $(PAYLOAD_STAMP) ## build every component into release/_build and compress it into assets/payload
 
+# zstd (the program, Debian package zstd) compresses 13% better than klauspost/compress's
+# best level here (61.5 vs 70.3 MB), which keeps knode under its 80 MB budget;
+# PAYLOAD_COMPRESSOR=go builds without it.
+PAYLOAD_COMPRESSOR ?= zstd
+
 $(PAYLOAD_STAMP): $(REL_BINARIES) $(wildcard release/*.go release/cmd/mkpayload/*.go release/manifest/*.go release/oci/*.go) $(REL_COMMON)
-	GOWORK=off $(GO) run ./release/cmd/mkpayload -root $(REL_ROOT) -out $(PAYLOAD_DIR)
+	GOWORK=off $(GO) run ./release/cmd/mkpayload -compressor $(PAYLOAD_COMPRESSOR) -root $(REL_ROOT) -out $(PAYLOAD_DIR)
 	@touch $@
 
 $(REL_BIN)/kube: $(call rel_src,kube)
 	cd release/build/kube && $(REL_GO) -ldflags '$(KUBE_LDFLAGS)' -o $(abspath $@) .
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/containerd: $(call rel_src,containerd)
 	cd release/build/containerd && $(REL_GO) -tags '$(CONTAINERD_TAGS)' -ldflags '$(CONTAINERD_LDFLAGS)' -o $(abspath $@) .
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/containerd-shim-runc-v2: $(call rel_src,containerd)
 	cd release/build/containerd && $(REL_GO) -tags '$(CONTAINERD_TAGS)' -ldflags '$(CONTAINERD_LDFLAGS)' \
 		-o $(abspath $@) github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 # runc needs cgo (libseccomp, its nsexec C code): gcc, libc6-dev and libseccomp-dev, linked static.
 $(REL_BIN)/runc: $(call rel_src,runc)
@@ -74,16 +82,20 @@ $(REL_BIN)/runc: $(call rel_src,runc)
 		{ echo "runc needs a static libseccomp and gcc: apt-get install gcc libc6-dev libseccomp-dev" >&2; exit 1; }
 	cd release/build/runc && $(subst CGO_ENABLED=0,CGO_ENABLED=1,$(REL_GO)) -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
 		-ldflags '-s -w -X main.gitCommit=$(RUNC_VERSION)-gomod -extldflags -static' -o $(abspath $@) github.com/opencontainers/runc
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/pause: $(call rel_src,pause)
 	cd release/build/pause && $(REL_GO) -ldflags '-s -w -X main.version=$(PAUSE_VERSION)' -o $(abspath $@) .
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/coredns: $(call rel_src,coredns)
 	cd release/build/coredns && $(REL_GO) -ldflags '-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(COREDNS_VERSION)-gomod' -o $(abspath $@) .
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/cni/%: $(call rel_src,cni)
 	cd release/build/cni && $(REL_GO) -ldflags '-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$(CNI_PLUGINS_VERSION)' \
 		-o $(abspath $@) github.com/containernetworking/plugins/plugins/$(CNI_PKG_$*)
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 payload-check: ## stage the embedded payload in a temp dir and check every program's version
 	KNODE_PAYLOAD_CHECK=1 $(GO) test -count=1 -run '^TestEmbeddedPayload$$' -v ./assets/

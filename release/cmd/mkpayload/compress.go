@@ -20,7 +20,7 @@ func newEncoder(opts options) (encoder, error) {
 	cli, lookErr := exec.LookPath("zstd")
 	switch {
 	case opts.compressor == "zstd" && lookErr != nil:
-		return nil, fmt.Errorf("compressor zstd: %w (apt-get install zstd, or -compressor go)", lookErr)
+		return nil, fmt.Errorf("compressor zstd: %w (apt-get install zstd, or make PAYLOAD_COMPRESSOR=go for a payload about 9 MB larger)", lookErr)
 	case opts.compressor == "zstd", opts.compressor == "auto" && lookErr == nil:
 		return cliEncoder{path: cli, windowLog: opts.windowLog}, nil
 	case opts.compressor == "go", opts.compressor == "auto":
