@@ -42,6 +42,7 @@ func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Wri
 
 	st := &stager{ctx: ctx, payload: payload, dir: dataDir, progress: progress, dirs: map[string]bool{}}
 	staged := Staged{Dir: dataDir, Manifest: m}
+	st.removeLeftovers(m)
 	if st.stamped(id) && st.present(m) {
 		fmt.Fprintf(progress, "payload already staged in %s\n", dataDir)
 		return staged, nil
@@ -102,6 +103,30 @@ func (st *stager) stage(m Manifest) error {
 		}
 	}
 	return nil
+}
+
+// removeLeftovers deletes temporary files that a stager killed mid-write left behind. Only
+// a stager holding the lock writes them, so under the lock every one is stale.
+func (st *stager) removeLeftovers(m Manifest) {
+	dirs := map[string]bool{}
+	for _, f := range m.Files {
+		dirs[filepath.Dir(st.abs(f.Path))] = true
+	}
+	for _, img := range m.Images {
+		dirs[filepath.Dir(st.abs(img.Path))] = true
+	}
+	for dir := range dirs {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue // not created yet
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".link")) {
+				_ = os.Remove(filepath.Join(dir, name))
+			}
+		}
+	}
 }
 
 // stamped reports whether the stamp says this payload was staged completely before.

@@ -179,6 +179,24 @@ func TestStageRefusesCorruptPayload(t *testing.T) {
 	}
 }
 
+func TestStageRemovesLeftoverTemporaries(t *testing.T) {
+	payload, _ := synthetic(t)
+	dir := t.TempDir()
+	if _, err := StageFS(context.Background(), payload, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	// What a stager killed mid-write leaves behind.
+	for _, name := range []string{"bin/.kube.123.tmp", "bin/.kubelet.42.link", "images/.pause.tar.9.tmp"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := StageFS(context.Background(), payload, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	assertNoTemporaries(t, dir)
+}
+
 func TestStageMissingBlob(t *testing.T) {
 	payload, _ := synthetic(t)
 	delete(payload, "small.zst")
