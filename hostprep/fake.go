@@ -85,6 +85,18 @@ func (f *FakeIPTables) chain(table, chain string) ([]string, error) {
 	return r, nil
 }
 
+// ListChains implements IPTables.
+func (f *FakeIPTables) ListChains(table string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for c := range f.tables[table] {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
 // ChainExists implements IPTables.
 func (f *FakeIPTables) ChainExists(table, chain string) (bool, error) {
 	f.mu.Lock()

@@ -117,6 +117,9 @@ type IPTables interface {
 	DeleteChain(table, chain string) error
 	// Rules lists the chain's rules in iptables -S form, without the -N line.
 	Rules(table, chain string) ([]string, error)
+	// ListChains names the table's chains (built-in ones included); a table
+	// the kernel does not have yields none.
+	ListChains(table string) ([]string, error)
 	Exists(table, chain string, rule ...string) (bool, error)
 	Append(table, chain string, rule ...string) error
 	Insert(table, chain string, pos int, rule ...string) error

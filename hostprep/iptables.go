@@ -126,7 +126,10 @@ func chainHolds(ipt IPTables, c ipChain) (bool, error) {
 
 func planIPTablesReset(ctx context.Context, e *Env) ([]Change, error) {
 	ipt := e.Host.IPTables
-	var cs []Change
+	cs, err := planKubeChainsReset(e)
+	if err != nil {
+		return nil, err
+	}
 	for _, c := range ipChains("") {
 		ok, err := ipt.ChainExists(c.table, c.chain)
 		if err != nil {

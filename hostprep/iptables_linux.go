@@ -31,6 +31,10 @@ func (l *linuxIPTables) DeleteChain(table, chain string) error {
 	return l.ipt.ClearAndDeleteChain(table, chain)
 }
 
+func (l *linuxIPTables) ListChains(table string) ([]string, error) {
+	return l.ipt.ListChains(table)
+}
+
 func (l *linuxIPTables) Rules(table, chain string) ([]string, error) {
 	rs, err := l.ipt.List(table, chain)
 	if err != nil {
