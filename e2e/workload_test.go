@@ -104,10 +104,10 @@ func buildAgnhost(work, out string) error {
 func importImage(t *testing.T, nodes []*lab.Node, tar string) {
 	t.Helper()
 	for _, n := range nodes {
-		if err := n.CopyIn(t.Context(), tar, "/tmp/image.oci.tar"); err != nil {
+		if err := n.CopyIn(t.Context(), tar, "/var/tmp/image.oci.tar"); err != nil {
 			t.Fatal(err)
 		}
-		if out, err := n.Exec(t.Context(), nodeCtr, "--address", "/run/containerd/containerd.sock", "-n", "k8s.io", "images", "import", "/tmp/image.oci.tar"); err != nil {
+		if out, err := n.Exec(t.Context(), nodeCtr, "--address", "/run/containerd/containerd.sock", "-n", "k8s.io", "images", "import", "/var/tmp/image.oci.tar"); err != nil {
 			t.Fatalf("import %s on %s: %v\n%s", echoImage, n.Name, err, out)
 		}
 	}
