@@ -15,12 +15,15 @@ import (
 type Host struct {
 	Net      Netlink
 	IPTables IPTables
-	Sysctl   Sysctl
-	Modules  Modules
-	Files    Files
-	Systemd  Systemd
-	Exec     Commander
-	Probe    Probe
+	// IP6Tables, when not nil, is the IPv6 firewall: knode adds nothing
+	// there, but the kubelet and kube-proxy do, and reset removes that.
+	IP6Tables IPTables
+	Sysctl    Sysctl
+	Modules   Modules
+	Files     Files
+	Systemd   Systemd
+	Exec      Commander
+	Probe     Probe
 }
 
 // ErrNotExist is returned (wrapped) when a link, route or entry is absent.

@@ -21,14 +21,19 @@ func NewLinuxHost(root string) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	ip6, err := NewLinuxIP6Tables()
+	if err != nil {
+		ip6 = nil // no IPv6 firewall on this host: nothing to clean there
+	}
 	return &Host{
-		Net:      NewLinuxNetlink(h),
-		IPTables: ipt,
-		Sysctl:   procSysctl{dir: "/proc/sys"},
-		Modules:  kernelModules{},
-		Files:    RootFiles{Root: root},
-		Systemd:  &dbusSystemd{},
-		Exec:     osCommander{},
-		Probe:    linuxProbe{},
+		IP6Tables: ip6,
+		Net:       NewLinuxNetlink(h),
+		IPTables:  ipt,
+		Sysctl:    procSysctl{dir: "/proc/sys"},
+		Modules:   kernelModules{},
+		Files:     RootFiles{Root: root},
+		Systemd:   &dbusSystemd{},
+		Exec:      osCommander{},
+		Probe:     linuxProbe{},
 	}, nil
 }

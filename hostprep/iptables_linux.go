@@ -22,6 +22,16 @@ func NewLinuxIPTables() (IPTables, error) {
 	return &linuxIPTables{ipt: ipt}, nil
 }
 
+// NewLinuxIP6Tables returns the IPv6 ip6tables of the current network
+// namespace (knode writes no IPv6 rules; reset removes the kubelet's).
+func NewLinuxIP6Tables() (IPTables, error) {
+	ipt, err := iptables.New(iptables.IPFamily(iptables.ProtocolIPv6), iptables.Timeout(10))
+	if err != nil {
+		return nil, fmt.Errorf("ip6tables: %w", err)
+	}
+	return &linuxIPTables{ipt: ipt}, nil
+}
+
 func (l *linuxIPTables) ChainExists(table, chain string) (bool, error) {
 	return l.ipt.ChainExists(table, chain)
 }

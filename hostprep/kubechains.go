@@ -20,7 +20,14 @@ func isKubeChain(c string) bool { return strings.HasPrefix(c, "KUBE-") }
 
 // planKubeChainsReset removes every KUBE-* chain and every jump to one.
 func planKubeChainsReset(e *Env) ([]Change, error) {
-	ipt := e.Host.IPTables
+	cs := planKubeChains(e.Host.IPTables, "")
+	if e.Host.IP6Tables != nil {
+		cs = append(cs, planKubeChains(e.Host.IP6Tables, "IPv6 ")...)
+	}
+	return cs, nil
+}
+
+func planKubeChains(ipt IPTables, family string) []Change {
 	var cs []Change
 	for _, table := range kubeChainTables {
 		chains, err := ipt.ListChains(table)
@@ -37,7 +44,7 @@ func planKubeChainsReset(e *Env) ([]Change, error) {
 			continue
 		}
 		table := table
-		cs = append(cs, change(fmt.Sprintf("remove kube-proxy's and the kubelet's chains in %s (%s)", table, strings.Join(kube, ", ")), func(context.Context) error {
+		cs = append(cs, change(fmt.Sprintf("remove kube-proxy's and the kubelet's chains in %s%s (%s)", family, table, strings.Join(kube, ", ")), func(context.Context) error {
 			for _, c := range chains {
 				if isKubeChain(c) {
 					continue
@@ -69,7 +76,7 @@ func planKubeChainsReset(e *Env) ([]Change, error) {
 			return nil
 		}))
 	}
-	return cs, nil
+	return cs
 }
 
 func jumpsToKube(spec []string) bool {
