@@ -68,11 +68,7 @@ func QueryStatus(ctx context.Context, socket string) (Status, error) {
 	if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
 		return Status{}, fmt.Errorf("%w here (%s does not exist): start one with `knode init` or `knode join`, or pass the node's --data-dir", ErrNoAgent, socket)
 	}
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
+	client := socketClient(socket)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://knode/v1/status", nil)
 	if err != nil {
 		return Status{}, err
@@ -95,11 +91,7 @@ func QueryStatus(ctx context.Context, socket string) (Status, error) {
 // RequestRemove asks the agent on socket to leave the cluster for good
 // (`knode reset`); it returns once the agent has left.
 func RequestRemove(ctx context.Context, socket string) error {
-	client := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-		},
-	}}
+	client := socketClient(socket)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://knode/v1/remove", nil)
 	if err != nil {
 		return err
@@ -122,4 +114,13 @@ func RequestRemove(ctx context.Context, socket string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return ctx.Err()
+}
+
+// socketClient talks HTTP to the agent's unix socket.
+func socketClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", socket)
+		},
+	}}
 }
