@@ -127,11 +127,18 @@ func (n *Node) LocalAddr() netip.AddrPort {
 // ErrJoin says no peer could be contacted (or none accepted our key).
 var ErrJoin = errors.New("could not join the cluster")
 
+// ErrWrongKey says a peer answered with gossip this node cannot decrypt: the
+// join token is wrong or belongs to another cluster.
+var ErrWrongKey = errors.New("the peer's gossip uses another key: the token is wrong or belongs to another cluster")
+
 // Join contacts the given peers (host:port) and exchanges full state with them.
 func (n *Node) Join(peers ...string) error {
 	ok, err := n.ml.Join(peers)
 	if ok == 0 {
-		return fmt.Errorf("%w through %s: %s", ErrJoin, strings.Join(peers, ", "), joinReason(err))
+		if reason := joinReason(err); reason != ErrWrongKey.Error() {
+			return fmt.Errorf("%w through %s: %s", ErrJoin, strings.Join(peers, ", "), reason)
+		}
+		return fmt.Errorf("%w through %s: %w", ErrJoin, strings.Join(peers, ", "), ErrWrongKey)
 	}
 	return nil
 }
@@ -145,7 +152,7 @@ func joinReason(err error) string {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "decrypt") || strings.Contains(msg, "encryption") || strings.Contains(msg, "EOF"):
-		return "the peer's gossip uses another key: the token is wrong or belongs to another cluster"
+		return ErrWrongKey.Error()
 	case strings.Contains(msg, "connection refused"):
 		return "connection refused: no knode agent listens there"
 	case strings.Contains(msg, "timeout") || strings.Contains(msg, "no route"):

@@ -177,7 +177,7 @@ func (a *Agent) join() error {
 		return fmt.Errorf("%w: the peer sent no cluster identity", gossip.ErrJoin)
 	}
 	if err := a.opts.Token.VerifyCA(ci.CACert); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrWrongCluster, err)
 	}
 	a.cluster = ci.Cluster
 	return nil
@@ -246,6 +246,9 @@ func (a *Agent) HasSecrets() bool {
 	defer a.mu.Unlock()
 	return a.secrets != nil
 }
+
+// ErrWrongCluster says the cluster reached does not have the CA the token pins.
+var ErrWrongCluster = errors.New("refusing to join")
 
 // ErrNoSubnet says the allocator could not give this node a subnet.
 var ErrNoSubnet = errors.New("no pod subnet for this node")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -60,6 +61,9 @@ func (b *bringUp) run() error {
 	if err != nil {
 		b.p.Fail()
 		datadir.Dir{Root: b.node.DataDir}.RemoveState()
+		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, roles.ErrWrongCluster) {
+			return config.Usagef("--token: %v", err) // the token is the bad value
+		}
 		return err
 	}
 	b.p.Step("waiting for a pod subnet")
