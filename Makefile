@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X knode.dev/knode/version.Version=$(VERSION)
 
 .PHONY: help knode test demo bench
 help: ## list targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 knode: ## build bin/knode without the payload (fast)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
@@ -18,7 +18,7 @@ demo: knode ## form a 3-agent cluster on loopback as any user (--dry-run --foreg
 	scripts/demo.sh 3
 
 bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3)
-	$(GO) test -run XXX -bench Formation -benchtime 3x ./roles
+	$(GO) test -run XXX -bench Formation -benchtime 3x -timeout 60m ./roles
 
 -include release/payload.mk
 -include e2e/e2e.mk

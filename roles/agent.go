@@ -60,6 +60,7 @@ type Agent struct {
 	certs   chan map[string][]byte // certificates a master sent
 
 	lastPeers    string    // peerKey of the last pod-network update
+	restored     bool      // RestoreHost succeeded since start
 	missingSince time.Time // when repair first saw a record missing
 	chores       clusterChores
 

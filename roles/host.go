@@ -125,12 +125,21 @@ func (a *Agent) keepPeers(ctx context.Context) {
 	if h == nil || h.Host == nil {
 		return
 	}
+	a.mu.Lock()
+	last, restored := a.lastPeers, a.restored
+	a.mu.Unlock()
+	if !restored { // the boot phases have not succeeded yet
+		if err := a.RestoreHost(ctx); err != nil {
+			a.log.Error("restore the host's network", "err", err)
+		}
+		return
+	}
 	spec, err := a.HostSpec(nil)
 	if err != nil {
 		return
 	}
 	key := peerKey(spec)
-	if key == a.lastPeers {
+	if key == last {
 		return
 	}
 	if _, err := hostprep.UpdatePeers(ctx, &spec, h.Host, h.Out, a.log); err != nil {
@@ -138,7 +147,9 @@ func (a *Agent) keepPeers(ctx context.Context) {
 		return
 	}
 	a.log.Info("pod network updated", "peers", len(spec.Peers))
+	a.mu.Lock()
 	a.lastPeers = key
+	a.mu.Unlock()
 }
 
 // SetHost connects (or, with nil, disconnects) the host this agent keeps current.
@@ -165,4 +176,30 @@ func (a *Agent) MarkHost() error {
 	id := a.id
 	a.mu.Unlock()
 	return a.opts.Dir.WriteJSON(datadir.NodeFile, id)
+}
+
+// bootPhases are re-applied when the agent starts on a configured node: a
+// reboot (or a restarted node container) loses the bridge, routes and
+// iptables rules, which live only in the kernel. Each phase changes nothing
+// when the host is already in place.
+var bootPhases = []string{hostprep.PhaseKernel, hostprep.PhaseBridge, hostprep.PhasePodNetwork, hostprep.PhaseCNI, hostprep.PhaseIPTables}
+
+// RestoreHost re-applies the boot phases.
+func (a *Agent) RestoreHost(ctx context.Context) error {
+	h := a.hostOpts()
+	if h == nil || h.Host == nil {
+		return nil
+	}
+	spec, err := a.HostSpec(nil)
+	if err != nil {
+		return err
+	}
+	r := &hostprep.Runner{Only: bootPhases, Out: h.Out, Log: a.log}
+	if _, err := r.Apply(ctx, &spec, h.Host); err != nil {
+		return fmt.Errorf("restore the host's network: %w", err)
+	}
+	a.mu.Lock()
+	a.lastPeers, a.restored = peerKey(spec), true
+	a.mu.Unlock()
+	return nil
 }

@@ -46,6 +46,9 @@ func agentCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := agent.RestoreHost(c.Context); err != nil {
+				o.Logger.Error("restoring the host's network failed; will retry on the next change", "err", err)
+			}
 			select {
 			case <-c.Context.Done():
 				return agent.Stop(true)
