@@ -38,9 +38,12 @@ func planStaticPods(ctx context.Context, e *Env) ([]Change, error) {
 	for _, m := range s.Masters() {
 		cp.Members = append(cp.Members, manifests.EtcdMember{Name: m.Name, Address: m.Address})
 	}
-	var cs []Change
-	for i, data := range [][]byte{manifests.EtcdPod(cp), manifests.APIServerPod(cp), manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
-		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[i]), data, 0o600)
+	cs, err := planEtcd(e, cp)
+	if err != nil {
+		return nil, err
+	}
+	for i, data := range [][]byte{manifests.APIServerPod(cp), manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
+		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[i+1]), data, 0o600)
 		if err != nil {
 			return nil, err
 		}
