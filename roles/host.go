@@ -126,8 +126,11 @@ func (a *Agent) keepPeers(ctx context.Context) {
 		return
 	}
 	a.mu.Lock()
-	last, restored := a.lastPeers, a.restored
+	last, restored, configured := a.lastPeers, a.restored, a.id.Host
 	a.mu.Unlock()
+	if !configured {
+		return // init or join is still configuring the host: not ours to touch yet
+	}
 	if !restored { // the boot phases have not succeeded yet
 		if err := a.RestoreHost(ctx); err != nil {
 			a.log.Error("restore the host's network", "err", err)
