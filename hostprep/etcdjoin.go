@@ -18,6 +18,10 @@ import (
 // membership etcd reported. Once its etcd has data, its manifest is left alone:
 // etcd ignores the initial-cluster flags after the first start.
 
+// The member list is read serializably (from the answering member alone): once
+// this node is added but not started, a linearizable read needs a quorum that
+// only this node's etcd can complete.
+
 // etcdJoinTimeout bounds the retries: a member added just before us must
 // start before etcd accepts another (strict reconfiguration check).
 const etcdJoinTimeout = 3 * time.Minute
@@ -84,7 +88,7 @@ func joinEtcd(ctx context.Context, e *Env, others []Node) ([]manifests.EtcdMembe
 	deadline := time.Now().Add(etcdJoinTimeout)
 	var last error
 	for {
-		out, err := e.Host.Exec.Run(ctx, etcdctl, append(base, "member", "list", "-w", "json")...)
+		out, err := e.Host.Exec.Run(ctx, etcdctl, append(base, "member", "list", "--consistency=s", "-w", "json")...)
 		if err == nil {
 			var list struct{ Members []etcdMember }
 			if err = json.Unmarshal(out, &list); err == nil {
