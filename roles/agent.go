@@ -70,6 +70,9 @@ type Agent struct {
 	stopErr      error
 	stopOnce     sync.Once
 	reconnecting atomic.Bool
+	// extraSyncs counts the full-state exchanges repair and reconnect started
+	// (memberlist's own periodic push/pull not included).
+	extraSyncs atomic.Int64
 }
 
 // Start brings the agent up: it loads or creates the node's identity, starts

@@ -19,19 +19,21 @@ func BenchmarkFormation(b *testing.B) {
 	for _, n := range []int{10, 50, 200} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			var forms []time.Duration
-			var rest []float64
+			var rest, syncs []float64
 			for range b.N {
-				d, bps := formCluster(b, n)
+				d, bps, sps := formCluster(b, n)
 				forms = append(forms, d)
 				rest = append(rest, bps)
+				syncs = append(syncs, sps)
 			}
 			b.ReportMetric(median(forms).Seconds(), "s/converged")
 			b.ReportMetric(medianF(rest), "B/node/s-at-rest")
+			b.ReportMetric(medianF(syncs), "extra-syncs/node/min-at-rest")
 		})
 	}
 }
 
-func formCluster(b *testing.B, n int) (time.Duration, float64) {
+func formCluster(b *testing.B, n int) (time.Duration, float64, float64) {
 	plan := testPlan(3)
 	tc := newTestClusterTiming(b, plan, gossip.LAN)
 	seeds := []string{"n00"}
@@ -50,16 +52,25 @@ func formCluster(b *testing.B, n int) (time.Duration, float64) {
 	tc.waitConverged(120*time.Second, n)
 	formed := time.Since(start)
 	time.Sleep(2 * time.Second) // let the last broadcasts drain
-	sent0 := tc.totalSent()
+	sent0, syncs0 := tc.totalSent(), tc.extraSyncs()
 	window := 10 * time.Second
 	time.Sleep(window)
 	bps := float64(tc.totalSent()-sent0) / float64(n) / window.Seconds()
+	sps := float64(tc.extraSyncs()-syncs0) / float64(n) / window.Minutes()
 	b.StopTimer()
 	for name := range tc.live() {
 		tc.kill(name)
 	}
 	b.StartTimer()
-	return formed, bps
+	return formed, bps, sps
+}
+
+func (tc *testCluster) extraSyncs() int64 {
+	var s int64
+	for _, a := range tc.live() {
+		s += a.extraSyncs.Load()
+	}
+	return s
 }
 
 func (tc *testCluster) totalSent() int64 {

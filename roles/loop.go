@@ -227,6 +227,7 @@ func (a *Agent) reconnect() {
 		return
 	}
 	target := targets[rand.IntN(len(targets))]
+	a.extraSyncs.Add(1)
 	go func() {
 		defer a.reconnecting.Store(false)
 		if err := a.g.Join(target); err == nil {
@@ -267,6 +268,7 @@ func (a *Agent) repair() {
 	if !due || !ok || !a.reconnecting.CompareAndSwap(false, true) {
 		return
 	}
+	a.extraSyncs.Add(1)
 	go func() {
 		defer a.reconnecting.Store(false)
 		if err := a.g.Join(gossip.HostPort(n.Address, n.Port)); err == nil {
