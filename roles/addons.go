@@ -49,7 +49,7 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 		return
 	}
 	a.mu.Lock()
-	if a.chores.busy || time.Since(a.chores.last) < 5*time.Second {
+	if !a.chores.pending(snap) || a.chores.busy || time.Since(a.chores.last) < 5*time.Second {
 		a.mu.Unlock()
 		return
 	}
@@ -115,4 +115,21 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			a.mu.Unlock()
 		}
 	}
+}
+
+// pending reports whether a round has anything left to do; at rest it has
+// not, and no kubectl runs. Called with the agent's lock held.
+func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
+	if !ch.dns {
+		return true
+	}
+	for name, as := range snap.Assignments {
+		switch {
+		case as.Released && !ch.deleted[name]:
+			return true
+		case active(as) && ch.patched[name] != as.PodCIDR.String():
+			return true
+		}
+	}
+	return false
 }
