@@ -52,7 +52,11 @@ all: payload ## build the payload and bin/knode with it embedded (the default)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
 	@ls -l bin/knode | awk '{printf "bin/knode: %.1f MB with payload\n", $$5/1e6}'
 
-payload: $(PAYLOAD_STAMP) ## build every component into release/_build and compress it into assets/payload
+payload: build-deps $(PAYLOAD_STAMP) ## build every component into release/_build and compress it into assets/payload
+
+.PHONY: build-deps
+build-deps: ## install the payload's build dependencies when missing (gcc, libseccomp-dev, zstd)
+	@scripts/build-deps.sh
 
 # zstd (the program, Debian package zstd) compresses 13% better than klauspost/compress's
 # best level here (61.5 vs 70.3 MB), which keeps knode under its 80 MB budget;
