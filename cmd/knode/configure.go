@@ -71,8 +71,8 @@ func (b *bringUp) configureHost(agent *roles.Agent) error {
 		p.Fail()
 		return fmt.Errorf("%w; the host is partly configured: fix the cause and run `knode reset`, then try again", err)
 	}
-	p.Step("waiting for node %s to be Ready", spec.Self.Name)
-	if err := waitNodeReady(ctx, hopts.Payload.BinDir+"/kubectl", spec.Self.Name, 10*time.Minute); err != nil {
+	p.Step("waiting for node %s to be Ready with pod CIDR %s", spec.Self.Name, spec.Self.PodCIDR)
+	if err := waitNodeReady(ctx, hopts.Payload.BinDir+"/kubectl", spec.Self.Name, spec.Self.PodCIDR.String(), 10*time.Minute); err != nil {
 		p.Fail()
 		return err
 	}
@@ -84,16 +84,17 @@ func (b *bringUp) configureHost(agent *roles.Agent) error {
 }
 
 // waitNodeReady polls the apiserver with the kubelet's own credentials until
-// the node reports Ready.
-func waitNodeReady(ctx context.Context, kubectl, node string, timeout time.Duration) error {
+// the node reports Ready and its Node object carries the agreed pod CIDR (set
+// by the allocator's agent once the kubelet has registered the node).
+func waitNodeReady(ctx context.Context, kubectl, node, podCIDR string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
 	for {
 		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", hostprep.KubeletKubeconfig, "get", "node", node,
-			"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`).CombinedOutput()
+			"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDR}`).Output()
 		last = strings.TrimSpace(string(out))
-		if err == nil && last == "True" {
+		if err == nil && last == "True "+podCIDR {
 			return nil
 		}
 		select {
