@@ -258,7 +258,6 @@ func TestSecretsReachMastersOnly(t *testing.T) {
 			}
 		}
 	}
-	_ = pki.PinHash
 }
 
 func TestWorkerCredentialsSignedByMaster(t *testing.T) {
@@ -284,7 +283,7 @@ func TestWorkerCredentialsSignedByMaster(t *testing.T) {
 	if err != nil || string(again[credKubeProxy].CertPEM) != string(creds[credKubeProxy].CertPEM) {
 		t.Errorf("stored credentials not reused: %v", err)
 	}
-	if m, _ := tc.live()["w01"], 0; m.HasSecrets() {
+	if w.HasSecrets() {
 		t.Error("worker holds secrets")
 	}
 }

@@ -210,9 +210,6 @@ func (a *Agent) Remove(timeout time.Duration) error {
 // removed). memberlist never contacts dead nodes again, so without this two
 // halves of a healed partition would stay apart.
 func (a *Agent) reconnect() {
-	if !a.reconnecting.CompareAndSwap(false, true) {
-		return
-	}
 	var targets []string
 	for _, m := range a.g.Members() {
 		if m.State != gossip.StateDead {
@@ -222,18 +219,10 @@ func (a *Agent) reconnect() {
 			targets = append(targets, gossip.HostPort(n.Address, n.Port))
 		}
 	}
-	if len(targets) == 0 {
-		a.reconnecting.Store(false)
-		return
+	if len(targets) > 0 {
+		target := targets[rand.IntN(len(targets))]
+		a.syncWith(target, func() { a.log.Info("reconnected", "peer", target) })
 	}
-	target := targets[rand.IntN(len(targets))]
-	a.extraSyncs.Add(1)
-	go func() {
-		defer a.reconnecting.Store(false)
-		if err := a.g.Join(target); err == nil {
-			a.log.Info("reconnected", "peer", target)
-		}
-	}()
 }
 
 // repair fetches the full state from a peer when this node has been missing
@@ -264,17 +253,34 @@ func (a *Agent) repair() {
 	}
 	due := time.Since(a.missingSince) > 3*time.Second
 	a.mu.Unlock()
-	n, ok := snap.Nodes[from]
-	if !due || !ok || !a.reconnecting.CompareAndSwap(false, true) {
+	if !due {
+		return
+	}
+	// The gossip layer knows every live member's address, also of one
+	// whose record is the missing piece.
+	for _, m := range a.g.Members() {
+		if m.Name == from {
+			a.syncWith(m.Addr.String(), func() {
+				a.mu.Lock()
+				a.missingSince = time.Time{}
+				a.mu.Unlock()
+			})
+			return
+		}
+	}
+}
+
+// syncWith starts one full-state exchange with addr in the background (at
+// most one at a time) and calls ok when it succeeded.
+func (a *Agent) syncWith(addr string, ok func()) {
+	if !a.reconnecting.CompareAndSwap(false, true) {
 		return
 	}
 	a.extraSyncs.Add(1)
 	go func() {
 		defer a.reconnecting.Store(false)
-		if err := a.g.Join(gossip.HostPort(n.Address, n.Port)); err == nil {
-			a.mu.Lock()
-			a.missingSince = time.Time{}
-			a.mu.Unlock()
+		if err := a.g.Join(addr); err == nil {
+			ok()
 		}
 	}()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,7 +63,7 @@ func (b *bringUp) configureHost(agent *roles.Agent) error {
 	agent.Stop(false) // knode.service takes over from the data directory
 	var only []string
 	for _, ph := range afterHandover {
-		if !contains(skip, ph) {
+		if !slices.Contains(skip, ph) {
 			only = append(only, ph)
 		}
 	}

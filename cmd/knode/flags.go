@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"net/netip"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -76,15 +74,11 @@ func logLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// advertiseWarning flags an unspecified bind with no --advertise, where
+// advertiseNote flags an unspecified bind with no --advertise, where
 // memberlist picks an address on its own.
 func advertiseNote(n config.Node) string {
 	if n.Advertise.IsValid() || !n.Bind.Addr().IsUnspecified() {
 		return ""
 	}
 	return fmt.Sprintf("gossip binds %s; peers will be told this host's first private address (use --advertise to choose)", n.Bind)
-}
-
-func addrOf(ap netip.AddrPort) string {
-	return strings.TrimSpace(ap.String())
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -73,7 +74,7 @@ func plannedHostChanges(ctx context.Context, a *roles.Agent, skip, ignore []stri
 	}
 	var lines []string
 	for _, ph := range hostprep.Phases() {
-		if contains(skip, ph.Name) {
+		if slices.Contains(skip, ph.Name) {
 			lines = append(lines, fmt.Sprintf("[%s] skipped (--skip-phases)", ph.Name))
 			continue
 		}
@@ -90,15 +91,6 @@ func plannedHostChanges(ctx context.Context, a *roles.Agent, skip, ignore []stri
 		}
 	}
 	return lines
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
