@@ -29,14 +29,14 @@ func Order(nodes map[string]gossip.NodeInfo) []gossip.NodeInfo {
 	return out
 }
 
-func active(a gossip.Assignment) bool { return !a.Released && a.Error == "" }
+func Active(a gossip.Assignment) bool { return !a.Released && a.Error == "" }
 
 // Masters lists the holders of master seats in seat order (dead ones included:
 // seats are sticky).
 func Masters(s gossip.Snapshot) []string {
 	var seats []gossip.Assignment
 	for _, a := range s.Assignments {
-		if active(a) && a.Seat >= 0 {
+		if Active(a) && a.Seat >= 0 {
 			seats = append(seats, a)
 		}
 	}
@@ -64,7 +64,7 @@ func Allocator(s gossip.Snapshot, alive map[string]bool) string {
 		if !alive[n.Name] || n.Removed {
 			continue
 		}
-		if a, ok := s.Assignments[n.Name]; ok && active(a) {
+		if a, ok := s.Assignments[n.Name]; ok && Active(a) {
 			return n.Name
 		}
 		if fallback == "" {
@@ -103,7 +103,7 @@ func Plan(s gossip.Snapshot, c config.Cluster, alive map[string]bool, by string,
 	holders := map[netip.Prefix]gossip.Assignment{}
 	seats := map[int]gossip.Assignment{}
 	for _, a := range sortedByAge(s.Assignments) {
-		if !active(a) {
+		if !Active(a) {
 			continue
 		}
 		lost := false
@@ -128,7 +128,7 @@ func Plan(s gossip.Snapshot, c config.Cluster, alive map[string]bool, by string,
 	// New nodes (and losers of a duplicate), in join order.
 	for _, n := range Order(s.Nodes) {
 		a, ok := s.Assignments[n.Name]
-		if n.Removed || !alive[n.Name] || (ok && active(a)) {
+		if n.Removed || !alive[n.Name] || (ok && Active(a)) {
 			continue
 		}
 		next := gossip.Assignment{Node: n.Name, Seat: freeSeat(seats, c.Masters)}

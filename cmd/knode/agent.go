@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
@@ -42,17 +43,17 @@ func agentCommand() *cli.Command {
 			}
 			o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			o.Serve = true
-			agent, err := roles.Start(c.Context, o)
+			ag, err := agent.Start(c.Context, o)
 			if err != nil {
 				return err
 			}
-			if err := agent.RestoreHost(c.Context); err != nil {
+			if err := ag.RestoreHost(c.Context); err != nil {
 				o.Logger.Error("restoring the host's network failed; will retry on the next change", "err", err)
 			}
 			select {
 			case <-c.Context.Done():
-				return agent.Stop(true)
-			case <-agent.Done():
+				return ag.Stop(true)
+			case <-ag.Done():
 				return nil
 			}
 		},
@@ -61,18 +62,18 @@ func agentCommand() *cli.Command {
 
 // restartOptions rebuilds an agent's options from its data directory: its
 // identity, token, and every peer it knew (any live one is enough to rejoin).
-func restartOptions(dir datadir.Dir) (roles.Options, datadir.Identity, error) {
+func restartOptions(dir datadir.Dir) (agent.Options, datadir.Identity, error) {
 	var id datadir.Identity
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
-		return roles.Options{}, id, fmt.Errorf("read node identity: %w", err)
+		return agent.Options{}, id, fmt.Errorf("read node identity: %w", err)
 	}
 	raw, err := dir.ReadFile(datadir.TokenFile)
 	if err != nil {
-		return roles.Options{}, id, fmt.Errorf("read token: %w", err)
+		return agent.Options{}, id, fmt.Errorf("read token: %w", err)
 	}
 	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
 	if err != nil {
-		return roles.Options{}, id, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
+		return agent.Options{}, id, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
 	}
 	peers := append([]string{}, id.Peers...)
 	var snap gossip.Snapshot
@@ -83,7 +84,7 @@ func restartOptions(dir datadir.Dir) (roles.Options, datadir.Identity, error) {
 			}
 		}
 	}
-	return roles.Options{
+	return agent.Options{
 		Dir: dir, Token: tok, Peers: peers, Rejoin: true,
 		Node: config.Node{Name: id.Name, Bind: id.Bind, Advertise: id.Advertise, DataDir: dir.Root},
 	}, id, nil

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"knode.dev/knode/roles"
+	"knode.dev/knode/agent"
 )
 
 // knode runs the CLI in-process and returns its exit code and output.
@@ -176,7 +176,7 @@ func TestInitJoinStatusTokenReset(t *testing.T) {
 	// The user's word order: the peer before the flags.
 	p2 := startForeground(t, "join", bind1, "--token", tok, "--dry-run", "--foreground", "--node-name", "b", "--bind", freePort(t), "--data-dir", d2, "--log-level", "error")
 	waitFor(t, "join", func() bool { return strings.Contains(p2.out.String(), "agent running") })
-	var st roles.Status
+	var st agent.Status
 	waitFor(t, "both nodes in a's status", func() bool {
 		code, out, _ := knode(context.Background(), "status", "--json", "--data-dir", d1)
 		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Members) == 2

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
-	"knode.dev/knode/roles"
 )
 
 // Phases that run after the agent hands over to knode.service: they start
@@ -21,13 +21,13 @@ var afterHandover = []string{hostprep.PhaseUnits, hostprep.PhaseImages, hostprep
 // host phases, hands the agent over to knode.service and waits until the node
 // is Ready. Until the handover a failure undoes everything; after it, the
 // error says how to undo.
-func (b *bringUp) configureHost(agent *roles.Agent) error {
+func (b *bringUp) configureHost(ag *agent.Agent) error {
 	c, p := b.c, b.p
 	ctx := c.Context
 	dir := datadir.Dir{Root: b.node.DataDir}
 	abort := func(err error) error {
 		p.Fail()
-		agent.Remove(5 * time.Second)
+		ag.Remove(5 * time.Second)
 		dir.RemoveState()
 		return err
 	}
@@ -39,13 +39,13 @@ func (b *bringUp) configureHost(agent *roles.Agent) error {
 	}
 	p.Step("getting this node's certificates")
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	creds, err := agent.Credentials(cctx)
+	creds, err := ag.Credentials(cctx)
 	cancel()
 	if err != nil {
 		return abort(err)
 	}
-	agent.SetHost(hopts)
-	spec, err := agent.HostSpec(creds)
+	ag.SetHost(hopts)
+	spec, err := ag.HostSpec(creds)
 	if err != nil {
 		return abort(err)
 	}
@@ -57,10 +57,10 @@ func (b *bringUp) configureHost(agent *roles.Agent) error {
 	if _, err := first.Apply(ctx, &spec, hopts.Host); err != nil {
 		return abort(err)
 	}
-	if err := agent.MarkHost(); err != nil {
+	if err := ag.MarkHost(); err != nil {
 		return abort(err)
 	}
-	agent.Stop(false) // knode.service takes over from the data directory
+	ag.Stop(false) // knode.service takes over from the data directory
 	var only []string
 	for _, ph := range afterHandover {
 		if !slices.Contains(skip, ph) {

@@ -13,10 +13,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/assets"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
-	"knode.dev/knode/roles"
 )
 
 // hostFlags select and relax hostprep phases on init and join.
@@ -41,7 +41,7 @@ func payloadSpec(m assets.Manifest, dataDir string) (hostprep.Payload, hostprep.
 
 // hostOptions stages the payload (idempotent: a second call writes nothing)
 // and opens the real host.
-func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*roles.HostOptions, error) {
+func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*agent.HostOptions, error) {
 	st, err := assets.Stage(ctx, dataDir, out)
 	if err != nil {
 		return nil, err
@@ -51,19 +51,19 @@ func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*roles.Hos
 		return nil, fmt.Errorf("open the host: %w", err)
 	}
 	p, imgs := payloadSpec(st.Manifest, dataDir)
-	return &roles.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: selfPath(), Out: out}, nil
+	return &agent.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: selfPath(), Out: out}, nil
 }
 
 // plannedHostChanges lists, phase by phase, what configuring this host would
 // change. It only reads the host; a phase that cannot be inspected (as an
 // ordinary user, iptables cannot be read) says so instead.
-func plannedHostChanges(ctx context.Context, a *roles.Agent, skip, ignore []string) []string {
+func plannedHostChanges(ctx context.Context, a *agent.Agent, skip, ignore []string) []string {
 	m, err := assets.ReadManifest()
 	if err != nil && !errors.Is(err, assets.ErrNoPayload) {
 		return []string{"read the payload manifest: " + err.Error()}
 	}
 	p, imgs := payloadSpec(m, a.Dir().Root)
-	a.SetHost(&roles.HostOptions{Payload: p, Images: imgs, KnodeBinary: selfPath()})
+	a.SetHost(&agent.HostOptions{Payload: p, Images: imgs, KnodeBinary: selfPath()})
 	spec, err := a.HostSpec(nil)
 	if err != nil {
 		return []string{err.Error()}

@@ -6,9 +6,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
-	"knode.dev/knode/roles"
 )
 
 func initCommand() *cli.Command {
@@ -46,7 +46,7 @@ func initCommand() *cli.Command {
 			dir := datadir.Dir{Root: node.DataDir}
 			p := newProgress(c.App.ErrWriter)
 			p.Step("creating cluster %q: CA, service-account keys, join token", cl.Name)
-			info, tok, err := roles.Create(dir, cl, time.Now())
+			info, tok, err := agent.Create(dir, cl, time.Now())
 			if err != nil {
 				p.Fail()
 				return err

@@ -7,11 +7,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/assets"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
-	"knode.dev/knode/roles"
 )
 
 func phaseCommand() *cli.Command {
@@ -60,7 +60,7 @@ func phaseCommand() *cli.Command {
 				return err
 			}
 			p, imgs := payloadSpec(m, dir.Root)
-			spec, err := roles.SavedSpec(dir, &roles.HostOptions{Payload: p, Images: imgs, KnodeBinary: selfPath()})
+			spec, err := agent.SavedSpec(dir, &agent.HostOptions{Payload: p, Images: imgs, KnodeBinary: selfPath()})
 			if err != nil {
 				return err
 			}

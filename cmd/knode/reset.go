@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/datadir"
-	"knode.dev/knode/roles"
 )
 
 func resetCommand() *cli.Command {
@@ -70,11 +70,11 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 	p.Step("leaving the cluster")
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	err := roles.RequestRemove(ctx, dir.Socket())
+	err := agent.RequestRemove(ctx, dir.Socket())
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, roles.ErrNoAgent) {
+	if !errors.Is(err, agent.ErrNoAgent) {
 		p.Fail()
 		return err
 	}
@@ -84,10 +84,10 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 		p.Fail()
 		return err
 	}
-	agent, err := roles.Start(ctx, o)
+	ag, err := agent.Start(ctx, o)
 	if err != nil {
 		p.Fail()
 		return fmt.Errorf("announce removal: %w", err)
 	}
-	return agent.Remove(10 * time.Second)
+	return ag.Remove(10 * time.Second)
 }

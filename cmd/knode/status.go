@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/datadir"
-	"knode.dev/knode/roles"
 )
 
 func statusCommand() *cli.Command {
@@ -25,7 +25,7 @@ func statusCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			ctx, cancel := context.WithTimeout(c.Context, 5*time.Second)
 			defer cancel()
-			st, err := roles.QueryStatus(ctx, datadir.Dir{Root: c.String("data-dir")}.Socket())
+			st, err := agent.QueryStatus(ctx, datadir.Dir{Root: c.String("data-dir")}.Socket())
 			if err != nil {
 				return err
 			}
@@ -40,7 +40,7 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func printStatus(w io.Writer, st roles.Status, now time.Time) {
+func printStatus(w io.Writer, st agent.Status, now time.Time) {
 	cl := st.Cluster
 	fmt.Fprintf(w, "cluster %s: pods %s (/%d per node), services %s, %d master(s), network %s\n\n",
 		cl.Name, cl.PodCIDR, cl.NodeCIDRMask, cl.ServiceCIDR, cl.Masters, cl.Network)

@@ -10,11 +10,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/pki"
-	"knode.dev/knode/roles"
 )
 
 // bringUp is the part init and join share once flags are valid: start the
@@ -54,25 +54,25 @@ func (b *bringUp) run() error {
 	} else {
 		b.p.Step("starting the agent on %s", b.node.Bind)
 	}
-	agent, err := roles.Start(c.Context, roles.Options{
+	ag, err := agent.Start(c.Context, agent.Options{
 		Dir: datadir.Dir{Root: b.node.DataDir}, Token: b.token, Node: b.node, Peers: b.peers,
 		Logger: log, Serve: true, Create: b.create,
 	})
 	if err != nil {
 		b.p.Fail()
 		datadir.Dir{Root: b.node.DataDir}.RemoveState()
-		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, roles.ErrWrongCluster) {
+		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) {
 			return config.Usagef("--token: %v", err) // the token is the bad value
 		}
 		return err
 	}
 	b.p.Step("waiting for a pod subnet")
 	ctx, cancel := context.WithTimeout(c.Context, b.timeout)
-	as, err := agent.WaitAssigned(ctx)
+	as, err := ag.WaitAssigned(ctx)
 	cancel()
 	if err != nil {
 		b.p.Fail()
-		agent.Remove(3 * time.Second)
+		ag.Remove(3 * time.Second)
 		datadir.Dir{Root: b.node.DataDir}.RemoveState()
 		return err
 	}
@@ -80,34 +80,34 @@ func (b *bringUp) run() error {
 	if as.Seat >= 0 {
 		role = fmt.Sprintf("master (seat %d)", as.Seat)
 	}
-	b.p.Note("node %s: %s, pod subnet %s, gossip %s", agent.Name(), role, as.PodCIDR, agent.Addr())
-	b.joinAddr = agent.Addr()
+	b.p.Note("node %s: %s, pod subnet %s, gossip %s", ag.Name(), role, as.PodCIDR, ag.Addr())
+	b.joinAddr = ag.Addr()
 	if b.onReady != nil && (dryRun || foreground) {
 		b.p.done()
 		b.onReady(b.joinAddr)
 	}
 	if dryRun {
 		b.p.Note("dry run: the host was not touched; knode would make these changes:")
-		for _, line := range plannedHostChanges(c.Context, agent, c.StringSlice("skip-phases"), c.StringSlice("ignore-preflight-errors")) {
+		for _, line := range plannedHostChanges(c.Context, ag, c.StringSlice("skip-phases"), c.StringSlice("ignore-preflight-errors")) {
 			b.p.Note("  %s", line)
 		}
 	}
 	if !foreground {
 		if dryRun {
 			// Nothing runs on: leave no would-be cluster behind.
-			agent.Remove(2 * time.Second)
+			ag.Remove(2 * time.Second)
 			datadir.Dir{Root: b.node.DataDir}.RemoveState()
 			b.p.Finish("dry run done; nothing kept")
 			return nil
 		}
-		return b.configureHost(agent)
+		return b.configureHost(ag)
 	}
 	b.p.Finish("agent running in the foreground; Ctrl-C leaves the cluster")
 	select {
 	case <-c.Context.Done():
 		fmt.Fprintln(c.App.ErrWriter, "==> leaving the cluster")
-		return agent.Stop(true)
-	case <-agent.Done():
+		return ag.Stop(true)
+	case <-ag.Done():
 		return nil // removed by `knode reset`
 	}
 }

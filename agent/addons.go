@@ -1,4 +1,4 @@
-package roles
+package agent
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/manifests"
+	"knode.dev/knode/roles"
 )
 
 // The allocator of a configured cluster (the first alive master) also keeps
@@ -45,7 +46,7 @@ func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]by
 // choresDue starts a round of cluster chores when this node should do them.
 func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 	h := a.hostOpts()
-	if h == nil || h.Host == nil || !a.HasSecrets() || Allocator(snap, alive) != a.id.Name {
+	if h == nil || h.Host == nil || !a.HasSecrets() || roles.Allocator(snap, alive) != a.id.Name {
 		return
 	}
 	a.mu.Lock()
@@ -102,7 +103,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 				ch.deleted[name] = true
 				a.mu.Unlock()
 			}
-		case active(as) && !done:
+		case roles.Active(as) && !done:
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
 			if _, err := a.kubectl(ctx, nil, "patch", "node", name, "--type", "merge", "-p", patch); err != nil {
@@ -127,7 +128,7 @@ func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
 		switch {
 		case as.Released && !ch.deleted[name]:
 			return true
-		case active(as) && ch.patched[name] != as.PodCIDR.String():
+		case roles.Active(as) && ch.patched[name] != as.PodCIDR.String():
 			return true
 		}
 	}

@@ -1,10 +1,11 @@
-package roles
+package agent
 
 import (
 	"slices"
 	"time"
 
 	"knode.dev/knode/gossip"
+	"knode.dev/knode/roles"
 )
 
 // Status is what `knode status --json` prints: the cluster's plan, this node's
@@ -51,7 +52,7 @@ func (a *Agent) Status() Status {
 	for _, m := range a.g.Members() {
 		seen[m.Name] = m
 	}
-	for _, n := range Order(snap.Nodes) {
+	for _, n := range roles.Order(snap.Nodes) {
 		m, ok := seen[n.Name]
 		if !ok {
 			m = gossip.Member{State: gossip.StateDead}

@@ -1,4 +1,4 @@
-package roles
+package agent
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 func (a *Agent) interval() time.Duration {
@@ -57,8 +58,8 @@ func (a *Agent) loop() {
 func (a *Agent) reconcile() {
 	snap := a.state.Snapshot()
 	alive := a.g.Alive()
-	if Allocator(snap, alive) == a.id.Name {
-		for _, d := range Plan(snap, a.cluster, alive, a.id.Name, a.state.Tick) {
+	if roles.Allocator(snap, alive) == a.id.Name {
+		for _, d := range roles.Plan(snap, a.cluster, alive, a.id.Name, a.state.Tick) {
 			a.log.Info("decided", "for", d.Node, "podCIDR", d.PodCIDR, "seat", d.Seat, "released", d.Released, "error", d.Error)
 			if err := a.g.Decide(d); err != nil {
 				a.log.Error("publish decision", "err", err)
@@ -93,7 +94,7 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 	if sec == nil {
 		return
 	}
-	for _, m := range Masters(snap) {
+	for _, m := range roles.Masters(snap) {
 		n, ok := snap.Nodes[m]
 		if m == a.id.Name || !ok || n.HasSecrets || !alive[m] || time.Since(a.sentAt[m]) < 5*a.interval() {
 			continue
@@ -238,7 +239,7 @@ func (a *Agent) repair() {
 			break
 		}
 		if _, ok := snap.Assignments[name]; !ok && snap.Nodes[name].JoinedAt != 0 {
-			from = Allocator(snap, alive) // its decision: ask the allocator
+			from = roles.Allocator(snap, alive) // its decision: ask the allocator
 			break
 		}
 	}

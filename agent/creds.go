@@ -1,4 +1,4 @@
-package roles
+package agent
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 // Workers hold no CA key, so their client certificates (kubelet as
@@ -98,7 +99,7 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 // requestCerts sends the requests to one live master holding the CA key.
 func (a *Agent) requestCerts(body []byte) {
 	snap, alive := a.state.Snapshot(), a.g.Alive()
-	for _, m := range Masters(snap) {
+	for _, m := range roles.Masters(snap) {
 		if n := snap.Nodes[m]; alive[m] && n.HasSecrets {
 			if err := a.g.Send(gossip.Letter{Kind: gossip.LetterCSR, To: m, Body: body}); err != nil {
 				a.log.Warn("send certificate requests", "to", m, "err", err)

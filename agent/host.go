@@ -1,4 +1,4 @@
-package roles
+package agent
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 // HostOptions connect an agent to the host it configures. Without them (nil)
@@ -79,9 +80,9 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	if h != nil {
 		spec.Payload, spec.Images, spec.KnodeBinary = h.Payload, h.Images, h.KnodeBinary
 	}
-	for _, n := range Order(snap.Nodes) {
+	for _, n := range roles.Order(snap.Nodes) {
 		as, ok := snap.Assignments[n.Name]
-		if !ok || !active(as) || n.Removed {
+		if !ok || !roles.Active(as) || n.Removed {
 			continue
 		}
 		node := hostprep.Node{Name: n.Name, Address: n.Address, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}

@@ -1,9 +1,10 @@
-package roles
+package agent
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -165,7 +166,7 @@ func TestWrongTokenIsRefused(t *testing.T) {
 
 func TestExhaustedRangeIsAnError(t *testing.T) {
 	plan := testPlan(1)
-	plan.PodCIDR = mustPrefix("10.10.0.0/23") // two /24s
+	plan.PodCIDR = netip.MustParsePrefix("10.10.0.0/23") // two /24s
 	tc := newTestCluster(t, plan)
 	tc.join("n01", "n00")
 	a := tc.join("n02", "n00")
