@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -42,27 +44,32 @@ type Options struct {
 	Create *gossip.ClusterInfo
 }
 
-// Agent is knode's long-running brain on one node: it gossips, decides when it
-// is the allocator, hands secrets to masters and remembers its subnet.
+// Agent is knode's long-running brain on one node: it gossips, claims its
+// place, decides when it is the allocator, hands secrets to masters, signs
+// workers' certificates and keeps its host's pod network current.
 type Agent struct {
 	opts    Options
 	log     *slog.Logger
 	cluster config.Cluster
 	state   *gossip.State
 	g       *gossip.Node
-	key     *ecdh.PrivateKey
+	key     *ecdh.PrivateKey   // secrets are sealed to its public half
+	sign    ed25519.PrivateKey // signs this node's records and letters
 	api     *apiServer
 
-	mu      sync.Mutex
-	id      datadir.Identity
-	secrets *datadir.Secrets // nil on workers
-	sentAt  map[string]time.Time
-	certs   chan map[string][]byte // certificates a master sent
+	mu        sync.Mutex
+	id        datadir.Identity
+	secrets   *datadir.Secrets // nil on workers
+	sentAt    map[string]time.Time
+	certs     chan map[string][]byte // certificates a master sent
+	refused   chan string            // why a master refused this node's claim
+	claims    map[string]gossip.Claim
+	claimedAt time.Time
+	refusedAt map[string]time.Time
 
-	lastPeers    string    // peerKey of the last pod-network update
-	restored     bool      // RestoreHost succeeded since start
-	missingSince time.Time // when repair first saw a record missing
-	chores       clusterChores
+	lastPeers string // peerKey of the last pod-network update
+	restored  bool   // RestoreHost succeeded since start
+	chores    clusterChores
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended
@@ -70,8 +77,8 @@ type Agent struct {
 	stopErr      error
 	stopOnce     sync.Once
 	reconnecting atomic.Bool
-	// extraSyncs counts the full-state exchanges repair and reconnect started
-	// (memberlist's own periodic push/pull not included).
+	// extraSyncs counts the full-state exchanges reconnect started
+	// (memberlist's own periodic push/pull and digest syncs not included).
 	extraSyncs atomic.Int64
 }
 
@@ -79,7 +86,9 @@ type Agent struct {
 // gossip, joins through the peers, verifies the cluster's CA against the
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
-	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1), stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
+	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
+		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{},
+		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -95,31 +104,23 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	} else if ok {
 		a.secrets = &s
 	}
-	var seed gossip.Snapshot
-	if err := o.Dir.ReadJSON(datadir.StateFile, &seed); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		a.log.Warn("ignoring saved state", "err", err)
-		seed = gossip.Snapshot{}
+	st, err := LoadState(o.Dir, o.Token, a.log)
+	if err != nil {
+		return nil, err
 	}
-	a.state = gossip.NewState(seed)
-	var saved gossip.ClusterInfo
-	if err := o.Dir.ReadJSON(datadir.ClusterFile, &saved); err == nil {
-		a.state.MergeCluster(&saved)
+	a.state = st
+	if _, err := a.state.MergeCluster(o.Create); err != nil {
+		return nil, fmt.Errorf("the new cluster's identity: %w", err)
 	}
-	a.state.MergeCluster(o.Create)
 	g, err := gossip.New(gossip.Config{
 		Name: o.Node.Name, Bind: o.Node.Bind, Advertise: o.Node.Advertise,
-		Key: o.Token.GossipKey(), Timing: o.Timing, Logger: a.log, Transport: o.Transport,
+		Key: o.Token.GossipKey(), SignKey: a.sign, Version: version.Version,
+		Timing: o.Timing, Logger: a.log, Transport: o.Transport,
 	}, a.state)
 	if err != nil {
 		return nil, err
 	}
 	a.g = g
-	// Our record goes out with the join's state exchange, so the allocator
-	// learns of this node in join order.
-	if err := a.publishSelf(nil); err != nil {
-		g.Shutdown()
-		return nil, err
-	}
 	if err := a.join(); err != nil {
 		g.Shutdown()
 		return nil, err
@@ -136,6 +137,35 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	go a.loop()
 	return a, nil
+}
+
+// LoadState reads the records a node saved (its cluster identity and the
+// replicated state), checking each against the token's pin as if it came
+// from a peer; what fails is dropped (peers send it again).
+func LoadState(dir datadir.Dir, tok pki.Token, log *slog.Logger) (*gossip.State, error) {
+	st := gossip.NewState(tok.CAPin)
+	var saved gossip.ClusterInfo
+	switch err := dir.ReadJSON(datadir.ClusterFile, &saved); {
+	case err == nil:
+		if _, err := st.MergeCluster(&saved); err != nil {
+			return nil, fmt.Errorf("cluster identity in %s: %w", dir.Path(datadir.ClusterFile), err)
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	raw, err := dir.ReadFile(datadir.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if _, rej, err := st.MergeFull(raw); err != nil || len(rej) > 0 {
+		if log != nil {
+			log.Warn("saved state partly ignored", "err", err, "refused", len(rej))
+		}
+	}
+	return st, nil
 }
 
 func (a *Agent) loadIdentity() error {
@@ -163,6 +193,17 @@ func (a *Agent) loadIdentity() error {
 		return fmt.Errorf("node key in %s: %w", o.Dir.Path(datadir.NodeFile), err)
 	}
 	a.key = key
+	if len(a.id.SignKey) == 0 {
+		_, sk, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return fmt.Errorf("generate signing key: %w", err)
+		}
+		a.id.SignKey = sk.Seed()
+	}
+	if len(a.id.SignKey) != ed25519.SeedSize {
+		return fmt.Errorf("signing key in %s: want %d bytes", o.Dir.Path(datadir.NodeFile), ed25519.SeedSize)
+	}
+	a.sign = ed25519.NewKeyFromSeed(a.id.SignKey)
 	return nil
 }
 
@@ -176,12 +217,12 @@ func (a *Agent) join() error {
 			a.log.Warn("rejoin failed; running alone until a peer answers", "peers", a.opts.Peers, "err", err)
 		}
 	}
-	ci := a.state.Snapshot().Cluster
+	ci := a.state.Cluster()
 	if ci == nil {
+		if err := a.g.ClusterError(); err != nil {
+			return fmt.Errorf("%w: %w", ErrWrongCluster, err)
+		}
 		return fmt.Errorf("%w: the peer sent no cluster identity", gossip.ErrJoin)
-	}
-	if err := a.opts.Token.VerifyCA(ci.CACert); err != nil {
-		return fmt.Errorf("%w: %w", ErrWrongCluster, err)
 	}
 	a.cluster = ci.Cluster
 	return nil
@@ -198,28 +239,25 @@ func (a *Agent) persistJoin() error {
 		return err
 	}
 	if !d.Initialised() {
-		return d.WriteJSON(datadir.ClusterFile, a.state.Snapshot().Cluster)
+		return d.WriteJSON(datadir.ClusterFile, a.state.Cluster())
 	}
 	return nil
 }
 
-// publishSelf gossips this node's record; edit may change it first.
+// publishSelf signs and gossips this node's record; edit may change it
+// first. The record needs this node's decision (it is checked against the key
+// the decision binds).
 func (a *Agent) publishSelf(edit func(*gossip.NodeInfo)) error {
 	a.mu.Lock()
-	addr := a.g.LocalAddr()
-	info := gossip.NodeInfo{
-		Name: a.id.Name, Address: addr.Addr(), Port: addr.Port(), Version: version.Version,
-		JoinedAt: a.id.JoinedAt, PubKey: a.key.PublicKey().Bytes(), WantCIDR: a.id.PodCIDR,
-		HasSecrets: a.secrets != nil,
-	}
+	info := gossip.NodeInfo{Name: a.id.Name, HasSecrets: a.secrets != nil}
 	if old, ok := a.state.Snapshot().Nodes[a.id.Name]; ok {
 		info.Removed = old.Removed
 	}
 	if edit != nil {
 		edit(&info)
 	}
-	// Generations are wall-clock based so that a node that lost its data
-	// directory still supersedes its old record.
+	// Generations are wall-clock based so that a node that lost its saved
+	// state still supersedes its old record.
 	a.id.Gen = max(a.id.Gen+1, uint64(time.Now().UnixNano()))
 	info.Gen = a.id.Gen
 	a.mu.Unlock()
@@ -240,9 +278,11 @@ func (a *Agent) Snapshot() gossip.Snapshot { return a.state.Snapshot() }
 
 // Assignment is this node's current decision, if any.
 func (a *Agent) Assignment() (gossip.Assignment, bool) {
-	as, ok := a.state.Snapshot().Assignments[a.id.Name]
-	return as, ok && !as.Released
+	as, ok := a.state.Binding(a.id.Name)
+	return as, ok && !as.Released && as.SignKey == a.signPub()
 }
+
+func (a *Agent) signPub() gossip.Key { return gossip.Key(a.sign.Public().(ed25519.PublicKey)) }
 
 // HasSecrets reports whether this node holds the CA and service-account keys.
 func (a *Agent) HasSecrets() bool {
@@ -253,6 +293,9 @@ func (a *Agent) HasSecrets() bool {
 
 // ErrWrongCluster says the cluster reached does not have the CA the token pins.
 var ErrWrongCluster = errors.New("refusing to join")
+
+// ErrRefused says a master refused this node's claim (its name is taken).
+var ErrRefused = errors.New("the cluster refused this node")
 
 // ErrNoSubnet says the allocator could not give this node a subnet.
 var ErrNoSubnet = errors.New("no pod subnet for this node")
@@ -272,6 +315,8 @@ func (a *Agent) WaitAssigned(ctx context.Context) (gossip.Assignment, error) {
 		select {
 		case <-ctx.Done():
 			return gossip.Assignment{}, fmt.Errorf("waiting for a pod subnet (is a master or the allocator alive? see `knode status`): %w", ctx.Err())
+		case why := <-a.refused:
+			return gossip.Assignment{}, fmt.Errorf("%w: %s", ErrRefused, why)
 		case <-t.C:
 		}
 	}

@@ -1,6 +1,11 @@
 package agent
 
 import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
 	"time"
 
 	"knode.dev/knode/config"
@@ -10,7 +15,8 @@ import (
 )
 
 // Create makes a new cluster's trust material in dir: the CA, the
-// service-account key pair (both kept under secrets/) and the join token. It
+// service-account key pair and the decision key (all kept under secrets/),
+// the cluster identity signed by the CA, and the join token. It
 // returns the cluster identity to pass to Start (Options.Create); the data
 // directory is marked initialised only once the agent has started, so a failed
 // init can simply be rerun.
@@ -30,11 +36,20 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*gossip.ClusterIn
 	if err != nil {
 		return nil, pki.Token{}, err
 	}
+	decPub, decKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, pki.Token{}, fmt.Errorf("generate the decision key: %w", err)
+	}
+	info := &gossip.ClusterInfo{Cluster: c, CACert: ca.CertPEM, Created: now.Unix(), DecisionKey: gossip.Key(decPub)}
+	digest := sha256.Sum256(info.SignedBytes())
+	if info.Sig, err = ca.Key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
+		return nil, pki.Token{}, fmt.Errorf("sign the cluster identity: %w", err)
+	}
 	if err := dir.Ensure(); err != nil {
 		return nil, pki.Token{}, err
 	}
-	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub}); err != nil {
+	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub, DecisionKey: decKey.Seed()}); err != nil {
 		return nil, pki.Token{}, err
 	}
-	return &gossip.ClusterInfo{Cluster: c, CACert: ca.CertPEM, Created: now.Unix()}, tok, nil
+	return info, tok, nil
 }

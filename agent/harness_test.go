@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sort"
@@ -14,6 +15,7 @@ import (
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
+	"knode.dev/knode/gossip/gossiptest"
 	"knode.dev/knode/pki"
 )
 
@@ -59,7 +61,7 @@ type testCluster struct {
 
 	mu     sync.Mutex
 	agents map[string]*Agent
-	wires  map[string]*gossip.Wire
+	wires  map[string]*gossiptest.Wire
 	first  string
 }
 
@@ -79,7 +81,7 @@ func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) 
 		t.Fatal(err)
 	}
 	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
-		agents: map[string]*Agent{}, wires: map[string]*gossip.Wire{}}
+		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}}
 	t.Cleanup(func() {
 		tc.mu.Lock()
 		agents := tc.agents
@@ -108,7 +110,7 @@ func (tc *testCluster) dir(name string) datadir.Dir {
 // start runs an agent for name, joining through peers (names).
 func (tc *testCluster) start(name string, peers []string, create *gossip.ClusterInfo, tok pki.Token, rejoin bool) (*Agent, error) {
 	self := new(string)
-	w, err := gossip.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
+	w, err := gossiptest.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +119,11 @@ func (tc *testCluster) start(name string, peers []string, create *gossip.Cluster
 	for _, p := range peers {
 		addrs = append(addrs, tc.addr(p))
 	}
-	a, err := Start(context.Background(), Options{
+	var log *slog.Logger
+	if os.Getenv("KNODE_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	a, err := Start(context.Background(), Options{Logger: log,
 		Dir: tc.dir(name), Token: tok, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
 		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
 	})

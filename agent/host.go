@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
-	"knode.dev/knode/roles"
 )
 
 // HostOptions connect an agent to the host it configures. Without them (nil)
@@ -42,15 +43,15 @@ func SavedSpec(dir datadir.Dir, h *HostOptions) (hostprep.Spec, error) {
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
 		return hostprep.Spec{}, fmt.Errorf("read node identity: %w", err)
 	}
-	var snap gossip.Snapshot
-	if err := dir.ReadJSON(datadir.StateFile, &snap); err != nil {
+	tok, err := SavedToken(dir)
+	if err != nil {
+		return hostprep.Spec{}, err
+	}
+	st, err := LoadState(dir, tok, nil)
+	if err != nil {
 		return hostprep.Spec{}, fmt.Errorf("read saved state: %w", err)
 	}
-	var ci gossip.ClusterInfo
-	if err := dir.ReadJSON(datadir.ClusterFile, &ci); err != nil {
-		return hostprep.Spec{}, fmt.Errorf("read cluster: %w", err)
-	}
-	snap.Cluster = &ci
+	snap := st.Snapshot()
 	var sec *datadir.Secrets
 	if s, ok, err := dir.LoadSecrets(); err != nil {
 		return hostprep.Spec{}, err
@@ -80,13 +81,13 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	if h != nil {
 		spec.Payload, spec.Images, spec.KnodeBinary = h.Payload, h.Images, h.KnodeBinary
 	}
-	for _, n := range roles.Order(snap.Nodes) {
-		as, ok := snap.Assignments[n.Name]
-		if !ok || !roles.Active(as) || n.Removed {
+	for _, name := range slices.Sorted(maps.Keys(snap.Assignments)) {
+		as := snap.Assignments[name]
+		if !as.Active() || snap.Nodes[name].Removed {
 			continue
 		}
-		node := hostprep.Node{Name: n.Name, Address: n.Address, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
-		if n.Name == self {
+		node := hostprep.Node{Name: name, Address: as.Addr, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
+		if name == self {
 			spec.Self = node
 		} else {
 			spec.Peers = append(spec.Peers, node)
@@ -107,6 +108,36 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	spec.PKI.CA = ca
 	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
 	return spec, nil
+}
+
+// SavedToken reads the join token a node keeps in its data directory.
+func SavedToken(dir datadir.Dir) (pki.Token, error) {
+	raw, err := dir.ReadFile(datadir.TokenFile)
+	if err != nil {
+		return pki.Token{}, fmt.Errorf("read token: %w", err)
+	}
+	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return pki.Token{}, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
+	}
+	return tok, nil
+}
+
+// SavedPeers lists the gossip addresses of every other node this node knew
+// (from its saved state): any live one is enough to rejoin.
+func SavedPeers(dir datadir.Dir, tok pki.Token, self string) []string {
+	st, err := LoadState(dir, tok, nil)
+	if err != nil {
+		return nil
+	}
+	snap := st.Snapshot()
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(snap.Assignments)) {
+		if as := snap.Assignments[name]; name != self && as.Active() && !snap.Nodes[name].Removed {
+			out = append(out, gossip.HostPort(as.Addr, as.Port))
+		}
+	}
+	return out
 }
 
 // peerKey summarises what the pod network depends on, to notice changes.

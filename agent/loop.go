@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
@@ -20,13 +21,28 @@ func (a *Agent) interval() time.Duration {
 	return 2 * time.Second
 }
 
+// claimEvery is how often a node without its decision asks the masters again.
+func (a *Agent) claimEvery() time.Duration {
+	if a.opts.Timing == gossip.Fast {
+		return 300 * time.Millisecond
+	}
+	return time.Second
+}
+
+// claimTTL is how long an allocator keeps a claim it has not yet granted.
+const claimTTL = 30 * time.Second
+
+// maxClaims bounds the claims an allocator holds at once.
+const maxClaims = 1024
+
 // loop reacts to state and membership changes until Stop.
 func (a *Agent) loop() {
 	defer close(a.done)
-	tick := time.NewTicker(a.interval())
+	tick := time.NewTicker(a.interval() / 4)
 	defer tick.Stop()
-	var savedClock uint64
+	var savedDigest uint64
 	lastSave, lastReconnect := time.Time{}, time.Now()
+	a.reconcile() // a joiner claims its place at once
 	for {
 		select {
 		case <-a.stop:
@@ -43,33 +59,30 @@ func (a *Agent) loop() {
 			a.reconnect()
 			lastReconnect = time.Now()
 		}
-		a.repair()
-		if snap := a.state.Snapshot(); snap.Clock != savedClock || time.Since(lastSave) > 10*a.interval() {
+		if dg, _ := a.state.Digest(); dg != savedDigest || time.Since(lastSave) > 10*a.interval() {
 			if time.Since(lastSave) > a.interval() {
-				a.saveState(snap)
-				savedClock, lastSave = snap.Clock, time.Now()
+				a.saveState()
+				savedDigest, lastSave = dg, time.Now()
 			}
 		}
 	}
 }
 
-// reconcile does this node's part: decide if it is the allocator, hand secrets
-// to masters that lack them, remember its own subnet.
+// reconcile does this node's part: claim its place, decide if it is the
+// allocator, announce itself, hand secrets to masters that lack them,
+// remember its own subnet.
 func (a *Agent) reconcile() {
 	snap := a.state.Snapshot()
 	alive := a.g.Alive()
-	if roles.Allocator(snap, alive) == a.id.Name {
-		for _, d := range roles.Plan(snap, a.cluster, alive, a.id.Name, a.state.Tick) {
-			a.log.Info("decided", "for", d.Node, "podCIDR", d.PodCIDR, "seat", d.Seat, "released", d.Released, "error", d.Error)
-			if err := a.g.Decide(d); err != nil {
-				a.log.Error("publish decision", "err", err)
-			}
-		}
+	a.claim(snap, alive)
+	if a.isAllocator(snap, alive) {
+		a.allocate(snap)
 		snap = a.state.Snapshot()
 	}
+	a.announce(snap)
 	a.shareSecrets(snap, alive)
 	a.choresDue(snap, alive)
-	if as, ok := snap.Assignments[a.id.Name]; ok && !as.Released && as.Error == "" && as.PodCIDR != a.currentCIDR() {
+	if as, ok := a.Assignment(); ok && as.Active() && as.PodCIDR != a.currentCIDR() {
 		a.mu.Lock()
 		a.id.PodCIDR = as.PodCIDR
 		id := a.id
@@ -80,13 +93,109 @@ func (a *Agent) reconcile() {
 	}
 }
 
+// isAllocator: the first alive master holding the keys, or, in a cluster
+// with no master yet, the node that created it (it holds the keys).
+func (a *Agent) isAllocator(snap gossip.Snapshot, alive map[string]bool) bool {
+	if !a.HasSecrets() {
+		return false
+	}
+	if len(roles.Masters(snap)) == 0 {
+		return true
+	}
+	return roles.Allocator(snap, alive) == a.id.Name
+}
+
+// allocate plans, signs and publishes decisions for the claims held.
+func (a *Agent) allocate(snap gossip.Snapshot) {
+	a.mu.Lock()
+	for name, c := range a.claims {
+		if time.Since(time.Unix(0, c.Time)) > claimTTL {
+			delete(a.claims, name)
+		}
+	}
+	claims := make(map[string]gossip.Claim, len(a.claims))
+	for k, v := range a.claims {
+		claims[k] = v
+	}
+	key := ed25519.NewKeyFromSeed(a.secrets.DecisionKey)
+	a.mu.Unlock()
+	for _, d := range roles.Plan(snap, claims, a.cluster, a.id.Name, a.state.Tick) {
+		d.Sign(key)
+		a.log.Info("decided", "for", d.Node, "podCIDR", d.PodCIDR, "seat", d.Seat, "released", d.Released, "error", d.Error)
+		if err := a.g.Decide(d); err != nil {
+			a.log.Error("publish decision", "err", err)
+			continue
+		}
+		a.mu.Lock()
+		delete(a.claims, d.Node)
+		a.mu.Unlock()
+		if d.Node != a.id.Name {
+			a.sendDecision(d) // the claimant learns it at once, not by gossip
+		}
+	}
+}
+
+// myClaim is this node's signed claim: its name, keys and address.
+func (a *Agent) myClaim() gossip.Claim {
+	addr := a.g.LocalAddr()
+	c := gossip.Claim{Name: a.id.Name, SignKey: a.signPub(), BoxKey: gossip.Key(a.key.PublicKey().Bytes()),
+		Addr: addr.Addr(), Port: addr.Port(), WantCIDR: a.currentCIDR(), Time: time.Now().UnixNano()}
+	c.Sign(a.sign)
+	return c
+}
+
+// claim asks the masters for this node's decision while it has none (or
+// its address changed), at most every claimEvery.
+func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
+	c := a.myClaim()
+	if as, ok := snap.Assignments[a.id.Name]; ok && as.SignKey == c.SignKey && !as.Released &&
+		(as.Error != "" || (as.Addr == c.Addr && as.Port == c.Port && as.BoxKey == c.BoxKey)) {
+		return // settled (or told why not)
+	}
+	a.mu.Lock()
+	if time.Since(a.claimedAt) < a.claimEvery() {
+		a.mu.Unlock()
+		return
+	}
+	a.claimedAt = time.Now()
+	a.mu.Unlock()
+	if a.isAllocator(snap, alive) {
+		a.mu.Lock()
+		a.claims[c.Name] = c
+		a.mu.Unlock()
+		return
+	}
+	body := gossip.EncodeClaim(c)
+	for _, m := range roles.Masters(snap) {
+		if m != a.id.Name && alive[m] && snap.Nodes[m].HasSecrets {
+			go a.g.Send(gossip.Letter{Kind: gossip.LetterClaim, To: m, Body: body})
+		}
+	}
+}
+
+// announce publishes this node's own record when what it says changed:
+// masters announce that they hold the keys.
+func (a *Agent) announce(snap gossip.Snapshot) {
+	if _, bound := a.Assignment(); !bound {
+		return
+	}
+	cur, ok := snap.Nodes[a.id.Name]
+	if want := a.HasSecrets(); (ok && cur.HasSecrets == want) || (!ok && !want) {
+		return
+	}
+	if err := a.publishSelf(nil); err != nil {
+		a.log.Error("publish own record", "err", err)
+	}
+}
+
 func (a *Agent) currentCIDR() netip.Prefix {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.id.PodCIDR
 }
 
-// shareSecrets seals the master-only keys to each master that lacks them.
+// shareSecrets seals the master-only keys to each master that lacks them,
+// with the key its decision binds.
 func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 	a.mu.Lock()
 	sec := a.secrets
@@ -95,15 +204,15 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 		return
 	}
 	for _, m := range roles.Masters(snap) {
-		n, ok := snap.Nodes[m]
-		if m == a.id.Name || !ok || n.HasSecrets || !alive[m] || time.Since(a.sentAt[m]) < 5*a.interval() {
+		as := snap.Assignments[m]
+		if m == a.id.Name || snap.Nodes[m].HasSecrets || !alive[m] || time.Since(a.sentAt[m]) < 5*a.interval() {
 			continue
 		}
 		plain, err := json.Marshal(sec)
 		if err != nil {
 			continue
 		}
-		box, err := pki.Seal(n.PubKey, plain, []byte(m))
+		box, err := pki.Seal(as.BoxKey[:], plain, []byte(m))
 		if err != nil {
 			a.log.Warn("seal secrets", "to", m, "err", err)
 			continue
@@ -117,18 +226,84 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 	}
 }
 
-// receive handles a letter addressed to this node.
+// receive handles a letter addressed to this node (its signature is
+// already checked against its author's key). What a letter may ask depends
+// on its author: only masters send secrets, certificates and refusals.
 func (a *Agent) receive(l gossip.Letter) {
+	snap := a.state.Snapshot()
 	switch l.Kind {
-	case gossip.LetterSecrets:
-		a.receiveSecrets(l)
+	case gossip.LetterClaim:
+		a.receiveClaim(snap, l)
 	case gossip.LetterCSR:
-		a.signRequests(l)
-	case gossip.LetterCert:
-		a.receiveCerts(l)
+		if as, ok := snap.Assignments[l.From]; ok && as.Active() {
+			a.signRequests(l)
+		}
+	case gossip.LetterSecrets, gossip.LetterCert, gossip.LetterRefused:
+		if !roles.IsMaster(snap, l.From) {
+			a.log.Warn("letter from a node that is not a master ignored", "kind", l.Kind, "from", l.From)
+			return
+		}
+		switch l.Kind {
+		case gossip.LetterSecrets:
+			a.receiveSecrets(l)
+		case gossip.LetterCert:
+			a.receiveCerts(l)
+		case gossip.LetterRefused:
+			select {
+			case a.refused <- string(l.Body[:min(len(l.Body), 512)]):
+			default:
+			}
+		}
 	default:
-		a.log.Debug("unknown letter", "kind", l.Kind, "from", l.From)
+		a.log.Debug("unexpected letter", "kind", l.Kind, "from", l.From)
 	}
+}
+
+// receiveClaim keeps a valid claim for the allocator's next plan, or tells
+// the claimant why it cannot be granted.
+func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
+	if !a.HasSecrets() {
+		return // only a master holding the keys can grant it
+	}
+	c, err := gossip.DecodeClaim(l.Body)
+	if err == nil {
+		err = gossip.ValidateClaim(c, time.Now().UnixNano())
+	}
+	if err != nil {
+		a.log.Warn("refused a claim", "from", l.From, "err", err)
+		return
+	}
+	if why := roles.Refusal(snap, c); why != "" {
+		a.mu.Lock()
+		due := time.Since(a.refusedAt[c.Name]) > 5*time.Second
+		if due {
+			a.refusedAt[c.Name] = time.Now()
+		}
+		a.mu.Unlock()
+		if due {
+			a.log.Warn("refused a claim", "node", c.Name, "why", why)
+			a.g.Send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: []byte(why)})
+		}
+		return
+	}
+	if old, ok := snap.Assignments[c.Name]; ok && old.SignKey == c.SignKey && !old.Released &&
+		(old.Error != "" || (old.Addr == c.Addr && old.Port == c.Port && old.BoxKey == c.BoxKey)) {
+		// Granted already, but the claimant missed it (the decision's
+		// broadcast can pass a node that joined a moment ago): send it.
+		a.sendDecision(old)
+		return
+	}
+	a.mu.Lock()
+	if _, ok := a.claims[c.Name]; ok || len(a.claims) < maxClaims {
+		a.claims[c.Name] = c
+	}
+	a.mu.Unlock()
+}
+
+// sendDecision hands a node its decision directly (a node without one
+// cannot ask for a sync: its letters are not yet verifiable).
+func (a *Agent) sendDecision(d gossip.Assignment) {
+	go a.g.Send(gossip.Letter{Kind: gossip.LetterSyncData, To: d.Node, Body: gossip.EncodeRecords([][]byte{gossip.EncodeAssignment(d)})})
 }
 
 // receiveSecrets opens, checks and stores the master-only keys.
@@ -146,9 +321,14 @@ func (a *Agent) receiveSecrets(s gossip.Letter) {
 		a.log.Warn("secrets from "+s.From+" undecodable", "err", err)
 		return
 	}
-	ci := a.state.Snapshot().Cluster
+	ci := a.state.Cluster()
 	if _, err := pki.LoadCA(ci.CACert, sec.CAKey); err != nil {
 		a.log.Warn("secrets from "+s.From+" do not match the cluster CA", "err", err)
+		return
+	}
+	if len(sec.DecisionKey) != ed25519.SeedSize ||
+		gossip.Key(ed25519.NewKeyFromSeed(sec.DecisionKey).Public().(ed25519.PublicKey)) != ci.DecisionKey {
+		a.log.Warn("secrets from " + s.From + " do not hold the cluster's decision key")
 		return
 	}
 	if err := a.opts.Dir.SaveSecrets(sec); err != nil {
@@ -164,8 +344,8 @@ func (a *Agent) receiveSecrets(s gossip.Letter) {
 	}
 }
 
-func (a *Agent) saveState(snap gossip.Snapshot) {
-	if err := a.opts.Dir.WriteJSON(datadir.StateFile, snap); err != nil {
+func (a *Agent) saveState() {
+	if err := a.opts.Dir.WriteFile(datadir.StateFile, a.state.EncodeFull()); err != nil {
 		a.log.Warn("save state", "err", err)
 	}
 }
@@ -179,7 +359,7 @@ func (a *Agent) Stop(leave bool) error {
 		if a.api != nil {
 			a.api.close()
 		}
-		a.saveState(a.state.Snapshot())
+		a.saveState()
 		if leave {
 			a.stopErr = a.g.Leave(3 * time.Second)
 		} else {
@@ -194,94 +374,44 @@ func (a *Agent) Stop(leave bool) error {
 // Remove marks this node removed so the allocator releases its subnet and
 // seat, waits (up to timeout) for that decision, then leaves.
 func (a *Agent) Remove(timeout time.Duration) error {
-	if err := a.publishSelf(func(n *gossip.NodeInfo) { n.Removed = true }); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if as, ok := a.state.Snapshot().Assignments[a.id.Name]; !ok || as.Released {
-			break
+	if _, bound := a.Assignment(); bound {
+		if err := a.publishSelf(func(n *gossip.NodeInfo) { n.Removed = true }); err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
+		deadline := time.Now().Add(timeout)
+		for time.Now().Before(deadline) {
+			if as, ok := a.state.Binding(a.id.Name); !ok || as.Released {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	return a.Stop(true)
 }
 
 // reconnect tries to reach one member that gossip has given up on (dead, not
-// removed). memberlist never contacts dead nodes again, so without this two
+// released). memberlist never contacts dead nodes again, so without this two
 // halves of a healed partition would stay apart.
 func (a *Agent) reconnect() {
+	snap := a.state.Snapshot()
 	var targets []string
 	for _, m := range a.g.Members() {
 		if m.State != gossip.StateDead {
 			continue
 		}
-		if n, ok := a.state.Snapshot().Nodes[m.Name]; ok && !n.Removed {
-			targets = append(targets, gossip.HostPort(n.Address, n.Port))
+		if as, ok := snap.Assignments[m.Name]; ok && as.Active() {
+			targets = append(targets, gossip.HostPort(as.Addr, as.Port))
 		}
 	}
-	if len(targets) > 0 {
-		target := targets[rand.IntN(len(targets))]
-		a.syncWith(target, func() { a.log.Info("reconnected", "peer", target) })
-	}
-}
-
-// repair fetches the full state from a peer when this node has been missing
-// a live member's record or decision for a while: gossip loses a few
-// messages under load, and memberlist's periodic push/pull comes only every
-// 30-60 s. A Join with a member is an immediate push/pull with it.
-func (a *Agent) repair() {
-	snap, alive := a.state.Snapshot(), a.g.Alive()
-	var from string
-	for name := range alive {
-		if _, ok := snap.Nodes[name]; !ok && name != a.id.Name {
-			from = name // its own record: ask it
-			break
-		}
-		if _, ok := snap.Assignments[name]; !ok && snap.Nodes[name].JoinedAt != 0 {
-			from = roles.Allocator(snap, alive) // its decision: ask the allocator
-			break
-		}
-	}
-	a.mu.Lock()
-	if from == "" || from == a.id.Name {
-		a.missingSince = time.Time{}
-		a.mu.Unlock()
+	if len(targets) == 0 || !a.reconnecting.CompareAndSwap(false, true) {
 		return
 	}
-	if a.missingSince.IsZero() {
-		a.missingSince = time.Now()
-	}
-	due := time.Since(a.missingSince) > 3*time.Second
-	a.mu.Unlock()
-	if !due {
-		return
-	}
-	// The gossip layer knows every live member's address, also of one
-	// whose record is the missing piece.
-	for _, m := range a.g.Members() {
-		if m.Name == from {
-			a.syncWith(m.Addr.String(), func() {
-				a.mu.Lock()
-				a.missingSince = time.Time{}
-				a.mu.Unlock()
-			})
-			return
-		}
-	}
-}
-
-// syncWith starts one full-state exchange with addr in the background (at
-// most one at a time) and calls ok when it succeeded.
-func (a *Agent) syncWith(addr string, ok func()) {
-	if !a.reconnecting.CompareAndSwap(false, true) {
-		return
-	}
+	target := targets[rand.IntN(len(targets))]
 	a.extraSyncs.Add(1)
 	go func() {
 		defer a.reconnecting.Store(false)
-		if err := a.g.Join(addr); err == nil {
-			ok()
+		if err := a.g.Join(target); err == nil {
+			a.log.Info("reconnected", "peer", target)
 		}
 	}()
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"knode.dev/knode/gossip"
-	"knode.dev/knode/roles"
 )
 
 // Status is what `knode status --json` prints: the cluster's plan, this node's
@@ -14,6 +13,10 @@ type Status struct {
 	Cluster ClusterStatus  `json:"cluster"`
 	Self    string         `json:"self"`
 	Members []MemberStatus `json:"members"`
+	// Refused counts the gossip records and letters this node refused
+	// (bad signature, invalid values, unknown author), by the author they
+	// named: a non-zero count means a misbehaving or hostile peer.
+	Refused map[string]uint64 `json:"refused,omitempty"`
 }
 
 // ClusterStatus is the cluster's identity and ranges.
@@ -52,27 +55,34 @@ func (a *Agent) Status() Status {
 	for _, m := range a.g.Members() {
 		seen[m.Name] = m
 	}
-	for _, n := range roles.Order(snap.Nodes) {
-		m, ok := seen[n.Name]
+	for name, as := range snap.Assignments {
+		m, ok := seen[name]
 		if !ok {
 			m = gossip.Member{State: gossip.StateDead}
 		}
-		if n.Removed && m.State != gossip.StateAlive {
+		if (as.Released || snap.Nodes[name].Removed) && m.State != gossip.StateAlive {
 			continue // reset: no longer a member
 		}
-		ms := MemberStatus{Name: n.Name, Address: gossip.HostPort(n.Address, n.Port), State: m.State,
-			Roles: []string{}, Version: n.Version, LastSeen: m.LastSeen.UTC().Truncate(time.Second)}
-		if as, ok := snap.Assignments[n.Name]; ok && !as.Released {
-			ms.Error = as.Error
-			if as.Error == "" {
-				ms.PodCIDR = as.PodCIDR.String()
-				ms.Roles = []string{"worker"}
-				if as.Seat >= 0 {
-					ms.Roles = []string{"master"}
-				}
+		ms := MemberStatus{Name: name, Address: gossip.HostPort(as.Addr, as.Port), State: m.State,
+			Roles: []string{}, Version: m.Version, LastSeen: m.LastSeen.UTC().Truncate(time.Second), Error: as.Error}
+		if as.Active() {
+			ms.PodCIDR = as.PodCIDR.String()
+			ms.Roles = []string{"worker"}
+			if as.Seat >= 0 {
+				ms.Roles = []string{"master"}
 			}
 		}
 		st.Members = append(st.Members, ms)
+	}
+	for name, m := range seen {
+		if _, ok := snap.Assignments[name]; !ok && m.State == gossip.StateAlive {
+			// Admitted to gossip, not (yet) given a place: a joiner.
+			st.Members = append(st.Members, MemberStatus{Name: name, Address: m.Addr.String(), State: m.State,
+				Roles: []string{}, Version: m.Version, LastSeen: m.LastSeen.UTC().Truncate(time.Second)})
+		}
+	}
+	if r := a.g.Rejected(); len(r) > 0 {
+		st.Refused = r
 	}
 	slices.SortFunc(st.Members, func(x, y MemberStatus) int {
 		switch {

@@ -21,6 +21,11 @@ type Node struct {
 	DataDir   string
 }
 
+// ValidNodeName reports whether s is a valid Kubernetes node name of the form
+// knode accepts: lower-case letters, digits, '-' and '.', starting and ending
+// with a letter or digit (so it can never be read as a command-line option).
+func ValidNodeName(s string) bool { return nodeNameRE.MatchString(s) }
+
 var nodeNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$`)
 
 // Validate checks the node settings; it does not touch the network.

@@ -32,7 +32,7 @@ const (
 	ClusterFile = "cluster.json"
 	TokenFile   = "token"
 	NodeFile    = "node.json"
-	StateFile   = "state.json"
+	StateFile   = "state.bin" // the replicated records, in gossip's wire form
 	SecretsDir  = "secrets"
 	CredsDir    = "creds" // this node's client certificates, signed by a master
 	SocketFile  = "knode.sock"

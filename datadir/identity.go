@@ -9,7 +9,8 @@ type Identity struct {
 	Name      string         `json:"name"`
 	Bind      netip.AddrPort `json:"bind"`
 	Advertise netip.AddrPort `json:"advertise,omitzero"`
-	NodeKey   []byte         `json:"nodeKey"` // X25519 private key
+	NodeKey   []byte         `json:"nodeKey"` // X25519 private key (secrets are sealed to it)
+	SignKey   []byte         `json:"signKey"` // Ed25519 seed: signs this node's records and letters
 	JoinedAt  int64          `json:"joinedAt"`
 	Gen       uint64         `json:"gen"`
 	PodCIDR   netip.Prefix   `json:"podCIDR,omitzero"` // last subnet held
@@ -24,13 +25,17 @@ type Secrets struct {
 	CAKey []byte `json:"caKey"`
 	SAKey []byte `json:"saKey"`
 	SAPub []byte `json:"saPub"`
+	// DecisionKey is the Ed25519 seed that signs decisions (seats, subnets,
+	// releases); the cluster identity carries its public half.
+	DecisionKey []byte `json:"decisionKey"`
 }
 
 // Secret file names under secrets/.
 const (
-	CAKeyFile = "ca.key"
-	SAKeyFile = "sa.key"
-	SAPubFile = "sa.pub"
+	CAKeyFile       = "ca.key"
+	SAKeyFile       = "sa.key"
+	SAPubFile       = "sa.pub"
+	DecisionKeyFile = "decision.key"
 )
 
 // SaveSecrets writes the master-only keys (0600 in a 0700 directory).
@@ -38,7 +43,7 @@ func (d Dir) SaveSecrets(s Secrets) error {
 	if err := d.Ensure(); err != nil {
 		return err
 	}
-	for name, b := range map[string][]byte{CAKeyFile: s.CAKey, SAKeyFile: s.SAKey, SAPubFile: s.SAPub} {
+	for name, b := range map[string][]byte{CAKeyFile: s.CAKey, SAKeyFile: s.SAKey, SAPubFile: s.SAPub, DecisionKeyFile: s.DecisionKey} {
 		if err := d.WriteFile(SecretsDir+"/"+name, b); err != nil {
 			return err
 		}
@@ -48,7 +53,7 @@ func (d Dir) SaveSecrets(s Secrets) error {
 
 // LoadSecrets reads the master-only keys; ok is false when this node has none.
 func (d Dir) LoadSecrets() (s Secrets, ok bool, err error) {
-	files := map[string]*[]byte{CAKeyFile: &s.CAKey, SAKeyFile: &s.SAKey, SAPubFile: &s.SAPub}
+	files := map[string]*[]byte{CAKeyFile: &s.CAKey, SAKeyFile: &s.SAKey, SAPubFile: &s.SAPub, DecisionKeyFile: &s.DecisionKey}
 	for name, dst := range files {
 		if !d.Exists(SecretsDir + "/" + name) {
 			return Secrets{}, false, nil

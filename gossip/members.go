@@ -22,6 +22,7 @@ type Member struct {
 	Name     string         `json:"name"`
 	Addr     netip.AddrPort `json:"addr"`
 	State    string         `json:"state"`
+	Version  string         `json:"version"` // from memberlist's node meta
 	LastSeen time.Time      `json:"lastSeen"`
 }
 
@@ -36,7 +37,7 @@ type memberTable struct {
 func (t *memberTable) update(n *memberlist.Node, state string) {
 	addr, _ := netip.AddrFromSlice(n.Addr)
 	t.mu.Lock()
-	t.m[n.Name] = Member{Name: n.Name, Addr: netip.AddrPortFrom(addr.Unmap(), n.Port), State: state, LastSeen: time.Now()}
+	t.m[n.Name] = Member{Name: n.Name, Addr: netip.AddrPortFrom(addr.Unmap(), n.Port), State: state, Version: metaVersion(n.Meta), LastSeen: time.Now()}
 	t.mu.Unlock()
 	t.changed()
 }
@@ -58,4 +59,12 @@ func (t *memberTable) list(suspect map[string]bool) []Member {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// metaVersion reads the knode version a node put in its meta (display only).
+func metaVersion(meta []byte) string {
+	if s := string(meta); validText(s) && len(s) <= 64 {
+		return s
+	}
+	return "?"
 }

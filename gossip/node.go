@@ -1,7 +1,7 @@
 package gossip
 
 import (
-	"bytes"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -30,8 +31,14 @@ type Config struct {
 	Bind      netip.AddrPort // port 0 picks a free port
 	Advertise netip.AddrPort // zero: memberlist chooses from Bind
 	Key       []byte         // 32-byte AES key; required
-	Timing    Timing
-	Logger    *slog.Logger
+	// SignKey is this node's Ed25519 key: it signs the node's records and
+	// letters; its public half is bound to Name by the node's decision.
+	SignKey ed25519.PrivateKey
+	// Version is this node's knode version, carried in memberlist's node
+	// meta (informational: it decides nothing).
+	Version string
+	Timing  Timing
+	Logger  *slog.Logger
 	// Transport overrides the UDP/TCP transport (tests, byte counting).
 	Transport memberlist.Transport
 }
@@ -39,6 +46,8 @@ type Config struct {
 // Node is a running gossip endpoint bound to a State.
 type Node struct {
 	name    string
+	key     ed25519.PrivateKey
+	meta    []byte
 	ml      *memberlist.Memberlist
 	queue   *memberlist.TransmitLimitedQueue
 	state   *State
@@ -46,6 +55,20 @@ type Node struct {
 	letters chan Letter
 	changed chan struct{}
 	log     *slog.Logger
+	rejects *rejectLog
+	syncs   *syncLimiter
+	// clusterErr is why a peer's cluster identity was refused (wrong CA for
+	// the token's pin, bad signature), for a joiner's error message.
+	clusterErr atomic.Pointer[Rejection]
+}
+
+// ClusterError says why the last cluster identity a peer sent was refused,
+// or nil.
+func (n *Node) ClusterError() error {
+	if r := n.clusterErr.Load(); r != nil {
+		return r.Err
+	}
+	return nil
 }
 
 // New starts a gossip endpoint. It does not contact anyone until Join.
@@ -53,17 +76,24 @@ func New(cfg Config, st *State) (*Node, error) {
 	if len(cfg.Key) != 32 {
 		return nil, errors.New("gossip key must be 32 bytes")
 	}
+	if len(cfg.SignKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("gossip needs the node's signing key")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
 		name:    cfg.Name,
+		key:     cfg.SignKey,
+		meta:    []byte(cfg.Version),
 		state:   st,
 		letters: make(chan Letter, 16),
 		changed: make(chan struct{}, 1),
 		log:     log.With("component", "gossip"),
+		syncs:   newSyncLimiter(),
 	}
+	n.rejects = &rejectLog{log: n.log, counts: map[string]uint64{}}
 	n.members = &memberTable{m: map[string]Member{}, changed: n.notify}
 
 	mc := memberlist.DefaultLANConfig()
@@ -88,11 +118,12 @@ func New(cfg Config, st *State) (*Node, error) {
 	mc.SecretKey = cfg.Key
 	mc.Delegate = delegate{n}
 	mc.Events = delegate{n}
+	mc.Ping = delegate{n}
 	mc.LogOutput = logWriter{n.log}
 	mc.Transport = cfg.Transport
-	// Records are few and small; sending each twice as often as memberlist's
-	// own messages makes a miss (left to push/pull to repair) rare.
-	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: 2 * mc.RetransmitMult}
+	// A record missed by broadcast is repaired by the digest carried in
+	// probe acks, so memberlist's own retransmit multiplier is enough.
+	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
@@ -161,44 +192,43 @@ func joinReason(err error) string {
 	return strings.Join(strings.Fields(msg), " ")
 }
 
-// Publish records this node's own record and gossips it.
+// Publish signs this node's own record, keeps it and gossips it.
 func (n *Node) Publish(info NodeInfo) error {
-	if !n.state.MergeNode(info) {
-		return nil
-	}
-	return n.queueRecord("n/"+info.Name, msgNode, info)
-}
-
-// Decide records an allocator decision and gossips it.
-func (n *Node) Decide(a Assignment) error {
-	if !n.state.MergeAssignment(a) {
-		return nil
-	}
-	return n.queueRecord("a/"+a.Node, msgAssign, a)
-}
-
-// requeue passes a received record on; msg is copied (memberlist reuses it).
-func (n *Node) requeue(key string, msg []byte) {
-	n.queue.QueueBroadcast(&broadcast{key: key, msg: bytes.Clone(msg)})
-}
-
-func (n *Node) queueRecord(key string, t byte, v any) error {
-	msg, err := encode(t, v)
+	info.Name = n.name
+	info.Sign(n.key)
+	ch, err := n.state.MergeNode(info)
 	if err != nil {
-		return err
+		return fmt.Errorf("publish own record: %w", err)
 	}
-	n.queue.QueueBroadcast(&broadcast{key: key, msg: msg})
+	if ch {
+		n.queueMsg("n/"+info.Name, EncodeNode(info))
+	}
 	return nil
 }
 
-// Send delivers a letter to one live member over the reliable (TCP,
-// encrypted) channel; it is never broadcast.
-func (n *Node) Send(l Letter) error {
-	l.From = n.name
-	msg, err := encode(msgLetter, l)
+// Decide keeps a signed decision and gossips it.
+func (n *Node) Decide(a Assignment) error {
+	ch, err := n.state.MergeAssignment(a)
 	if err != nil {
-		return err
+		return fmt.Errorf("publish decision for %s: %w", a.Node, err)
 	}
+	if ch {
+		n.queueMsg("a/"+a.Node, EncodeAssignment(a))
+	}
+	return nil
+}
+
+// queueMsg queues a record for broadcast; msg must not be reused by the caller.
+func (n *Node) queueMsg(key string, msg []byte) {
+	n.queue.QueueBroadcast(&broadcast{key: key, msg: msg})
+}
+
+// Send signs a letter and delivers it to one live member over the reliable
+// (TCP, encrypted) channel; it is never broadcast.
+func (n *Node) Send(l Letter) error {
+	l.From, l.Time = n.name, time.Now().UnixNano()
+	l.Sign(n.key)
+	msg := EncodeLetter(l)
 	for _, m := range n.ml.Members() {
 		if m.Name == l.To {
 			node := *m
@@ -207,6 +237,9 @@ func (n *Node) Send(l Letter) error {
 	}
 	return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
 }
+
+// Rejected counts the records and letters refused, by the author they named.
+func (n *Node) Rejected() map[string]uint64 { return n.rejects.snapshot() }
 
 // Members lists every node this node has heard of, with its state.
 func (n *Node) Members() []Member {

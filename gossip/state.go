@@ -2,23 +2,49 @@ package gossip
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
 	"maps"
 	"sync"
+	"time"
+
+	"knode.dev/knode/pki"
 )
 
-// State is the local copy of the replicated records. It is safe for concurrent
-// use; Changed is signalled (coalesced) whenever a merge changes something.
+// State is the local copy of the replicated records. Every record is checked
+// before it is merged: the cluster identity against the token's CA pin and the
+// CA's signature, each decision against the decision key and the cluster's
+// plan, each node record against the key its decision binds. It is safe for
+// concurrent use; Changed is signalled (coalesced) whenever a merge changes
+// something.
 type State struct {
 	mu      sync.Mutex
+	pin     [32]byte
 	snap    Snapshot
+	digest  uint64 // XOR of every held record's digestOf
+	pending map[string]NodeInfo
 	changed chan struct{}
+	now     func() time.Time
 }
 
-// NewState returns a state seeded from a saved snapshot (may be zero).
-func NewState(seed Snapshot) *State {
-	s := &State{changed: make(chan struct{}, 1)}
-	s.snap = cloneSnapshot(seed)
-	return s
+// maxPending bounds node records held until their decision arrives.
+const maxPending = 1024
+
+// Errors a merge reports; a refused record changes nothing.
+var (
+	ErrNoCluster = errors.New("no cluster identity yet")
+	ErrUnbound   = errors.New("no decision binds this node's key yet")
+	ErrBadSig    = errors.New("bad signature")
+)
+
+// NewState returns an empty state that trusts the CA whose public key hash is
+// pin (the join token's).
+func NewState(pin [32]byte) *State {
+	return &State{pin: pin, changed: make(chan struct{}, 1), pending: map[string]NodeInfo{}, now: time.Now,
+		snap: Snapshot{Nodes: map[string]NodeInfo{}, Assignments: map[string]Assignment{}}}
 }
 
 // Changed is signalled after any change; one pending signal at most.
@@ -38,6 +64,34 @@ func (s *State) Snapshot() Snapshot {
 	return cloneSnapshot(s.snap)
 }
 
+// Digest summarises the held records: equal digests mean equal records
+// (short of a collision).
+func (s *State) Digest() (uint64, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments)
+}
+
+// Binding is the decision that binds name's keys, if any (released ones
+// included: a removed node still signs its own record).
+func (s *State) Binding(name string) (Assignment, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.snap.Assignments[name]
+	return a, ok
+}
+
+// Cluster is the cluster identity, once known.
+func (s *State) Cluster() *ClusterInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.snap.Cluster == nil {
+		return nil
+	}
+	c := *s.snap.Cluster
+	return &c
+}
+
 // Tick advances the Lamport clock and returns the new time, for a decision.
 func (s *State) Tick() uint64 {
 	s.mu.Lock()
@@ -46,70 +100,133 @@ func (s *State) Tick() uint64 {
 	return s.snap.Clock
 }
 
-func (s *State) witness(v uint64) {
-	if v > s.snap.Clock {
-		s.snap.Clock = v
-	}
-}
-
-// MergeCluster accepts the cluster identity when none is held yet. A
-// different identity from a peer is ignored (and reported false).
-func (s *State) MergeCluster(c *ClusterInfo) bool {
+// MergeCluster accepts the cluster identity when none is held yet and it is
+// the one the pin names, signed by that CA. It reports whether it changed
+// anything; a different identity from a peer is an error.
+func (s *State) MergeCluster(c *ClusterInfo) (bool, error) {
 	if c == nil {
-		return false
+		return false, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.snap.Cluster != nil {
-		return false
+	if held := s.snap.Cluster; held != nil {
+		if bytes.Equal(held.Sig, c.Sig) && bytes.Equal(held.SignedBytes(), c.SignedBytes()) {
+			return false, nil
+		}
+		return false, errors.New("a different cluster identity")
+	}
+	if err := verifyCluster(c, s.pin); err != nil {
+		return false, err
 	}
 	cp := *c
-	cp.CACert = bytes.Clone(c.CACert)
+	cp.CACert, cp.Sig = bytes.Clone(c.CACert), bytes.Clone(c.Sig)
 	s.snap.Cluster = &cp
 	s.notify()
-	return true
+	return true, nil
 }
 
-// MergeNode keeps the node's record with the highest generation.
-func (s *State) MergeNode(n NodeInfo) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old, ok := s.snap.Nodes[n.Name]
-	if ok && old.Gen >= n.Gen {
-		return false
+func verifyCluster(c *ClusterInfo, pin [32]byte) error {
+	cert, err := pki.ParseCert(c.CACert)
+	if err != nil {
+		return fmt.Errorf("cluster CA: %w", err)
 	}
-	s.snap.Nodes[n.Name] = n
-	s.notify()
-	return true
+	if sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo); sum != pin {
+		return fmt.Errorf("the cluster's CA (%s) does not match the token's pin sha256:%x: wrong cluster, or someone in between", pki.PinHash(cert), pin)
+	}
+	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
+	if !ok {
+		return errors.New("cluster CA key is not ECDSA")
+	}
+	sum := sha256.Sum256(c.SignedBytes())
+	if !ecdsa.VerifyASN1(pub, sum[:], c.Sig) {
+		return fmt.Errorf("cluster identity: %w", ErrBadSig)
+	}
+	if err := c.Cluster.Validate(); err != nil {
+		return fmt.Errorf("cluster plan: %w", err)
+	}
+	return nil
 }
 
-// MergeAssignment keeps the newest decision for the node.
-func (s *State) MergeAssignment(a Assignment) bool {
+// MergeAssignment keeps the newest valid decision for the node.
+func (s *State) MergeAssignment(a Assignment) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.witness(a.Version)
+	ci := s.snap.Cluster
+	if ci == nil {
+		return false, ErrNoCluster
+	}
+	if err := a.validate(ci.Cluster); err != nil {
+		return false, err
+	}
+	if a.Version > s.snap.Clock+clockLead {
+		return false, fmt.Errorf("version %d is far ahead of this node's clock %d", a.Version, s.snap.Clock)
+	}
 	old, ok := s.snap.Assignments[a.Node]
 	if ok && !a.Newer(old) {
-		return false
+		return false, nil
 	}
+	if !ed25519.Verify(ci.DecisionKey[:], a.SignedBytes(), a.Sig[:]) {
+		return false, fmt.Errorf("decision for %s: %w", a.Node, ErrBadSig)
+	}
+	if a.Version > s.snap.Clock {
+		s.snap.Clock = a.Version
+	}
+	if ok {
+		s.digest ^= digestOf(old.Sig)
+		if old.SignKey != a.SignKey {
+			// The name was given to another key: what the old key said
+			// about itself no longer counts.
+			if n, held := s.snap.Nodes[a.Node]; held {
+				s.digest ^= digestOf(n.Sig)
+				delete(s.snap.Nodes, a.Node)
+			}
+		}
+	}
+	s.digest ^= digestOf(a.Sig)
 	s.snap.Assignments[a.Node] = a
+	if n, ok := s.pending[a.Node]; ok {
+		delete(s.pending, a.Node)
+		s.mergeNodeLocked(n)
+	}
 	s.notify()
-	return true
+	return true, nil
 }
 
-// Merge folds a whole remote snapshot in and reports whether anything changed.
-func (s *State) Merge(r Snapshot) bool {
-	changed := s.MergeCluster(r.Cluster)
-	for _, n := range r.Nodes {
-		changed = s.MergeNode(n) || changed
-	}
-	for _, a := range r.Assignments {
-		changed = s.MergeAssignment(a) || changed
-	}
+// MergeNode keeps the node's record with the highest generation, if it is
+// signed with the key its decision binds.
+func (s *State) MergeNode(n NodeInfo) (bool, error) {
 	s.mu.Lock()
-	s.witness(r.Clock)
-	s.mu.Unlock()
-	return changed
+	defer s.mu.Unlock()
+	if err := n.validate(s.now().UnixNano()); err != nil {
+		return false, err
+	}
+	return s.mergeNodeLocked(n)
+}
+
+func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
+	old, ok := s.snap.Nodes[n.Name]
+	if ok && old.Gen >= n.Gen {
+		return false, nil
+	}
+	a, bound := s.snap.Assignments[n.Name]
+	if !bound {
+		// Its decision may still be on its way: keep the newest (bounded)
+		// and check it when the decision arrives.
+		if p, ok := s.pending[n.Name]; (ok && p.Gen < n.Gen) || (!ok && len(s.pending) < maxPending) {
+			s.pending[n.Name] = n
+		}
+		return false, ErrUnbound
+	}
+	if !ed25519.Verify(a.SignKey[:], n.SignedBytes(), n.Sig[:]) {
+		return false, fmt.Errorf("record of %s: %w", n.Name, ErrBadSig)
+	}
+	if ok {
+		s.digest ^= digestOf(old.Sig)
+	}
+	s.digest ^= digestOf(n.Sig)
+	s.snap.Nodes[n.Name] = n
+	s.notify()
+	return true, nil
 }
 
 func cloneSnapshot(in Snapshot) Snapshot {

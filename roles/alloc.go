@@ -1,7 +1,8 @@
 // Package roles decides what each node is: which nodes hold the master seats,
 // which pod subnet each node owns, and who the current allocator is. The
-// decisions are pure functions of the replicated gossip state, so every member
-// computes the same answer; the Agent runs them and acts on the result.
+// decisions are pure functions of the replicated gossip state and the claims
+// the allocator has received, so every member computes the same answer; the
+// agent runs them, signs the result and acts on it.
 package roles
 
 import (
@@ -17,26 +18,21 @@ import (
 // Worker is the Seat of a node that holds no master seat.
 const Worker = -1
 
-// Order sorts node records for seats: earliest JoinedAt first, ties by name.
-func Order(nodes map[string]gossip.NodeInfo) []gossip.NodeInfo {
-	out := make([]gossip.NodeInfo, 0, len(nodes))
-	for _, n := range nodes {
-		out = append(out, n)
-	}
-	slices.SortFunc(out, func(a, b gossip.NodeInfo) int {
-		return cmp.Or(cmp.Compare(a.JoinedAt, b.JoinedAt), cmp.Compare(a.Name, b.Name))
-	})
-	return out
-}
+// Active reports whether a decision gives its node a subnet.
+func Active(a gossip.Assignment) bool { return a.Active() }
 
-func Active(a gossip.Assignment) bool { return !a.Released && a.Error == "" }
-
-// Masters lists the holders of master seats in seat order (dead ones included:
-// seats are sticky).
+// Masters lists the holders of master seats in seat order (dead ones
+// included: seats are sticky). Only seats the cluster's plan has count, and a
+// seat held twice (both sides of a healed partition) counts once, for the
+// older decision.
 func Masters(s gossip.Snapshot) []string {
+	limit := 0
+	if s.Cluster != nil {
+		limit = s.Cluster.Cluster.Masters
+	}
 	var seats []gossip.Assignment
 	for _, a := range s.Assignments {
-		if Active(a) && a.Seat >= 0 {
+		if a.Active() && a.Seat >= 0 && a.Seat < limit {
 			seats = append(seats, a)
 		}
 	}
@@ -44,34 +40,29 @@ func Masters(s gossip.Snapshot) []string {
 		return cmp.Or(cmp.Compare(a.Seat, b.Seat), olderFirst(a, b))
 	})
 	out := make([]string, 0, len(seats))
-	for _, a := range seats {
+	for i, a := range seats {
+		if i > 0 && seats[i-1].Seat == a.Seat {
+			continue
+		}
 		out = append(out, a.Node)
 	}
 	return out
 }
 
-// Allocator is the node that makes decisions now: the first alive master in
-// seat order; failing that, the first alive assigned node in join order;
-// failing that (a new cluster), the first alive node in join order.
+// IsMaster reports whether name holds a master seat.
+func IsMaster(s gossip.Snapshot, name string) bool { return slices.Contains(Masters(s), name) }
+
+// Allocator is the node that makes decisions now: the first alive master, in
+// seat order, that holds the master keys (only they can sign a decision).
+// Empty when there is none, and in a cluster with no master yet, where the
+// node that created the cluster seats itself.
 func Allocator(s gossip.Snapshot, alive map[string]bool) string {
 	for _, m := range Masters(s) {
-		if alive[m] {
+		if alive[m] && s.Nodes[m].HasSecrets {
 			return m
 		}
 	}
-	var fallback string
-	for _, n := range Order(s.Nodes) {
-		if !alive[n.Name] || n.Removed {
-			continue
-		}
-		if a, ok := s.Assignments[n.Name]; ok && Active(a) {
-			return n.Name
-		}
-		if fallback == "" {
-			fallback = n.Name
-		}
-	}
-	return fallback
+	return ""
 }
 
 // olderFirst orders two decisions by age: the earlier decision keeps a
@@ -80,41 +71,39 @@ func olderFirst(a, b gossip.Assignment) int {
 	return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.By, b.By), cmp.Compare(a.Node, b.Node))
 }
 
-// Plan returns the decisions the allocator should publish now: releases for
-// removed nodes, fixes for subnets or seats held twice (after a partition
-// heals), and assignments for nodes that have none. tick returns a fresh
-// Lamport time for each decision.
-func Plan(s gossip.Snapshot, c config.Cluster, alive map[string]bool, by string, tick func() uint64) []gossip.Assignment {
+// Plan returns the decisions the allocator should publish now, unsigned:
+// releases for nodes that announced their removal, fixes for subnets or seats
+// held twice (after a partition heals), new decisions for valid claims of
+// unbound (or released) names, and address updates for claims of bound
+// names with the same key. A claim for a name bound to another key gets
+// nothing (the agent refuses it). tick returns a fresh Lamport time for each
+// decision.
+func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, by string, tick func() uint64) []gossip.Assignment {
 	var out []gossip.Assignment
 	decide := func(a gossip.Assignment) {
 		a.Version, a.By = tick(), by
 		s.Assignments[a.Node] = a
 		out = append(out, a)
 	}
-	// Releases: `knode reset` marked the node removed.
-	for _, n := range Order(s.Nodes) {
-		if a, ok := s.Assignments[n.Name]; ok && n.Removed && !a.Released {
-			decide(gossip.Assignment{Node: n.Name, Seat: Worker, Released: true})
+	// Releases: `knode reset` marked the node removed (its own signed record).
+	for _, name := range sortedNames(s.Nodes) {
+		if a, ok := s.Assignments[name]; ok && s.Nodes[name].Removed && !a.Released {
+			decide(released(a))
 		}
 	}
 	// Duplicates: the older decision keeps the subnet or seat; the newer
-	// holder goes back to the queue below.
-	var redo []string
+	// holder is decided again below, with the keys and address it had.
 	holders := map[netip.Prefix]gossip.Assignment{}
 	seats := map[int]gossip.Assignment{}
+	var redo []gossip.Assignment
 	for _, a := range sortedByAge(s.Assignments) {
-		if !Active(a) {
+		if !a.Active() {
 			continue
 		}
-		lost := false
-		if h, ok := holders[a.PodCIDR]; ok && h.Node != a.Node {
-			lost = true
-		}
-		if h, ok := seats[a.Seat]; ok && a.Seat >= 0 && h.Node != a.Node {
-			lost = true
-		}
-		if lost {
-			redo = append(redo, a.Node)
+		_, cidrTaken := holders[a.PodCIDR]
+		_, seatTaken := seats[a.Seat]
+		if cidrTaken || (a.Seat >= 0 && seatTaken) {
+			redo = append(redo, a)
 			continue
 		}
 		holders[a.PodCIDR] = a
@@ -122,32 +111,75 @@ func Plan(s gossip.Snapshot, c config.Cluster, alive map[string]bool, by string,
 			seats[a.Seat] = a
 		}
 	}
-	for _, name := range redo {
-		delete(s.Assignments, name)
-	}
-	// New nodes (and losers of a duplicate), in join order.
-	for _, n := range Order(s.Nodes) {
-		a, ok := s.Assignments[n.Name]
-		if n.Removed || !alive[n.Name] || (ok && Active(a)) {
-			continue
-		}
-		next := gossip.Assignment{Node: n.Name, Seat: freeSeat(seats, c.Masters)}
-		cidr, err := pickCIDR(c, holders, n.WantCIDR)
+	place := func(a gossip.Assignment, want netip.Prefix, old gossip.Assignment, hadOld bool) {
+		a.Seat = freeSeat(seats, c.Masters)
+		cidr, err := pickCIDR(c, holders, want)
 		if err != nil {
-			if ok && a.Error == err.Error() {
-				continue // already told
+			if hadOld && old.Error == err.Error() && old.SignKey == a.SignKey {
+				return // already told
 			}
-			next.Seat, next.Error = Worker, err.Error()
-			decide(next)
-			continue
+			a.Seat, a.Error = Worker, err.Error()
+			decide(a)
+			return
 		}
-		next.PodCIDR = cidr
-		decide(next)
-		holders[cidr] = next
-		if next.Seat >= 0 {
-			seats[next.Seat] = next
+		a.PodCIDR = cidr
+		decide(a)
+		holders[cidr] = a
+		if a.Seat >= 0 {
+			seats[a.Seat] = a
 		}
 	}
+	for _, a := range redo {
+		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true)
+	}
+	// Claims, oldest first.
+	for _, cl := range sortedClaims(claims) {
+		old, hadOld := s.Assignments[cl.Name]
+		switch {
+		case hadOld && old.Active() && old.SignKey != cl.SignKey:
+			continue // bound to another key: refused
+		case hadOld && old.Active():
+			if old.Addr != cl.Addr || old.Port != cl.Port || old.BoxKey != cl.BoxKey {
+				upd := old
+				upd.Addr, upd.Port, upd.BoxKey = cl.Addr, cl.Port, cl.BoxKey
+				decide(upd)
+			}
+			continue
+		}
+		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port}, cl.WantCIDR, old, hadOld)
+	}
+	return out
+}
+
+// released is the decision that frees a's subnet and seat; the keys stay
+// bound, so the removed node's last record still verifies.
+func released(a gossip.Assignment) gossip.Assignment {
+	return gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Seat: Worker, Released: true}
+}
+
+// Refusal says why a claim cannot be granted, or "" when it can.
+func Refusal(s gossip.Snapshot, cl gossip.Claim) string {
+	if old, ok := s.Assignments[cl.Name]; ok && old.Active() && old.SignKey != cl.SignKey {
+		return fmt.Sprintf("the node name %q is held by another machine (its key differs): choose another --node-name, or free the name first (`knode reset` on that machine, or `knode remove %s` once it is gone)", cl.Name, cl.Name)
+	}
+	return ""
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedClaims(m map[string]gossip.Claim) []gossip.Claim {
+	out := make([]gossip.Claim, 0, len(m))
+	for _, c := range m {
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b gossip.Claim) int { return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.Name, b.Name)) })
 	return out
 }
 
@@ -172,7 +204,7 @@ func freeSeat(seats map[int]gossip.Assignment, masters int) int {
 // pickCIDR returns want when it is a free subnet of the pod range, else the
 // lowest free subnet, else an error saying the range is exhausted.
 func pickCIDR(c config.Cluster, held map[netip.Prefix]gossip.Assignment, want netip.Prefix) (netip.Prefix, error) {
-	if want.IsValid() && want.Bits() == c.NodeCIDRMask && c.PodCIDR.Contains(want.Addr()) && want.Masked() == want {
+	if gossip.InRange(c, want) {
 		if _, taken := held[want]; !taken {
 			return want, nil
 		}

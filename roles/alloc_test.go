@@ -2,26 +2,30 @@ package roles
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"knode.dev/knode/gossip"
 )
 
-func snapWith(nodes ...gossip.NodeInfo) gossip.Snapshot {
-	s := gossip.Snapshot{Nodes: map[string]gossip.NodeInfo{}, Assignments: map[string]gossip.Assignment{}}
-	for i, n := range nodes {
-		if n.JoinedAt == 0 {
-			n.JoinedAt = int64(i + 1)
-		}
-		s.Nodes[n.Name] = n
-	}
-	return s
+func emptySnap(masters int) gossip.Snapshot {
+	c := testPlan(masters)
+	return gossip.Snapshot{Cluster: &gossip.ClusterInfo{Cluster: c}, Nodes: map[string]gossip.NodeInfo{}, Assignments: map[string]gossip.Assignment{}}
 }
 
-func allAlive(s gossip.Snapshot) map[string]bool {
-	out := map[string]bool{}
-	for n := range s.Nodes {
-		out[n] = true
+// claimOf is a claim for name with a key derived from its name (and a
+// variant, for "another machine with the same name").
+func claimOf(name string, at int64, variant byte) gossip.Claim {
+	var k gossip.Key
+	copy(k[:], name)
+	k[31] = variant
+	return gossip.Claim{Name: name, SignKey: k, BoxKey: k, Addr: netip.MustParseAddr("192.0.2.1"), Port: 7946, Time: at}
+}
+
+func claims(cs ...gossip.Claim) map[string]gossip.Claim {
+	out := map[string]gossip.Claim{}
+	for _, c := range cs {
+		out[c.Name] = c
 	}
 	return out
 }
@@ -37,17 +41,21 @@ func apply(s gossip.Snapshot, as []gossip.Assignment) {
 	}
 }
 
-func TestPlanAssignsInJoinOrder(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "c"}, gossip.NodeInfo{Name: "a"}, gossip.NodeInfo{Name: "b"}, gossip.NodeInfo{Name: "d", JoinedAt: 3})
-	got := Plan(s, testPlan(3), allAlive(s), "c", counter())
+func TestPlanAssignsInClaimOrder(t *testing.T) {
+	s := emptySnap(3)
+	cl := claims(claimOf("c", 1, 0), claimOf("a", 2, 0), claimOf("b", 3, 0), claimOf("d", 3, 0))
+	got := Plan(s, cl, testPlan(3), "c", counter())
 	apply(s, got)
 	want := map[string]string{"c": "0 10.10.0.0/24", "a": "1 10.10.1.0/24", "b": "2 10.10.2.0/24", "d": "-1 10.10.3.0/24"}
 	for n, w := range want {
 		if a := s.Assignments[n]; fmt.Sprintf("%d %s", a.Seat, a.PodCIDR) != w {
 			t.Errorf("%s: seat %d %s, want %s", n, a.Seat, a.PodCIDR, w)
 		}
+		if s.Assignments[n].SignKey != cl[n].SignKey || s.Assignments[n].By != "c" {
+			t.Errorf("%s: decision does not bind the claimed key or name its allocator: %+v", n, s.Assignments[n])
+		}
 	}
-	if again := Plan(s, testPlan(3), allAlive(s), "c", counter()); len(again) != 0 {
+	if again := Plan(s, cl, testPlan(3), "c", counter()); len(again) != 0 {
 		t.Errorf("second plan changed %v", again)
 	}
 	if m := Masters(s); fmt.Sprint(m) != "[c a b]" {
@@ -56,84 +64,130 @@ func TestPlanAssignsInJoinOrder(t *testing.T) {
 }
 
 func TestPlanIsSticky(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "m"}, gossip.NodeInfo{Name: "w"})
-	apply(s, Plan(s, testPlan(1), allAlive(s), "m", counter()))
+	s := emptySnap(1)
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", counter()))
 	before := s.Assignments["w"]
-	// w is dead, a new node arrives: it must not get w's subnet.
-	s.Nodes["x"] = gossip.NodeInfo{Name: "x", JoinedAt: 9}
-	alive := map[string]bool{"m": true, "x": true}
-	apply(s, Plan(s, testPlan(1), alive, "m", counter()))
+	// w is gone (dead), a new node arrives: it must not get w's subnet.
+	apply(s, Plan(s, claims(claimOf("x", 3, 0)), testPlan(1), "m", counter()))
 	if s.Assignments["x"].PodCIDR == before.PodCIDR || s.Assignments["w"] != before {
 		t.Errorf("dead node's subnet reassigned: x=%v w=%v", s.Assignments["x"], s.Assignments["w"])
 	}
 }
 
+func TestPlanRefusesTakenNames(t *testing.T) {
+	s := emptySnap(1)
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", counter()))
+	impostor := claimOf("w", 3, 9)
+	if got := Plan(s, claims(impostor), testPlan(1), "m", counter()); len(got) != 0 {
+		t.Errorf("a claim for a name bound to another key was granted: %v", got)
+	}
+	if Refusal(s, impostor) == "" {
+		t.Error("no refusal for a taken name")
+	}
+	if Refusal(s, claimOf("w", 4, 0)) != "" {
+		t.Error("the holder of the name is refused")
+	}
+}
+
+func TestPlanFollowsAddressChange(t *testing.T) {
+	s, tick := emptySnap(1), counter()
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", tick))
+	before := s.Assignments["w"]
+	moved := claimOf("w", 5, 0)
+	moved.Addr = netip.MustParseAddr("192.0.2.9")
+	got := Plan(s, claims(moved), testPlan(1), "m", tick)
+	if len(got) != 1 || got[0].Addr != moved.Addr || got[0].PodCIDR != before.PodCIDR || got[0].Seat != before.Seat || got[0].Version <= before.Version {
+		t.Errorf("address update: %v (before %v)", got, before)
+	}
+}
+
 func TestPlanGivesBackWantedSubnet(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "m"}, gossip.NodeInfo{Name: "w", WantCIDR: mustPrefix("10.10.7.0/24")},
-		gossip.NodeInfo{Name: "bad", WantCIDR: mustPrefix("192.168.0.0/24")})
-	apply(s, Plan(s, testPlan(1), allAlive(s), "m", counter()))
-	if got := s.Assignments["w"].PodCIDR; got != mustPrefix("10.10.7.0/24") {
+	s := emptySnap(1)
+	w := claimOf("w", 2, 0)
+	w.WantCIDR = netip.MustParsePrefix("10.10.7.0/24")
+	bad := claimOf("bad", 3, 0)
+	bad.WantCIDR = netip.MustParsePrefix("192.168.0.0/24")
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), w, bad), testPlan(1), "m", counter()))
+	if got := s.Assignments["w"].PodCIDR; got != netip.MustParsePrefix("10.10.7.0/24") {
 		t.Errorf("w got %s, wanted its old 10.10.7.0/24", got)
 	}
-	if got := s.Assignments["bad"].PodCIDR; got != mustPrefix("10.10.1.0/24") {
+	if got := s.Assignments["bad"].PodCIDR; got != netip.MustParsePrefix("10.10.1.0/24") {
 		t.Errorf("an out-of-range wish gave %s", got)
 	}
 }
 
 func TestPlanResolvesDuplicates(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "m"}, gossip.NodeInfo{Name: "a"}, gossip.NodeInfo{Name: "b"})
-	s.Assignments["m"] = gossip.Assignment{Node: "m", PodCIDR: mustPrefix("10.10.0.0/24"), Seat: 0, Version: 1, By: "m"}
+	s := emptySnap(3)
+	s.Assignments["m"] = gossip.Assignment{Node: "m", PodCIDR: netip.MustParsePrefix("10.10.0.0/24"), Seat: 0, Version: 1, By: "m"}
 	// Both sides of a partition gave 10.10.1.0/24 and seat 1 away.
-	s.Assignments["a"] = gossip.Assignment{Node: "a", PodCIDR: mustPrefix("10.10.1.0/24"), Seat: 1, Version: 5, By: "m"}
-	s.Assignments["b"] = gossip.Assignment{Node: "b", PodCIDR: mustPrefix("10.10.1.0/24"), Seat: 1, Version: 7, By: "x"}
-	got := Plan(s, testPlan(3), allAlive(s), "m", func() uint64 { return 10 })
+	s.Assignments["a"] = gossip.Assignment{Node: "a", PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), Seat: 1, Version: 5, By: "m"}
+	s.Assignments["b"] = gossip.Assignment{Node: "b", SignKey: gossip.Key{7}, PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), Seat: 1, Version: 7, By: "x"}
+	got := Plan(s, nil, testPlan(3), "m", func() uint64 { return 10 })
 	apply(s, got)
 	if len(got) != 1 || got[0].Node != "b" {
 		t.Fatalf("want one decision moving b, got %v", got)
 	}
-	if s.Assignments["a"].PodCIDR != mustPrefix("10.10.1.0/24") || s.Assignments["a"].Seat != 1 {
+	if s.Assignments["a"].PodCIDR != netip.MustParsePrefix("10.10.1.0/24") || s.Assignments["a"].Seat != 1 {
 		t.Errorf("older holder a lost: %v", s.Assignments["a"])
 	}
-	if b := s.Assignments["b"]; b.PodCIDR == mustPrefix("10.10.1.0/24") || b.Seat != 2 {
+	if b := s.Assignments["b"]; b.PodCIDR == netip.MustParsePrefix("10.10.1.0/24") || b.Seat != 2 || b.SignKey != (gossip.Key{7}) {
 		t.Errorf("b: %v", b)
 	}
 }
 
 func TestPlanReleasesRemovedNodes(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "m"}, gossip.NodeInfo{Name: "w"})
-	apply(s, Plan(s, testPlan(1), allAlive(s), "m", counter()))
-	w := s.Nodes["w"]
-	w.Removed = true
-	s.Nodes["w"] = w
-	apply(s, Plan(s, testPlan(1), allAlive(s), "m", counter()))
-	if !s.Assignments["w"].Released {
-		t.Fatal("removed node not released")
+	s := emptySnap(1)
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", counter()))
+	s.Nodes["w"] = gossip.NodeInfo{Name: "w", Removed: true}
+	apply(s, Plan(s, nil, testPlan(1), "m", counter()))
+	if a := s.Assignments["w"]; !a.Released || a.Seat != Worker || a.PodCIDR.IsValid() {
+		t.Fatalf("removed node not released: %v", a)
 	}
-	s.Nodes["n"] = gossip.NodeInfo{Name: "n", JoinedAt: 9}
-	apply(s, Plan(s, testPlan(1), allAlive(s), "m", counter()))
-	if got := s.Assignments["n"].PodCIDR; got != mustPrefix("10.10.1.0/24") {
+	apply(s, Plan(s, claims(claimOf("n", 9, 0)), testPlan(1), "m", counter()))
+	if got := s.Assignments["n"].PodCIDR; got != netip.MustParsePrefix("10.10.1.0/24") {
 		t.Errorf("released subnet not reused: %s", got)
+	}
+	// The released name is free again, for a new machine.
+	apply(s, Plan(s, claims(claimOf("w", 10, 5)), testPlan(1), "m", counter()))
+	if a := s.Assignments["w"]; !a.Active() || a.SignKey[31] != 5 {
+		t.Errorf("released name not given to its new claimant: %v", a)
+	}
+}
+
+func TestMastersIgnoresSeatsOutsideThePlan(t *testing.T) {
+	s := emptySnap(1)
+	s.Assignments["m"] = gossip.Assignment{Node: "m", Seat: 0, Version: 1}
+	s.Assignments["w"] = gossip.Assignment{Node: "w", Seat: 3, Version: 1 << 40}
+	s.Assignments["v"] = gossip.Assignment{Node: "v", Seat: 0, Version: 9}
+	if m := Masters(s); fmt.Sprint(m) != "[m]" {
+		t.Errorf("masters %v, want [m]", m)
 	}
 }
 
 func TestAllocator(t *testing.T) {
-	s := snapWith(gossip.NodeInfo{Name: "a"}, gossip.NodeInfo{Name: "b"}, gossip.NodeInfo{Name: "c"})
-	if got := Allocator(s, allAlive(s)); got != "a" {
-		t.Errorf("new cluster: %s", got)
+	s := emptySnap(3)
+	if got := Allocator(s, map[string]bool{"a": true}); got != "" {
+		t.Errorf("no masters yet: %q", got)
 	}
-	apply(s, Plan(s, testPlan(3), allAlive(s), "a", counter()))
-	if got := Allocator(s, map[string]bool{"b": true, "c": true}); got != "b" {
-		t.Errorf("first master dead: %s, want b", got)
+	apply(s, Plan(s, claims(claimOf("a", 1, 0), claimOf("b", 2, 0), claimOf("c", 3, 0)), testPlan(3), "a", counter()))
+	for _, n := range []string{"a", "b", "c"} {
+		s.Nodes[n] = gossip.NodeInfo{Name: n, HasSecrets: n != "b"}
+	}
+	if got := Allocator(s, map[string]bool{"a": true, "b": true, "c": true}); got != "a" {
+		t.Errorf("all alive: %s", got)
+	}
+	if got := Allocator(s, map[string]bool{"b": true, "c": true}); got != "c" {
+		t.Errorf("first master dead, second without keys: %s, want c", got)
 	}
 }
 
 func TestSubnet(t *testing.T) {
 	for i, want := range map[int]string{0: "10.10.0.0/24", 1: "10.10.1.0/24", 255: "10.10.255.0/24"} {
-		if got := Subnet(mustPrefix("10.10.0.0/16"), 24, i).String(); got != want {
+		if got := Subnet(netip.MustParsePrefix("10.10.0.0/16"), 24, i).String(); got != want {
 			t.Errorf("%d: %s, want %s", i, got, want)
 		}
 	}
-	if got := Subnet(mustPrefix("10.10.0.0/16"), 26, 5).String(); got != "10.10.1.64/26" {
+	if got := Subnet(netip.MustParsePrefix("10.10.0.0/16"), 26, 5).String(); got != "10.10.1.64/26" {
 		t.Errorf("/26 #5: %s", got)
 	}
 }

@@ -3,16 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
-	"knode.dev/knode/gossip"
-	"knode.dev/knode/pki"
-	"knode.dev/knode/roles"
 )
 
 func agentCommand() *cli.Command {
@@ -67,23 +63,11 @@ func restartOptions(dir datadir.Dir) (agent.Options, datadir.Identity, error) {
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
 		return agent.Options{}, id, fmt.Errorf("read node identity: %w", err)
 	}
-	raw, err := dir.ReadFile(datadir.TokenFile)
+	tok, err := agent.SavedToken(dir)
 	if err != nil {
-		return agent.Options{}, id, fmt.Errorf("read token: %w", err)
+		return agent.Options{}, id, err
 	}
-	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
-	if err != nil {
-		return agent.Options{}, id, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
-	}
-	peers := append([]string{}, id.Peers...)
-	var snap gossip.Snapshot
-	if dir.ReadJSON(datadir.StateFile, &snap) == nil {
-		for _, n := range roles.Order(snap.Nodes) {
-			if n.Name != id.Name && !n.Removed {
-				peers = append(peers, gossip.HostPort(n.Address, n.Port))
-			}
-		}
-	}
+	peers := append(append([]string{}, id.Peers...), agent.SavedPeers(dir, tok, id.Name)...)
 	return agent.Options{
 		Dir: dir, Token: tok, Peers: peers, Rejoin: true,
 		Node: config.Node{Name: id.Name, Bind: id.Bind, Advertise: id.Advertise, DataDir: dir.Root},
