@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/e2e/lab"
-	"knode.dev/knode/roles"
 )
 
 // checkFormation asserts what scenario 1 (and 6) promise about a formed cluster of
@@ -29,7 +29,7 @@ func checkFormation(t *testing.T, c *cluster, masters int) {
 	// Every node's view: all members alive, `masters` masters, distinct pod CIDRs in range.
 	var cidrs map[string]string
 	for _, n := range c.nodes {
-		var st roles.Status
+		var st agent.Status
 		waitFor(t, n.Name+": knode status shows every member alive with a pod CIDR", 2*time.Minute, func() (bool, string) {
 			var err error
 			st, err = status(ctx, n)

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"knode.dev/knode/agent"
 	"knode.dev/knode/e2e/lab"
-	"knode.dev/knode/roles"
 )
 
 // Where knode puts things on a node (hostprep and datadir defaults); the harness reaches the
@@ -124,8 +124,8 @@ func kubectl(ctx context.Context, n *lab.Node, args ...string) (string, error) {
 }
 
 // status returns `knode status --json` of a node.
-func status(ctx context.Context, n *lab.Node) (roles.Status, error) {
-	var st roles.Status
+func status(ctx context.Context, n *lab.Node) (agent.Status, error) {
+	var st agent.Status
 	out, err := n.Exec(ctx, "knode", "status", "--json")
 	if err != nil {
 		return st, err

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"knode.dev/knode/roles"
+	"knode.dev/knode/agent"
 )
 
 // The scenarios of issue 4, numbered as there. Each forms its own cluster from fresh nodes,
@@ -137,7 +137,7 @@ func TestScenario4HA(t *testing.T) {
 	timing(t, "restarted master healthy again", time.Since(start))
 }
 
-func member(st roles.Status, name string) *roles.MemberStatus {
+func member(st agent.Status, name string) *agent.MemberStatus {
 	for i := range st.Members {
 		if st.Members[i].Name == name {
 			return &st.Members[i]
