@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -81,18 +83,24 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	if h != nil {
 		spec.Payload, spec.Images, spec.KnodeBinary = h.Payload, h.Images, h.KnodeBinary
 	}
-	for _, name := range slices.Sorted(maps.Keys(snap.Assignments)) {
-		as := snap.Assignments[name]
-		if !as.Active() || snap.Nodes[name].Removed {
+	// Oldest decision first: while a subnet is held twice (a partition just
+	// healed, the allocator has yet to move one holder) only the older
+	// holder is routed, so one peer's state never blocks the others'.
+	held := map[netip.Prefix]bool{}
+	for _, as := range byAge(snap.Assignments) {
+		if !as.Active() || snap.Nodes[as.Node].Removed || !as.Addr.Is4() || (held[as.PodCIDR] && as.Node != self) {
 			continue
 		}
-		node := hostprep.Node{Name: name, Address: as.Addr, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
-		if name == self {
+		held[as.PodCIDR] = true
+		node := hostprep.Node{Name: as.Node, Address: as.Addr, PodCIDR: as.PodCIDR, Master: as.Seat >= 0}
+		if as.Node == self {
 			spec.Self = node
 		} else {
 			spec.Peers = append(spec.Peers, node)
 		}
 	}
+	slices.SortFunc(spec.Peers, func(a, b hostprep.Node) int { return cmp.Compare(a.Name, b.Name) })
+	spec.Peers = slices.DeleteFunc(spec.Peers, func(p hostprep.Node) bool { return p.PodCIDR == spec.Self.PodCIDR })
 	if spec.Self.Name == "" {
 		return spec, fmt.Errorf("node %s has no pod subnet yet", self)
 	}
@@ -108,6 +116,14 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	spec.PKI.CA = ca
 	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
 	return spec, nil
+}
+
+func byAge(m map[string]gossip.Assignment) []gossip.Assignment {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(a, b gossip.Assignment) int {
+		return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.By, b.By), cmp.Compare(a.Node, b.Node))
+	})
+	return out
 }
 
 // SavedToken reads the join token a node keeps in its data directory.

@@ -150,8 +150,9 @@ func validText(s string) bool {
 }
 
 func validAddr(a netip.Addr, port uint16) error {
-	if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" {
-		return fmt.Errorf("bad address %s", a)
+	// Pod networking (routes, VXLAN peers) is IPv4 here.
+	if !a.Is4() || a.IsUnspecified() || a.IsMulticast() {
+		return fmt.Errorf("bad address %s: want a unicast IPv4 address", a)
 	}
 	if port == 0 {
 		return errors.New("port 0")

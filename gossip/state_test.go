@@ -78,7 +78,7 @@ func TestCodecRoundTripsAndRefusesTruncation(t *testing.T) {
 	n.Sign(k)
 	l := Letter{Kind: LetterCSR, From: "n1", To: "m0", Time: 5, Body: []byte("hello")}
 	l.Sign(k)
-	c := Claim{Name: "n1", SignKey: pubOf(k), Addr: netip.MustParseAddr("2001:db8::1"), Port: 1, WantCIDR: netip.MustParsePrefix("10.10.1.0/24"), Time: 9}
+	c := Claim{Name: "n1", SignKey: pubOf(k), Addr: netip.MustParseAddr("192.0.2.1"), Port: 1, WantCIDR: netip.MustParsePrefix("10.10.1.0/24"), Time: 9}
 	c.Sign(k)
 	for _, tc := range []struct {
 		name   string
@@ -155,6 +155,7 @@ func TestDecisionsNeedTheDecisionKeyAndValidValues(t *testing.T) {
 		"seat too high":   func(a *Assignment) { a.Seat = 3 },
 		"clock jump":      func(a *Assignment) { a.Version = math.MaxUint64 },
 		"no address":      func(a *Assignment) { a.Addr = netip.Addr{} },
+		"IPv6 address":    func(a *Assignment) { a.Addr = netip.MustParseAddr("2001:db8::1") },
 		"released + seat": func(a *Assignment) { a.Released = true },
 	} {
 		a := f.decision("n2", k, "10.10.2.0/24", 2, 4)
