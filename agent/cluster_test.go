@@ -155,6 +155,27 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	}
 }
 
+func TestTakenNameIsRefused(t *testing.T) {
+	tc := newTestCluster(t, testPlan(1))
+	tc.join("w01", "n00")
+	tc.waitConverged(10*time.Second, 2)
+	// w01's machine dies; another machine (new keys) takes its name.
+	tc.kill("w01")
+	if err := os.RemoveAll(tc.dir("w01").Root); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, tc.live()["n00"], "w01", gossip.StateDead)
+	other, err := tc.start("w01", []string{"n00"}, nil, tc.token, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := other.WaitAssigned(ctx); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "held by another machine") {
+		t.Fatalf("a second machine under a taken name: %v", err)
+	}
+}
+
 func TestExhaustedRangeIsAnError(t *testing.T) {
 	plan := testPlan(1)
 	plan.PodCIDR = netip.MustParsePrefix("10.10.0.0/23") // two /24s

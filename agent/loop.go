@@ -249,8 +249,15 @@ func (a *Agent) receive(l gossip.Letter) {
 		case gossip.LetterCert:
 			a.receiveCerts(l)
 		case gossip.LetterRefused:
+			// The body names the refused key first: a refusal of someone
+			// else's claim under this node's name is not for this node.
+			pub := a.signPub()
+			if len(l.Body) < len(pub) || string(l.Body[:len(pub)]) != string(pub[:]) {
+				return
+			}
+			why := l.Body[len(pub):]
 			select {
-			case a.refused <- string(l.Body[:min(len(l.Body), 512)]):
+			case a.refused <- string(why[:min(len(why), 512)]):
 			default:
 			}
 		}
@@ -282,7 +289,7 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 		a.mu.Unlock()
 		if due {
 			a.log.Warn("refused a claim", "node", c.Name, "why", why)
-			a.g.Send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: []byte(why)})
+			go a.g.Send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: append(c.SignKey[:], why...)})
 		}
 		return
 	}

@@ -31,7 +31,7 @@ const (
 	LetterSecrets  LetterKind = 2 // Body: the master keys sealed with pki.Seal; from a master
 	LetterCSR      LetterKind = 3 // Body: certificate requests
 	LetterCert     LetterKind = 4 // Body: signed certificates; from a master
-	LetterRefused  LetterKind = 5 // Body: why a claim was refused; from a master
+	LetterRefused  LetterKind = 5 // Body: the refused claim's key, then why; from a master
 	LetterSyncReq  LetterKind = 6 // Body: the sender's version vector
 	LetterSyncData LetterKind = 7 // Body: records the receiver lacks
 	maxLetterKind             = LetterSyncData

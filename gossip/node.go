@@ -116,6 +116,10 @@ func New(cfg Config, st *State) (*Node, error) {
 		mc.AdvertisePort = int(cfg.Advertise.Port())
 	}
 	mc.SecretKey = cfg.Key
+	// A dead node's name may come back from another address at once (a
+	// restarted machine, a new IP): who a name is, is decided by knode's
+	// signed decisions, not by memberlist's address table.
+	mc.DeadNodeReclaimTime = time.Millisecond
 	mc.Delegate = delegate{n}
 	mc.Events = delegate{n}
 	mc.Ping = delegate{n}

@@ -74,6 +74,9 @@ func (b *bringUp) run() error {
 		b.p.Fail()
 		ag.Remove(3 * time.Second)
 		datadir.Dir{Root: b.node.DataDir}.RemoveState()
+		if errors.Is(err, agent.ErrRefused) {
+			return config.Usagef("--node-name %s: %v", b.node.Name, err) // the name is the bad value
+		}
 		return err
 	}
 	role := "worker"
