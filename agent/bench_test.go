@@ -2,8 +2,14 @@ package agent
 
 import (
 	"fmt"
+	"math"
+	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -12,65 +18,155 @@ import (
 
 // BenchmarkFormation forms clusters of real agents on loopback (memberlist's
 // LAN timers, encryption on): one init, then every other node joins at the
-// same instant through a random earlier node. It reports the median time until
-// every member sees every other alive with a settled, distinct subnet, and the
-// gossip bytes each node sends per second once the cluster is at rest.
+// same instant through the first. It reports the median time until every
+// member sees every other alive and every node holds the same records with
+// distinct subnets; the bytes each node sent during formation; and, once
+// every broadcast queue is empty, the bytes each node sends per second and
+// the CPU the whole process uses, over at least one full push/pull period.
+// KNODE_BENCH_NODES (comma-separated) overrides the sizes.
 func BenchmarkFormation(b *testing.B) {
-	for _, n := range []int{10, 50, 200} {
+	sizes := []int{10, 50, 200}
+	if env := os.Getenv("KNODE_BENCH_NODES"); env != "" {
+		sizes = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			var forms []time.Duration
-			var rest, syncs []float64
+			var formBytes, rest, cores []float64
 			for range b.N {
-				d, bps, sps := formCluster(b, n)
-				forms = append(forms, d)
-				rest = append(rest, bps)
-				syncs = append(syncs, sps)
+				r := formCluster(b, n)
+				forms = append(forms, r.formed)
+				formBytes = append(formBytes, r.formBytes)
+				rest = append(rest, r.restBps)
+				cores = append(cores, r.restCores)
 			}
 			b.ReportMetric(median(forms).Seconds(), "s/converged")
+			b.ReportMetric(medianF(formBytes), "B/node-formation")
 			b.ReportMetric(medianF(rest), "B/node/s-at-rest")
-			b.ReportMetric(medianF(syncs), "extra-syncs/node/min-at-rest")
+			b.ReportMetric(medianF(cores), "cores-at-rest")
 		})
 	}
 }
 
-func formCluster(b *testing.B, n int) (time.Duration, float64, float64) {
-	plan := testPlan(3)
-	tc := newTestClusterTiming(b, plan, gossip.LAN)
-	seeds := []string{"n00"}
+type formation struct {
+	formed               time.Duration
+	formBytes            float64 // sent per node until converged
+	restBps, restCores   float64
+	restWindow, drainFor time.Duration
+}
+
+func formCluster(b *testing.B, n int) formation {
+	tc := newTestClusterTiming(b, testPlan(3), gossip.LAN)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := tc.start(fmt.Sprintf("n%02d", i), []string{seeds[0]}, nil, tc.token, false); err != nil {
+			if _, err := tc.start(fmt.Sprintf("n%03d", i), []string{"n00"}, nil, tc.token, false); err != nil {
 				b.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	tc.waitConverged(120*time.Second, n)
-	formed := time.Since(start)
-	time.Sleep(2 * time.Second) // let the last broadcasts drain
-	sent0, syncs0 := tc.totalSent(), tc.extraSyncs()
-	window := 10 * time.Second
-	time.Sleep(window)
-	bps := float64(tc.totalSent()-sent0) / float64(n) / window.Seconds()
-	sps := float64(tc.extraSyncs()-syncs0) / float64(n) / window.Minutes()
+	tc.waitAgreed(3*time.Minute, n)
+	var r formation
+	r.formed = time.Since(start)
+	r.formBytes = float64(tc.totalSent()) / float64(n)
+	// At rest means: no record left in any broadcast queue.
+	drain := time.Now()
+	for tc.queued() > 0 && time.Since(drain) < 2*time.Minute {
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.drainFor = time.Since(drain)
+	r.restWindow = max(10*time.Second, pushPullPeriod(n)+time.Second)
+	sent0, cpu0 := tc.totalSent(), cpuTime()
+	time.Sleep(r.restWindow)
+	r.restBps = float64(tc.totalSent()-sent0) / float64(n) / r.restWindow.Seconds()
+	r.restCores = (cpuTime() - cpu0).Seconds() / r.restWindow.Seconds()
+	b.Logf("%d agents: converged %.2fs, %.0f B/node to form, queues empty %.1fs later, then %.0f B/node/s and %.3f cores over %s",
+		n, r.formed.Seconds(), r.formBytes, r.drainFor.Seconds(), r.restBps, r.restCores, r.restWindow)
 	b.StopTimer()
 	for name := range tc.live() {
 		tc.kill(name)
 	}
 	b.StartTimer()
-	return formed, bps, sps
+	return r
 }
 
-func (tc *testCluster) extraSyncs() int64 {
-	var s int64
-	for _, a := range tc.live() {
-		s += a.extraSyncs.Load()
+// pushPullPeriod is memberlist's push/pull interval for the LAN profile,
+// scaled up with the cluster's size as memberlist does.
+func pushPullPeriod(n int) time.Duration {
+	const interval, scaleThreshold = 30 * time.Second, 32
+	if n <= scaleThreshold {
+		return interval
 	}
-	return s
+	mult := math.Ceil(math.Log2(float64(n))-math.Log2(scaleThreshold)) + 1
+	return time.Duration(mult) * interval
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// waitAgreed waits until every agent sees n members alive and holds the same
+// records (equal digests), with n active decisions and no subnet twice. It
+// reads only digests and counts while waiting, so the harness costs little.
+func (tc *testCluster) waitAgreed(timeout time.Duration, n int) {
+	tc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if tc.agreed(n) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tc.t.Fatalf("%d agents did not agree in %s", n, timeout)
+}
+
+func (tc *testCluster) agreed(n int) bool {
+	live := tc.live()
+	var first *Agent
+	var digest uint64
+	for _, a := range live {
+		if a.g.NumAlive() != n {
+			return false
+		}
+		dg, _ := a.state.Digest()
+		if first == nil {
+			first, digest = a, dg
+		} else if dg != digest {
+			return false
+		}
+	}
+	if first == nil {
+		return false
+	}
+	cidrs := map[netip.Prefix]bool{}
+	for _, as := range first.Snapshot().Assignments {
+		if !as.Active() || cidrs[as.PodCIDR] {
+			return false
+		}
+		cidrs[as.PodCIDR] = true
+	}
+	return len(cidrs) == n
+}
+
+func (tc *testCluster) queued() int {
+	total := 0
+	for _, a := range tc.live() {
+		total += a.g.Queued()
+	}
+	return total
 }
 
 func (tc *testCluster) totalSent() int64 {

@@ -49,6 +49,7 @@ func (a *Agent) loop() {
 			return
 		case l := <-a.g.Letters():
 			a.receive(l)
+			a.drainLetters() // many claims at once: decide for them together
 		case <-a.state.Changed():
 		case <-a.g.MembershipChanged():
 		case <-tick.C:
@@ -223,6 +224,18 @@ func (a *Agent) shareSecrets(snap gossip.Snapshot, alive map[string]bool) {
 			continue
 		}
 		a.log.Info("sent master secrets", "to", m)
+	}
+}
+
+// drainLetters handles every letter already waiting.
+func (a *Agent) drainLetters() {
+	for {
+		select {
+		case l := <-a.g.Letters():
+			a.receive(l)
+		default:
+			return
+		}
 	}
 }
 

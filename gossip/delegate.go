@@ -60,7 +60,9 @@ func (d delegate) NotifyMsg(b []byte) {
 		}
 		switch l.Kind {
 		case LetterSyncReq:
-			go n.answerSync(l)
+			if n.ready.Load() {
+				go n.answerSync(l)
+			}
 		case LetterSyncData:
 			n.mergeSync(l)
 		default:
@@ -180,7 +182,7 @@ func (d delegate) NotifyLeave(m *memberlist.Node) {
 // requestSync sends our version vector to peer, at most once a second per
 // peer, and only once this node is bound (letters are signed).
 func (n *Node) requestSync(peer string) {
-	if peer == n.name || !n.syncs.allow("req/"+peer, time.Second) {
+	if !n.ready.Load() || peer == n.name || !n.syncs.allow("req/"+peer, time.Second) {
 		return
 	}
 	if _, ok := n.state.Binding(n.name); !ok {

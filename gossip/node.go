@@ -60,6 +60,9 @@ type Node struct {
 	// clusterErr is why a peer's cluster identity was refused (wrong CA for
 	// the token's pin, bad signature), for a joiner's error message.
 	clusterErr atomic.Pointer[Rejection]
+	// ready is set once memberlist is up: its callbacks may run before
+	// Create returns, and must not start syncs before n.ml is set.
+	ready atomic.Bool
 }
 
 // ClusterError says why the last cluster identity a peer sent was refused,
@@ -88,7 +91,7 @@ func New(cfg Config, st *State) (*Node, error) {
 		key:     cfg.SignKey,
 		meta:    []byte(cfg.Version),
 		state:   st,
-		letters: make(chan Letter, 16),
+		letters: make(chan Letter, 256),
 		changed: make(chan struct{}, 1),
 		log:     log.With("component", "gossip"),
 		syncs:   newSyncLimiter(),
@@ -133,6 +136,7 @@ func New(cfg Config, st *State) (*Node, error) {
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	n.ml = ml
+	n.ready.Store(true)
 	return n, nil
 }
 
@@ -241,6 +245,13 @@ func (n *Node) Send(l Letter) error {
 	}
 	return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
 }
+
+// Queued is the number of records waiting in the broadcast queue.
+func (n *Node) Queued() int { return n.queue.NumQueued() }
+
+// NumAlive is the number of members memberlist considers alive (this node
+// included).
+func (n *Node) NumAlive() int { return n.ml.NumMembers() }
 
 // Rejected counts the records and letters refused, by the author they named.
 func (n *Node) Rejected() map[string]uint64 { return n.rejects.snapshot() }
