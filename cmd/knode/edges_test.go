@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestJoinClosedConnectionIsNotWrongToken: a peer that closes the connection
@@ -37,5 +39,38 @@ func TestJoinClosedConnectionIsNotWrongToken(t *testing.T) {
 		"--node-name", "x", "--bind", freePort(t), "--data-dir", filepath.Join(tempDir(t), "data"))
 	if code != exitError || strings.Contains(stderr, "--token") || !strings.Contains(stderr, "closed the connection") {
 		t.Fatalf("exit %d, stderr %q; want exit 1 saying the peer closed the connection", code, stderr)
+	}
+}
+
+// TestIntersperseFollowsFlagDefinitions: a boolean flag, even one no list
+// names, never takes the positional argument after it as its value.
+func TestIntersperseFollowsFlagDefinitions(t *testing.T) {
+	app := &cli.App{Commands: []*cli.Command{{Name: "join", Flags: []cli.Flag{
+		&cli.BoolFlag{Name: "brand-new", Aliases: []string{"b"}},
+		&cli.StringFlag{Name: "token"},
+	}}}}
+	for _, tc := range []struct{ in, want string }{
+		{"knode join --brand-new 10.0.0.1:7946 --token T", "knode join --brand-new --token T 10.0.0.1:7946"},
+		{"knode join -b 10.0.0.1:7946 --token=T", "knode join -b --token=T 10.0.0.1:7946"},
+		{"knode join --help 10.0.0.1:7946", "knode join --help 10.0.0.1:7946"},
+		{"knode join --token T -- --odd-peer", "knode join --token T --odd-peer"},
+		{"knode nosuch --x y", "knode nosuch --x y"},
+	} {
+		if got := strings.Join(interspersed(app, strings.Fields(tc.in)), " "); got != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+	// knode's own commands: every boolean flag leaves the next argument alone,
+	// every other flag takes it.
+	real := newApp(io.Discard, io.Discard)
+	for _, cmd := range real.Commands {
+		for _, f := range cmd.Flags {
+			name := f.Names()[0]
+			_, isBool := f.(*cli.BoolFlag)
+			got := interspersed(real, []string{"knode", cmd.Name, "pos", "--" + name, "next"})
+			if tookNext := got[3] == "next"; tookNext == isBool {
+				t.Errorf("knode %s pos --%s next: %q (boolean %v)", cmd.Name, name, got, isBool)
+			}
+		}
 	}
 }
