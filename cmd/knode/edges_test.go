@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/datadir"
+	"knode.dev/knode/hostprep"
+	"knode.dev/knode/hostprep/hostpreptest"
 )
 
 // TestJoinClosedConnectionIsNotWrongToken: a peer that closes the connection
@@ -72,5 +76,46 @@ func TestIntersperseFollowsFlagDefinitions(t *testing.T) {
 				t.Errorf("knode %s pos --%s next: %q (boolean %v)", cmd.Name, name, got, isBool)
 			}
 		}
+	}
+}
+
+// TestResetDryRunListsThePlan: `knode reset --dry-run` lists what reverting
+// this host would change, phase by phase, and changes nothing.
+func TestResetDryRunListsThePlan(t *testing.T) {
+	f := hostpreptest.New()
+	if err := f.Net.AddLink(hostprep.Link{Name: hostprep.BridgeName, Kind: "bridge", MTU: 1500}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.IPTables.NewChain("nat", "KUBE-SERVICES"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Files.WriteFile(hostprep.KubeletKubeconfig, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := f.String()
+	dir := datadir.Dir{Root: filepath.Join(tempDir(t), "data")}
+	open := func(datadir.Dir) (*hostprep.Host, error) { return f.Host(), nil }
+	plan := strings.Join(resetPlan(context.Background(), dir, open, false), "\n")
+	for _, want := range []string{
+		"holds no cluster membership",
+		"[bridge] would delete",
+		"[iptables] would",
+		"would remove " + hostprep.KubeletKubeconfig,
+		"would remove " + dir.Root,
+	} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+	if i, j := strings.Index(plan, "[iptables]"), strings.Index(plan, "[bridge]"); i > j {
+		t.Errorf("plan not newest phase first (iptables before bridge):\n%s", plan)
+	}
+	if after := f.String(); after != before {
+		t.Errorf("a dry run changed the host:\n%s\nwas:\n%s", after, before)
+	}
+	clean := hostpreptest.New()
+	plan = strings.Join(resetPlan(context.Background(), dir, func(datadir.Dir) (*hostprep.Host, error) { return clean.Host(), nil }, true), "\n")
+	if !strings.Contains(plan, "the host holds nothing knode made") || !strings.Contains(plan, "keeping the staged components") {
+		t.Errorf("plan for a clean host, --keep-data:\n%s", plan)
 	}
 }
