@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/hostprep/hostpreptest"
@@ -117,5 +121,47 @@ func TestResetDryRunListsThePlan(t *testing.T) {
 	plan = strings.Join(resetPlan(context.Background(), dir, func(datadir.Dir) (*hostprep.Host, error) { return clean.Host(), nil }, true), "\n")
 	if !strings.Contains(plan, "the host holds nothing knode made") || !strings.Contains(plan, "keeping the staged components") {
 		t.Errorf("plan for a clean host, --keep-data:\n%s", plan)
+	}
+}
+
+// TestFailedStartReportsCleanupErrors: a failed init/join undoes what it
+// wrote; what it cannot undo is reported, not dropped, and the cause stays
+// the command's error.
+func TestFailedStartReportsCleanupErrors(t *testing.T) {
+	cause := errors.New("no pod subnet")
+	root := tempDir(t)
+	data := filepath.Join(root, "data")
+	d := datadir.Dir{Root: data}
+	if err := d.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteFile(datadir.TokenFile, []byte("t")); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	b := &bringUp{node: config.Node{DataDir: data}, p: newProgress(&out)}
+	b.p.Step("waiting")
+	if err := b.fail(nil, 0, cause); err != cause {
+		t.Fatalf("fail returned %v, want the cause", err)
+	}
+	if d.Exists(datadir.TokenFile) || strings.Contains(out.String(), "cleaning up") {
+		t.Errorf("state not removed, or a clean undo reported as failed:\n%s", out.String())
+	}
+	// A data directory whose state cannot be removed (here: it is a file).
+	notDir := filepath.Join(root, "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	b = &bringUp{node: config.Node{DataDir: notDir}, p: newProgress(&out)}
+	b.p.Step("waiting")
+	if err := b.fail(nil, 0, cause); err != cause {
+		t.Fatalf("fail returned %v, want the cause", err)
+	}
+	if !strings.Contains(out.String(), "cleaning up failed too") || !strings.Contains(out.String(), notDir) {
+		t.Errorf("the failed undo is not reported:\n%s", out.String())
+	}
+	if err := b.abandon(nil, 0); err == nil || !strings.Contains(err.Error(), "remove the state in "+notDir) {
+		t.Errorf("abandon = %v, want the failed removal", err)
 	}
 }
