@@ -45,9 +45,11 @@ func (h *hostile) NotifyMsg(b []byte) {
 		h.mu.Unlock()
 	}
 }
-func (h *hostile) GetBroadcasts(overhead, limit int) [][]byte { return h.queue.GetBroadcasts(overhead, limit) }
-func (h *hostile) LocalState(bool) []byte                     { return nil }
-func (h *hostile) MergeRemoteState([]byte, bool)              {}
+func (h *hostile) GetBroadcasts(overhead, limit int) [][]byte {
+	return h.queue.GetBroadcasts(overhead, limit)
+}
+func (h *hostile) LocalState(bool) []byte        { return nil }
+func (h *hostile) MergeRemoteState([]byte, bool) {}
 
 func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 	t.Helper()
@@ -222,9 +224,9 @@ func TestHostileTokenHolder(t *testing.T) {
 		"certificate for another name": func() {
 			h.letter(gossip.LetterCSR, "w03", "n00", []byte(`{"kubelet":"x"}`))
 		},
-		"secrets to a worker": func() { h.letter(gossip.LetterSecrets, "evil", "w03", []byte("not a sealed box")) },
+		"secrets to a worker":   func() { h.letter(gossip.LetterSecrets, "evil", "w03", []byte("not a sealed box")) },
 		"refuse an honest node": func() { h.letter(gossip.LetterRefused, "evil", "w03", []byte("go away")) },
-		"claim a taken name": func() { h.claim("w03", "n00") },
+		"claim a taken name":    func() { h.claim("w03", "n00") },
 		"sync garbage": func() {
 			h.letter(gossip.LetterSyncData, "evil", "n02", gossip.EncodeRecords([][]byte{{2, 0xff}, {1}}))
 		},

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"knode.dev/knode/internal/atomicfile"
 	"knode.dev/knode/release/manifest"
 )
 
@@ -40,7 +41,7 @@ func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Wri
 	}
 	defer unlock()
 
-	st := &stager{ctx: ctx, payload: payload, dir: dataDir, progress: progress, dirs: map[string]bool{}}
+	st := &stager{ctx: ctx, payload: payload, dir: dataDir, progress: progress}
 	staged := Staged{Dir: dataDir, Manifest: m}
 	st.removeLeftovers(m)
 	if st.stamped(id) && st.present(m) {
@@ -51,10 +52,8 @@ func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Wri
 	if err := st.stage(m); err != nil {
 		return Staged{}, err
 	}
-	if err := st.syncDirs(); err != nil {
-		return Staged{}, err
-	}
-	if err := writeAtomic(filepath.Join(dataDir, stampName), []byte(id+"\n"), 0o644); err != nil {
+	// Every staged file and link is durable by now (atomicfile), so the stamp comes last.
+	if err := atomicfile.Write(filepath.Join(dataDir, stampName), []byte(id+"\n"), 0o644); err != nil {
 		return Staged{}, err
 	}
 	staged.Written = st.written
@@ -69,7 +68,6 @@ type stager struct {
 	payload  fs.FS
 	dir      string
 	progress io.Writer
-	dirs     map[string]bool // directories written to, to fsync at the end
 	written  int
 	kept     int
 }
@@ -122,7 +120,7 @@ func (st *stager) removeLeftovers(m Manifest) {
 		}
 		for _, e := range entries {
 			name := e.Name()
-			if strings.HasPrefix(name, ".") && (strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".link")) {
+			if atomicfile.IsTemp(name) {
 				_ = os.Remove(filepath.Join(dir, name))
 			}
 		}
@@ -224,92 +222,25 @@ func (st *stager) link(rel, target string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d.link", filepath.Base(path), os.Getpid()))
-	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return fmt.Errorf("link %s -> %s: %w", path, target, err)
+	if err := atomicfile.Symlink(target, path); err != nil {
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("link %s -> %s: %w", path, target, err)
-	}
-	st.dirs[dir] = true
 	st.written++
 	return nil
 }
 
-// write writes a file atomically: content goes to a temporary file in the same directory,
-// which is fsynced and renamed over path only once fill succeeds.
+// write writes a file atomically and durably (atomicfile): path is replaced only once
+// fill succeeds.
 func (st *stager) write(path string, mode fs.FileMode, fill func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
+	if err := atomicfile.WriteFunc(path, mode, fill); err != nil {
 		return err
 	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	done = true
-	st.dirs[dir] = true
 	st.written++
 	return nil
-}
-
-// syncDirs fsyncs the directories whose entries changed, so the renames are durable.
-func (st *stager) syncDirs() error {
-	for dir := range st.dirs {
-		if err := syncDir(dir); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
-}
-
-// writeAtomic writes data to path through a temporary file and rename.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	st := &stager{dirs: map[string]bool{}}
-	err := st.write(path, mode, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return st.syncDirs()
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }

@@ -186,7 +186,7 @@ func TestStageRemovesLeftoverTemporaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What a stager killed mid-write leaves behind.
-	for _, name := range []string{"bin/.kube.123.tmp", "bin/.kubelet.42.link", "images/.pause.tar.9.tmp"} {
+	for _, name := range []string{"bin/.kube.123.tmp", "bin/.kubelet.42.tmp", "images/.pause.tar.9.tmp"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -14,14 +14,14 @@
 package datadir
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"knode.dev/knode/internal/atomicfile"
 )
 
 // Dir is a node's data directory.
@@ -65,9 +65,10 @@ func (d Dir) Ensure() error {
 	return nil
 }
 
-// WriteFile writes data to name under the data directory atomically, mode 0600.
+// WriteFile writes data to name under the data directory atomically and
+// durably (atomicfile), mode 0600.
 func (d Dir) WriteFile(name string, data []byte) error {
-	return WriteAtomic(d.Path(name), data, 0o600)
+	return atomicfile.Write(d.Path(name), data, 0o600)
 }
 
 // ReadFile reads name under the data directory.
@@ -100,36 +101,6 @@ func (d Dir) ReadJSON(name string, v any) error {
 func (d Dir) Exists(name string) bool {
 	_, err := os.Stat(d.Path(name))
 	return !errors.Is(err, fs.ErrNotExist)
-}
-
-// WriteAtomic writes a file through a temporary file in the same directory,
-// fsyncs it and renames it into place, so readers see the old or the new
-// content, never a mix.
-func WriteAtomic(path string, data []byte, mode os.FileMode) error {
-	var suffix [6]byte
-	if _, err := rand.Read(suffix[:]); err != nil {
-		return err
-	}
-	tmp := path + ".tmp-" + hex.EncodeToString(suffix[:])
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 // RemoveState deletes everything init or join wrote (cluster, token, node,

@@ -190,8 +190,14 @@ func joinReason(err error) string {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "decrypt") || strings.Contains(msg, "encryption") || strings.Contains(msg, "EOF"):
+	case strings.Contains(msg, "decrypt"):
+		// The peer answered, with gossip sealed under another key.
 		return ErrWrongKey.Error()
+	case strings.Contains(msg, "remote state is not encrypted"):
+		return "the peer does not speak knode's encrypted gossip: check the address and port"
+	case strings.Contains(msg, "EOF") || strings.Contains(msg, "connection reset"):
+		// Not a wrong key: a peer with another key still answers (see above).
+		return "the peer closed the connection without answering: check that a knode agent runs there"
 	case strings.Contains(msg, "connection refused"):
 		return "connection refused: no knode agent listens there"
 	case strings.Contains(msg, "timeout") || strings.Contains(msg, "no route"):

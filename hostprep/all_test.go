@@ -1,4 +1,4 @@
-package hostprep
+package hostprep_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
 )
 
@@ -34,7 +35,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 // fullSpec is testSpec with the cluster's trust material and payload names.
-func fullSpec(t *testing.T, mode NetworkMode) (*Spec, *pki.CA) {
+func fullSpec(t *testing.T, mode hostprep.NetworkMode) (*hostprep.Spec, *pki.CA) {
 	t.Helper()
 	ca, err := pki.NewCA("demo", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
@@ -45,9 +46,9 @@ func fullSpec(t *testing.T, mode NetworkMode) (*Spec, *pki.CA) {
 		t.Fatal(err)
 	}
 	s := testSpec(mode)
-	s.PKI = PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub}
-	s.Images = Images{Pause: "knode.local/pause:3.10", ControlPlane: "knode.local/control-plane:v1.36.3",
-		Archives: []ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa"}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
+	s.PKI = hostprep.PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub}
+	s.Images = hostprep.Images{Pause: "knode.local/pause:3.10", ControlPlane: "knode.local/control-plane:v1.36.3",
+		Archives: []hostprep.ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa"}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
 	return s, ca
 }
 
@@ -59,7 +60,7 @@ func TestAllPhases(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newNetFake()
 			before := f.String()
-			s, ca := fullSpec(t, Routed)
+			s, ca := fullSpec(t, hostprep.Routed)
 			s.Self.Master = tt.master
 			if !tt.master {
 				// A worker holds no CA key: a master issued its credentials.
@@ -72,10 +73,10 @@ func TestAllPhases(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s.PKI = PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}, Kubelet: kubelet, KubeProxy: proxy}
+				s.PKI = hostprep.PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}, Kubelet: kubelet, KubeProxy: proxy}
 			}
 			var out strings.Builder
-			cs, err := (&Runner{Out: &out}).Apply(context.Background(), s, f.Host())
+			cs, err := (&hostprep.Runner{Out: &out}).Apply(context.Background(), s, f.Host())
 			if err != nil {
 				t.Fatalf("apply: %v\n%s", err, out.String())
 			}
@@ -84,14 +85,14 @@ func TestAllPhases(t *testing.T) {
 			if len(cs) == 0 {
 				t.Error("no changes reported")
 			}
-			if cs, err := (&Runner{}).Apply(context.Background(), s, f.Host()); err != nil || len(cs) != 0 {
+			if cs, err := (&hostprep.Runner{}).Apply(context.Background(), s, f.Host()); err != nil || len(cs) != 0 {
 				t.Errorf("second apply: %v %v", cs, err)
 			}
-			kc, _ := f.Files.ReadFile(KubeletKubeconfig)
+			kc, _ := f.Files.ReadFile(hostprep.KubeletKubeconfig)
 			if !strings.Contains(string(kc), "server: https://172.31.0.") || !strings.Contains(string(kc), "system:node:b") {
 				t.Errorf("kubelet.conf:\n%s", kc)
 			}
-			if _, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil {
+			if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
 				t.Fatalf("reset: %v", err)
 			}
 			if got, want := unloaded(f.String()), unloaded(before); got != want {
@@ -103,11 +104,11 @@ func TestAllPhases(t *testing.T) {
 
 func TestWorkerWithoutCredential(t *testing.T) {
 	f := newNetFake()
-	s, ca := fullSpec(t, Routed)
+	s, ca := fullSpec(t, hostprep.Routed)
 	s.Self.Master, s.Peers[0].Master = false, true
-	s.PKI = PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}}
+	s.PKI = hostprep.PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}}
 	before := f.String()
-	_, err := (&Runner{}).Apply(context.Background(), s, f.Host())
+	_, err := (&hostprep.Runner{}).Apply(context.Background(), s, f.Host())
 	if err == nil || !strings.Contains(err.Error(), "kubelet-client credential for system:node:b: this node does not hold the CA key") {
 		t.Fatalf("err = %v", err)
 	}
@@ -118,12 +119,12 @@ func TestWorkerWithoutCredential(t *testing.T) {
 
 func TestCertificateReuse(t *testing.T) {
 	f := newNetFake()
-	s, _ := fullSpec(t, Routed)
-	r := &Runner{Only: []string{PhasePKI}}
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePKI}}
 	if _, err := r.Apply(context.Background(), s, f.Host()); err != nil {
 		t.Fatal(err)
 	}
-	old, _ := f.Files.ReadFile(PKIDir + "/apiserver.crt")
+	old, _ := f.Files.ReadFile(hostprep.PKIDir + "/apiserver.crt")
 	if cs, _ := r.Apply(context.Background(), s, f.Host()); len(cs) != 0 {
 		t.Errorf("valid certificates rewritten: %v", cs)
 	}
@@ -140,7 +141,7 @@ func TestCertificateReuse(t *testing.T) {
 	if got := strings.Join(what, "; "); got != "update /etc/kubernetes/pki/apiserver.crt; update /etc/kubernetes/pki/apiserver.key" {
 		t.Errorf("changes: %s", got)
 	}
-	if now, _ := f.Files.ReadFile(PKIDir + "/apiserver.crt"); string(now) == string(old) {
+	if now, _ := f.Files.ReadFile(hostprep.PKIDir + "/apiserver.crt"); string(now) == string(old) {
 		t.Error("apiserver certificate not reissued")
 	}
 }
@@ -152,8 +153,8 @@ func TestPreflight(t *testing.T) {
 	f.Probe.F.InContainer = true
 	f.Probe.Busy[6443] = true
 	f.Modules.Missing["vxlan"] = true
-	s, _ := fullSpec(t, VXLAN)
-	r := &Runner{Only: []string{PhasePreflight}}
+	s, _ := fullSpec(t, hostprep.VXLAN)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePreflight}}
 	_, err := r.Apply(context.Background(), s, f.Host())
 	for _, want := range []string{"[root] running as uid 1000", "[ports] TCP ports already in use: 6443", "[kernel-features] kernel feature vxlan is missing"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -174,7 +175,7 @@ func TestPreflight(t *testing.T) {
 
 func TestPhaseSelection(t *testing.T) {
 	var names []string
-	for _, p := range Phases() {
+	for _, p := range hostprep.Phases() {
 		names = append(names, p.Name)
 	}
 	want := "preflight kernel bridge pod-network cni iptables pki containerd units images static-pods"
@@ -182,16 +183,16 @@ func TestPhaseSelection(t *testing.T) {
 		t.Errorf("phases: %s\nwant: %s", got, want)
 	}
 	f := newNetFake()
-	s, _ := fullSpec(t, Routed)
-	if _, err := (&Runner{Only: []string{"nope"}}).Apply(context.Background(), s, f.Host()); err == nil || !strings.Contains(err.Error(), `unknown phase "nope"`) {
+	s, _ := fullSpec(t, hostprep.Routed)
+	if _, err := (&hostprep.Runner{Only: []string{"nope"}}).Apply(context.Background(), s, f.Host()); err == nil || !strings.Contains(err.Error(), `unknown phase "nope"`) {
 		t.Errorf("err = %v", err)
 	}
-	cs, err := (&Runner{Skip: []string{PhasePKI, PhaseUnits, PhaseImages, PhaseStaticPods, PhaseContainerd, PhaseCNI}}).Apply(context.Background(), s, f.Host())
+	cs, err := (&hostprep.Runner{Skip: []string{hostprep.PhasePKI, hostprep.PhaseUnits, hostprep.PhaseImages, hostprep.PhaseStaticPods, hostprep.PhaseContainerd, hostprep.PhaseCNI}}).Apply(context.Background(), s, f.Host())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		if c.Phase == PhasePKI || c.Phase == PhaseUnits {
+		if c.Phase == hostprep.PhasePKI || c.Phase == hostprep.PhaseUnits {
 			t.Errorf("skipped phase ran: %v", c)
 		}
 	}
@@ -201,22 +202,22 @@ func TestPhaseSelection(t *testing.T) {
 func TestResetHalfInitialised(t *testing.T) {
 	f := newNetFake()
 	before := f.String()
-	s, _ := fullSpec(t, VXLAN)
+	s, _ := fullSpec(t, hostprep.VXLAN)
 	f.Systemd.Fail = map[string]error{"kubelet.service": os.ErrPermission}
-	if _, err := (&Runner{NoRollback: true}).Apply(context.Background(), s, f.Host()); err == nil {
+	if _, err := (&hostprep.Runner{NoRollback: true}).Apply(context.Background(), s, f.Host()); err == nil {
 		t.Fatal("apply succeeded")
 	}
 	if !strings.Contains(f.String(), "link knode.vxlan") {
 		t.Fatal("expected a half-initialised host")
 	}
-	if _, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil {
+	if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
 	if got, want := unloaded(f.String()), unloaded(before); got != want {
 		t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)
 	}
 	// Reset of a clean host changes nothing.
-	if cs, err := Reset(context.Background(), f.Host(), ResetOptions{}); err != nil || len(cs) != 0 {
+	if cs, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil || len(cs) != 0 {
 		t.Errorf("second reset: %v %v", cs, err)
 	}
 }

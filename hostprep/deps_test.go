@@ -23,7 +23,7 @@ func TestDeps(t *testing.T) {
 				}
 			}
 			if dir == "../manifests" && strings.HasPrefix(imp, "knode.dev/") {
-				t.Errorf("manifests must stay standard-library only, imports %s", imp)
+				t.Errorf("manifests must import no knode package, imports %s", imp)
 			}
 		}
 	}

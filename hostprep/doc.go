@@ -8,8 +8,9 @@
 // any state, including a half-initialised one.
 //
 // All host access goes through the narrow interfaces gathered in Host, each
-// with a real Linux implementation (NewLinuxHost) and a fake (NewFakeHost)
-// that renders the host's state as text for table tests.
+// with a real Linux implementation (NewLinuxHost) and a fake in the test-only
+// package hostpreptest (hostpreptest.New) that renders the host's state as
+// text for table tests.
 //
 // hostprep never imports gossip or roles: its input is the plain Spec, which
 // the roles package fills from the cluster's agreed state.

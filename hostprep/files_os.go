@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"knode.dev/knode/internal/atomicfile"
 )
 
 // RootFiles implements Files on the real filesystem, with every path placed
@@ -22,29 +24,14 @@ func (r RootFiles) path(name string) string {
 // ReadFile implements Files.
 func (r RootFiles) ReadFile(name string) ([]byte, error) { return os.ReadFile(r.path(name)) }
 
-// WriteFile implements Files: a temporary file renamed over name.
+// WriteFile implements Files: the file is replaced atomically and durably
+// (atomicfile), creating its directory (0755) when missing.
 func (r RootFiles) WriteFile(name string, data []byte, perm fs.FileMode) error {
 	p := r.path(name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return err
+		return fmt.Errorf("create %s: %w", filepath.Dir(p), err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
+	return atomicfile.Write(p, data, perm)
 }
 
 // Remove implements Files.

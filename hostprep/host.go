@@ -10,8 +10,8 @@ import (
 )
 
 // Host gathers the narrow interfaces through which phases touch the machine.
-// NewLinuxHost returns the real one; NewFakeHost one whose state renders as
-// text.
+// NewLinuxHost returns the real one; hostpreptest.New, for tests, one whose
+// state renders as text.
 type Host struct {
 	Net      Netlink
 	IPTables IPTables

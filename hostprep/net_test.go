@@ -1,4 +1,4 @@
-package hostprep
+package hostprep_test
 
 import (
 	"context"
@@ -7,15 +7,18 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"knode.dev/knode/hostprep"
+	"knode.dev/knode/hostprep/hostpreptest"
 )
 
 // testSpec is node b of a three-node cluster on 172.31.0.0/24.
-func testSpec(mode NetworkMode) *Spec {
-	return &Spec{
-		Cluster: Cluster{Name: "demo", PodCIDR: netip.MustParsePrefix("10.10.0.0/16"),
+func testSpec(mode hostprep.NetworkMode) *hostprep.Spec {
+	return &hostprep.Spec{
+		Cluster: hostprep.Cluster{Name: "demo", PodCIDR: netip.MustParsePrefix("10.10.0.0/16"),
 			ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), NodeCIDRMask: 24, Network: mode},
-		Self: Node{Name: "b", Address: netip.MustParseAddr("172.31.0.3"), PodCIDR: netip.MustParsePrefix("10.10.2.0/24"), Master: true},
-		Peers: []Node{
+		Self: hostprep.Node{Name: "b", Address: netip.MustParseAddr("172.31.0.3"), PodCIDR: netip.MustParsePrefix("10.10.2.0/24"), Master: true},
+		Peers: []hostprep.Node{
 			{Name: "a", Address: netip.MustParseAddr("172.31.0.2"), PodCIDR: netip.MustParsePrefix("10.10.1.0/24")},
 			{Name: "c", Address: netip.MustParseAddr("172.31.0.4"), PodCIDR: netip.MustParsePrefix("10.10.3.0/24")},
 		},
@@ -24,17 +27,17 @@ func testSpec(mode NetworkMode) *Spec {
 
 // newNetFake is a fake host with an uplink eth0 172.31.0.3/24 and br_netfilter
 // not yet loaded.
-func newNetFake() *Fake {
-	f := NewFake()
+func newNetFake() *hostpreptest.Host {
+	f := hostpreptest.New()
 	f.Net.AddUplink("eth0", 1500, netip.MustParsePrefix("172.31.0.3/24"))
-	f.Net.AddHostRoute(Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
+	f.Net.AddHostRoute(hostprep.Route{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
 	f.Modules.Sysctl = f.Sysctl
 	return f
 }
 
-func runNet(t *testing.T, s *Spec, h *Host) []Change {
+func runNet(t *testing.T, s *hostprep.Spec, h *hostprep.Host) []hostprep.Change {
 	t.Helper()
-	r := &Runner{Phases: NetworkPhases()}
+	r := &hostprep.Runner{Phases: hostprep.NetworkPhases()}
 	cs, err := r.Apply(context.Background(), s, h)
 	if err != nil {
 		t.Fatalf("apply: %v", err)
@@ -44,10 +47,10 @@ func runNet(t *testing.T, s *Spec, h *Host) []Change {
 
 func TestNetworkPhases(t *testing.T) {
 	tests := []struct {
-		mode NetworkMode
+		mode hostprep.NetworkMode
 		net  string // expected ## net section
 	}{
-		{Routed, `addr 10.10.2.1/24 dev cbr0
+		{hostprep.Routed, `addr 10.10.2.1/24 dev cbr0
 addr 172.31.0.3/24 dev eth0
 link cbr0 bridge mtu 1500 up
 link eth0 device mtu 1500 up
@@ -58,7 +61,7 @@ route 10.10.2.0/24 dev cbr0 proto kernel
 route 10.10.3.0/24 via 172.31.0.4 dev eth0 proto knode
 route 172.31.0.0/24 dev eth0 proto kernel
 `},
-		{VXLAN, `addr 10.10.2.1/24 dev cbr0
+		{hostprep.VXLAN, `addr 10.10.2.1/24 dev cbr0
 addr 172.31.0.3/24 dev eth0
 fdb 0e:6b:ac:1f:00:02 dst 172.31.0.2 dev knode.vxlan
 fdb 0e:6b:ac:1f:00:04 dst 172.31.0.4 dev knode.vxlan
@@ -114,7 +117,7 @@ net.ipv4.ip_forward = 1
 			if cs := runNet(t, testSpec(tt.mode), f.Host()); len(cs) != 0 {
 				t.Errorf("second apply changed %v", cs)
 			}
-			if _, err := Reset(context.Background(), f.Host(), ResetOptions{Phases: NetworkPhases()}); err != nil {
+			if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{Phases: hostprep.NetworkPhases()}); err != nil {
 				t.Fatalf("reset: %v", err)
 			}
 			// Loaded modules stay loaded, with their sysctls; the rest must be as before.
@@ -126,14 +129,14 @@ net.ipv4.ip_forward = 1
 }
 
 func TestUpdatePeers(t *testing.T) {
-	for _, mode := range []NetworkMode{Routed, VXLAN} {
+	for _, mode := range []hostprep.NetworkMode{hostprep.Routed, hostprep.VXLAN} {
 		t.Run(string(mode), func(t *testing.T) {
 			f := newNetFake()
 			s := testSpec(mode)
 			runNet(t, s, f.Host())
 			// c leaves, d joins.
-			s.Peers[1] = Node{Name: "d", Address: netip.MustParseAddr("172.31.0.5"), PodCIDR: netip.MustParsePrefix("10.10.4.0/24")}
-			cs, err := UpdatePeers(context.Background(), s, f.Host(), nil, nil)
+			s.Peers[1] = hostprep.Node{Name: "d", Address: netip.MustParseAddr("172.31.0.5"), PodCIDR: netip.MustParsePrefix("10.10.4.0/24")}
+			cs, err := hostprep.UpdatePeers(context.Background(), s, f.Host(), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,11 +147,11 @@ func TestUpdatePeers(t *testing.T) {
 			if !strings.Contains(state, "route 10.10.4.0/24") {
 				t.Errorf("new peer d has no route:\n%s", state)
 			}
-			wantN := map[NetworkMode]int{Routed: 2, VXLAN: 6}[mode]
+			wantN := map[hostprep.NetworkMode]int{hostprep.Routed: 2, hostprep.VXLAN: 6}[mode]
 			if len(cs) != wantN {
 				t.Errorf("changes = %d %v, want %d", len(cs), cs, wantN)
 			}
-			if cs, _ := UpdatePeers(context.Background(), s, f.Host(), nil, nil); len(cs) != 0 {
+			if cs, _ := hostprep.UpdatePeers(context.Background(), s, f.Host(), nil, nil); len(cs) != 0 {
 				t.Errorf("second update changed %v", cs)
 			}
 		})
@@ -157,12 +160,12 @@ func TestUpdatePeers(t *testing.T) {
 
 func TestAutoMode(t *testing.T) {
 	f := newNetFake()
-	s := testSpec(Auto)
-	if m, err := ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != Routed {
+	s := testSpec(hostprep.Auto)
+	if m, err := hostprep.ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != hostprep.Routed {
 		t.Errorf("all on one subnet: %v %v, want routed", m, err)
 	}
 	s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
-	if m, err := ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != VXLAN {
+	if m, err := hostprep.ResolveNetwork(context.Background(), s, f.Host()); err != nil || m != hostprep.VXLAN {
 		t.Errorf("peer elsewhere: %v %v, want vxlan", m, err)
 	}
 }
@@ -171,32 +174,32 @@ func TestAutoMode(t *testing.T) {
 func TestBadInput(t *testing.T) {
 	tests := []struct {
 		name    string
-		mutate  func(*Fake, *Spec)
+		mutate  func(*hostpreptest.Host, *hostprep.Spec)
 		wantErr string
 	}{
-		{"route in pod range", func(f *Fake, s *Spec) {
-			f.Net.AddHostRoute(Route{Dst: netip.MustParsePrefix("10.10.7.0/24"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
+		{"route in pod range", func(f *hostpreptest.Host, s *hostprep.Spec) {
+			f.Net.AddHostRoute(hostprep.Route{Dst: netip.MustParsePrefix("10.10.7.0/24"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
 		}, "pod range 10.10.0.0/16 conflicts with existing host route 10.10.7.0/24 via 172.31.0.1 dev eth0"},
-		{"peer off subnet in routed mode", func(f *Fake, s *Spec) {
+		{"peer off subnet in routed mode", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
 		}, "peer a (192.168.9.9) is not on a subnet of uplink eth0"},
-		{"address on no interface", func(f *Fake, s *Spec) {
+		{"address on no interface", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			s.Self.Address = netip.MustParseAddr("172.31.0.99")
 		}, "node address 172.31.0.99 is on no interface"},
-		{"overlapping node CIDRs", func(f *Fake, s *Spec) {
+		{"overlapping node CIDRs", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			s.Peers[0].PodCIDR = s.Self.PodCIDR
 		}, "both hold pod CIDR"},
-		{"cbr0 is not a bridge", func(f *Fake, s *Spec) {
-			f.Net.links[BridgeName] = Link{Name: BridgeName, Kind: "dummy", MTU: 1500}
+		{"cbr0 is not a bridge", func(f *hostpreptest.Host, s *hostprep.Spec) {
+			f.Net.AddLink(hostprep.Link{Name: hostprep.BridgeName, Kind: "dummy", MTU: 1500})
 		}, "cbr0 exists and is a dummy"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newNetFake()
-			s := testSpec(Routed)
+			s := testSpec(hostprep.Routed)
 			tt.mutate(f, s)
 			before := f.String()
-			_, err := (&Runner{Phases: NetworkPhases()}).Apply(context.Background(), s, f.Host())
+			_, err := (&hostprep.Runner{Phases: hostprep.NetworkPhases()}).Apply(context.Background(), s, f.Host())
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
 			}
@@ -215,7 +218,7 @@ func TestRollback(t *testing.T) {
 	f.Sysctl.Values["net.bridge.bridge-nf-call-ip6tables"] = "0"
 	before := f.String()
 	f.Net.Fail["AddRoute"] = syscall.EPERM
-	_, err := (&Runner{Phases: NetworkPhases()}).Apply(context.Background(), testSpec(Routed), f.Host())
+	_, err := (&hostprep.Runner{Phases: hostprep.NetworkPhases()}).Apply(context.Background(), testSpec(hostprep.Routed), f.Host())
 	if !errors.Is(err, syscall.EPERM) || !strings.Contains(err.Error(), "add route 10.10.1.0/24 via 172.31.0.2") {
 		t.Fatalf("err = %v", err)
 	}
@@ -228,7 +231,7 @@ func TestDryRun(t *testing.T) {
 	f := newNetFake()
 	before := f.String()
 	var out strings.Builder
-	cs, err := (&Runner{Phases: NetworkPhases(), DryRun: true, Out: &out}).Apply(context.Background(), testSpec(Routed), f.Host())
+	cs, err := (&hostprep.Runner{Phases: hostprep.NetworkPhases(), DryRun: true, Out: &out}).Apply(context.Background(), testSpec(hostprep.Routed), f.Host())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,34 +19,71 @@ type CNI struct {
 	DataDir string
 }
 
+// cniConfList is a CNI network configuration list (CNI spec 1.0.0) with
+// the bridge and portmap plugins; fields in byte order of their names, as
+// written.
+type cniConfList struct {
+	CNIVersion string `json:"cniVersion"`
+	Name       string `json:"name"`
+	Plugins    []any  `json:"plugins"`
+}
+
+type cniBridge struct {
+	Bridge      string  `json:"bridge"`
+	HairpinMode bool    `json:"hairpinMode"`
+	IPMasq      bool    `json:"ipMasq"`
+	IPAM        cniIPAM `json:"ipam"`
+	IsGateway   bool    `json:"isGateway"`
+	MTU         int     `json:"mtu"`
+	Type        string  `json:"type"`
+}
+
+type cniIPAM struct {
+	DataDir string       `json:"dataDir"`
+	Ranges  [][]cniRange `json:"ranges"`
+	Routes  []cniRoute   `json:"routes"`
+	Type    string       `json:"type"`
+}
+
+type cniRange struct {
+	Gateway string `json:"gateway"`
+	Subnet  string `json:"subnet"`
+}
+
+type cniRoute struct {
+	Dst string `json:"dst"`
+}
+
+type cniPortmap struct {
+	Capabilities struct {
+		PortMappings bool `json:"portMappings"`
+	} `json:"capabilities"`
+	SNAT bool   `json:"snat"`
+	Type string `json:"type"`
+}
+
 // CNIConfig renders the CNI network configuration list.
 func CNIConfig(c CNI) []byte {
-	type m = map[string]any
 	gw := c.Subnet.Masked().Addr().Next()
-	conf := m{
-		"cniVersion": "1.0.0",
-		"name":       c.NetworkName,
-		"plugins": []any{
-			m{
-				"type":        "bridge",
-				"bridge":      c.Bridge,
-				"isGateway":   true,
-				"ipMasq":      false, // knode's iptables phase masquerades for the whole pod range
-				"hairpinMode": true,
-				"mtu":         c.MTU,
-				"ipam": m{
-					"type":    "host-local",
-					"dataDir": c.DataDir,
-					"ranges":  []any{[]any{m{"subnet": c.Subnet.String(), "gateway": gw.String()}}},
-					"routes":  []any{m{"dst": "0.0.0.0/0"}},
-				},
-			},
-			m{"type": "portmap", "capabilities": m{"portMappings": true}, "snat": true},
+	bridge := cniBridge{
+		Bridge:      c.Bridge,
+		HairpinMode: true,
+		IPAM: cniIPAM{
+			DataDir: c.DataDir,
+			Ranges:  [][]cniRange{{{Gateway: gw.String(), Subnet: c.Subnet.String()}}},
+			Routes:  []cniRoute{{Dst: "0.0.0.0/0"}},
+			Type:    "host-local",
 		},
+		IPMasq:    false, // knode's iptables phase masquerades for the whole pod range
+		IsGateway: true,
+		MTU:       c.MTU,
+		Type:      "bridge",
 	}
-	b, err := json.MarshalIndent(conf, "", "  ")
+	portmap := cniPortmap{SNAT: true, Type: "portmap"}
+	portmap.Capabilities.PortMappings = true
+	b, err := json.MarshalIndent(cniConfList{CNIVersion: "1.0.0", Name: c.NetworkName, Plugins: []any{bridge, portmap}}, "", "  ")
 	if err != nil {
-		panic(err) // only maps, strings, ints and bools
+		panic(err) // strings, ints and bools only
 	}
 	return append(b, '\n')
 }

@@ -2,7 +2,8 @@ package manifests
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // Containerd configures containerd 2.x for the kubelet.
@@ -24,39 +25,64 @@ type Containerd struct {
 	CNIBinDir, CNIConfDir string
 }
 
+// containerdConfig is containerd's config.toml, version 3: the fields knode
+// sets, with containerd's own key names.
+type containerdConfig struct {
+	Version int    `toml:"version"`
+	Root    string `toml:"root"`
+	State   string `toml:"state"`
+	GRPC    struct {
+		Address string `toml:"address"`
+	} `toml:"grpc"`
+	Plugins struct {
+		Images  criImages  `toml:"io.containerd.cri.v1.images"`
+		Runtime criRuntime `toml:"io.containerd.cri.v1.runtime"`
+	} `toml:"plugins"`
+}
+
+type criImages struct {
+	Snapshotter  string `toml:"snapshotter"`
+	PinnedImages struct {
+		Sandbox string `toml:"sandbox"`
+	} `toml:"pinned_images"`
+}
+
+type criRuntime struct {
+	RestrictOOMScoreAdj bool `toml:"restrict_oom_score_adj"`
+	Containerd          struct {
+		DefaultRuntimeName string                 `toml:"default_runtime_name"`
+		Runtimes           map[string]criRuncSpec `toml:"runtimes"`
+	} `toml:"containerd"`
+	CNI struct {
+		BinDirs []string `toml:"bin_dirs"`
+		ConfDir string   `toml:"conf_dir"`
+	} `toml:"cni"`
+}
+
+type criRuncSpec struct {
+	RuntimeType string `toml:"runtime_type"`
+	Options     struct {
+		BinaryName    string `toml:"BinaryName"`
+		SystemdCgroup bool   `toml:"SystemdCgroup"`
+	} `toml:"options"`
+}
+
 // ContainerdConfig renders /etc/containerd/config.toml (config version 3).
 func ContainerdConfig(c Containerd) []byte {
-	var b strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# Written by knode; knode reset removes it.")
-	w("version = 3")
-	w("root = %q", c.Root)
-	w("state = %q", c.State)
-	w("")
-	w("[grpc]")
-	w("  address = %q", c.Socket)
-	w("")
-	w("[plugins.'io.containerd.cri.v1.images']")
-	w("  snapshotter = \"overlayfs\"")
-	w("")
-	w("[plugins.'io.containerd.cri.v1.images'.pinned_images]")
-	w("  sandbox = %q", c.PauseImage)
-	w("")
-	w("[plugins.'io.containerd.cri.v1.runtime']")
-	w("  restrict_oom_score_adj = %t", c.RestrictOOMScoreAdj)
-	w("")
-	w("[plugins.'io.containerd.cri.v1.runtime'.containerd]")
-	w("  default_runtime_name = \"runc\"")
-	w("")
-	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]")
-	w("  runtime_type = \"io.containerd.runc.v2\"")
-	w("")
-	w("[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]")
-	w("  BinaryName = %q", c.RuncPath)
-	w("  SystemdCgroup = %t", c.SystemdCgroup)
-	w("")
-	w("[plugins.'io.containerd.cri.v1.runtime'.cni]")
-	w("  bin_dirs = [%q]", c.CNIBinDir)
-	w("  conf_dir = %q", c.CNIConfDir)
-	return []byte(b.String())
+	cfg := containerdConfig{Version: 3, Root: c.Root, State: c.State}
+	cfg.GRPC.Address = c.Socket
+	cfg.Plugins.Images.Snapshotter = "overlayfs"
+	cfg.Plugins.Images.PinnedImages.Sandbox = c.PauseImage
+	rt := &cfg.Plugins.Runtime
+	rt.RestrictOOMScoreAdj = c.RestrictOOMScoreAdj
+	runc := criRuncSpec{RuntimeType: "io.containerd.runc.v2"}
+	runc.Options.BinaryName, runc.Options.SystemdCgroup = c.RuncPath, c.SystemdCgroup
+	rt.Containerd.DefaultRuntimeName = "runc"
+	rt.Containerd.Runtimes = map[string]criRuncSpec{"runc": runc}
+	rt.CNI.BinDirs, rt.CNI.ConfDir = []string{c.CNIBinDir}, c.CNIConfDir
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("manifests: render containerd config: %v", err)) // strings, ints, bools only
+	}
+	return append([]byte("# Written by knode; knode reset removes it.\n"), b...)
 }

@@ -1,9 +1,7 @@
 package manifests
 
 import (
-	"bytes"
 	"net/netip"
-	"strings"
 )
 
 // CoreDNS is the cluster DNS addon's settings.
@@ -22,7 +20,7 @@ type CoreDNS struct {
 
 // coreDNSLabels select the addon's pods; they match kubeadm's so that tools
 // written for a kubeadm cluster (k8s-app=kube-dns) find them.
-func coreDNSLabels() obj { return obj{{"k8s-app", "kube-dns"}} }
+func coreDNSLabels() map[string]string { return map[string]string{"k8s-app": "kube-dns"} }
 
 // CoreDNSAddon renders the cluster DNS addon as one multi-document YAML for
 // kubectl apply -f -: ServiceAccount, ClusterRole and ClusterRoleBinding,
@@ -35,48 +33,39 @@ func CoreDNSAddon(c CoreDNS) []byte {
 	if c.Replicas < 1 {
 		c.Replicas = 1
 	}
+	inKubeSystem := objectMeta{Name: "coredns", Namespace: "kube-system"}
 	return joinDocs(
-		yamlDoc(obj{
-			{"apiVersion", "v1"},
-			{"kind", "ServiceAccount"},
-			{"metadata", obj{{"name", "coredns"}, {"namespace", "kube-system"}}},
+		toYAML(serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: inKubeSystem}),
+		toYAML(coreDNSClusterRole()),
+		toYAML(clusterRoleBinding{
+			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			Metadata: objectMeta{Name: "system:coredns"},
+			RoleRef:  roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
+			Subjects: []subject{{Kind: "ServiceAccount", Name: "coredns", Namespace: "kube-system"}},
 		}),
-		coreDNSClusterRole(),
-		yamlDoc(obj{
-			{"apiVersion", "rbac.authorization.k8s.io/v1"},
-			{"kind", "ClusterRoleBinding"},
-			{"metadata", obj{{"name", "system:coredns"}}},
-			{"roleRef", obj{
-				{"apiGroup", "rbac.authorization.k8s.io"},
-				{"kind", "ClusterRole"},
-				{"name", "system:coredns"},
-			}},
-			{"subjects", []any{obj{
-				{"kind", "ServiceAccount"},
-				{"name", "coredns"},
-				{"namespace", "kube-system"},
-			}}},
+		toYAML(configMap{
+			typeMeta: typeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+			Metadata: inKubeSystem,
+			Data:     map[string]string{"Corefile": corefile(c.Domain)},
 		}),
-		configMapDoc(obj{{"name", "coredns"}, {"namespace", "kube-system"}}, "Corefile", corefile(c.Domain)),
-		coreDNSDeployment(c),
-		coreDNSService(c.ClusterIP),
+		toYAML(coreDNSDeployment(c)),
+		toYAML(coreDNSService(c.ClusterIP)),
 	)
 }
 
-func coreDNSClusterRole() []byte {
-	rule := func(group string, resources []string, verbs ...string) obj {
-		return obj{{"apiGroups", []any{group}}, {"resources", strs(resources)}, {"verbs", strs(verbs)}}
+func coreDNSClusterRole() clusterRole {
+	rule := func(group string, resources []string, verbs ...string) policyRule {
+		return policyRule{APIGroups: []string{group}, Resources: resources, Verbs: verbs}
 	}
-	return yamlDoc(obj{
-		{"apiVersion", "rbac.authorization.k8s.io/v1"},
-		{"kind", "ClusterRole"},
-		{"metadata", obj{{"name", "system:coredns"}}},
-		{"rules", []any{
+	return clusterRole{
+		typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+		Metadata: objectMeta{Name: "system:coredns"},
+		Rules: []policyRule{
 			rule("", []string{"endpoints", "services", "pods", "namespaces"}, "list", "watch"),
 			rule("", []string{"nodes"}, "get"),
 			rule("discovery.k8s.io", []string{"endpointslices"}, "list", "watch"),
-		}},
-	})
+		},
+	}
 }
 
 // corefile is kubeadm's Corefile for domain. It uses only plugins that
@@ -119,125 +108,89 @@ func corefile(domain string) string {
 `
 }
 
-func coreDNSDeployment(c CoreDNS) []byte {
-	port := func(name string, n int, proto string) obj {
-		return obj{{"containerPort", n}, {"name", name}, {"protocol", proto}}
+func coreDNSDeployment(c CoreDNS) deployment {
+	ports := []containerPort{{ContainerPort: 53, Name: "dns", Protocol: "UDP"},
+		{ContainerPort: 53, Name: "dns-tcp", Protocol: "TCP"}, {ContainerPort: 9153, Name: "metrics", Protocol: "TCP"}}
+	httpGet := func(path string, port int) *httpGetAction {
+		return &httpGetAction{Path: path, Port: port, Scheme: "HTTP"}
 	}
-	httpGet := func(path string, port int) obj {
-		return obj{{"path", path}, {"port", port}, {"scheme", "HTTP"}}
-	}
-	container := obj{
-		{"args", strs([]string{"-conf", "/etc/coredns/Corefile"})},
-		{"image", c.Image},
-		{"imagePullPolicy", "Never"},
-		{"livenessProbe", obj{
-			{"failureThreshold", 5},
-			{"httpGet", httpGet("/health", 8080)},
-			{"initialDelaySeconds", 60},
-			{"successThreshold", 1},
-			{"timeoutSeconds", 5},
-		}},
-		{"name", "coredns"},
-		{"ports", []any{port("dns", 53, "UDP"), port("dns-tcp", 53, "TCP"), port("metrics", 9153, "TCP")}},
-		{"readinessProbe", obj{{"httpGet", httpGet("/ready", 8181)}}},
-		{"resources", obj{
-			{"limits", obj{{"memory", "170Mi"}}},
-			{"requests", obj{{"cpu", "100m"}, {"memory", "70Mi"}}},
-		}},
-		{"securityContext", obj{
-			{"allowPrivilegeEscalation", false},
-			{"capabilities", obj{{"add", []any{"NET_BIND_SERVICE"}}, {"drop", []any{"ALL"}}}},
-			{"readOnlyRootFilesystem", true},
-		}},
-		{"volumeMounts", []any{obj{{"mountPath", "/etc/coredns"}, {"name", "config-volume"}, {"readOnly", true}}}},
+	ctr := container{
+		Args:            []string{"-conf", "/etc/coredns/Corefile"},
+		Image:           c.Image,
+		ImagePullPolicy: "Never",
+		LivenessProbe: &probe{FailureThreshold: 5, HTTPGet: httpGet("/health", 8080), InitialDelaySeconds: 60,
+			SuccessThreshold: 1, TimeoutSeconds: 5},
+		Name:           "coredns",
+		Ports:          ports,
+		ReadinessProbe: &probe{HTTPGet: httpGet("/ready", 8181)},
+		Resources: resources{
+			Limits:   map[string]string{"memory": "170Mi"},
+			Requests: map[string]string{"cpu": "100m", "memory": "70Mi"},
+		},
+		SecurityContext: &securityContext{
+			AllowPrivilegeEscalation: new(false),
+			Capabilities:             &capabilities{Add: []string{"NET_BIND_SERVICE"}, Drop: []string{"ALL"}},
+			ReadOnlyRootFilesystem:   true,
+		},
+		VolumeMounts: []volumeMount{{MountPath: "/etc/coredns", Name: "config-volume", ReadOnly: true}},
 	}
 	// Spread replicas over nodes when there are several, as kubeadm does.
-	antiAffinity := obj{{"preferredDuringSchedulingIgnoredDuringExecution", []any{obj{
-		{"podAffinityTerm", obj{
-			{"labelSelector", obj{{"matchExpressions", []any{obj{
-				{"key", "k8s-app"}, {"operator", "In"}, {"values", []any{"kube-dns"}},
-			}}}}},
-			{"topologyKey", "kubernetes.io/hostname"},
-		}},
-		{"weight", 100},
+	spread := &affinity{PodAntiAffinity: &podAntiAffinity{Preferred: []weightedPodAffinityTerm{{
+		PodAffinityTerm: podAffinityTerm{
+			LabelSelector: &labelSelector{MatchExpressions: []labelSelectorRequirement{{Key: "k8s-app", Operator: "In", Values: []string{"kube-dns"}}}},
+			TopologyKey:   "kubernetes.io/hostname",
+		},
+		Weight: 100,
 	}}}}
-	return yamlDoc(obj{
-		{"apiVersion", "apps/v1"},
-		{"kind", "Deployment"},
-		{"metadata", obj{{"labels", coreDNSLabels()}, {"name", "coredns"}, {"namespace", "kube-system"}}},
-		{"spec", obj{
-			{"replicas", c.Replicas},
-			{"selector", obj{{"matchLabels", coreDNSLabels()}}},
-			{"strategy", obj{{"rollingUpdate", obj{{"maxUnavailable", 1}}}, {"type", "RollingUpdate"}}},
-			{"template", obj{
-				{"metadata", obj{{"labels", coreDNSLabels()}}},
-				{"spec", obj{
-					{"affinity", obj{{"podAntiAffinity", antiAffinity}}},
-					{"containers", []any{container}},
+	return deployment{
+		typeMeta: typeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		Metadata: objectMeta{Labels: coreDNSLabels(), Name: "coredns", Namespace: "kube-system"},
+		Spec: deploymentSpec{
+			Replicas: c.Replicas,
+			Selector: labelSelector{MatchLabels: coreDNSLabels()},
+			Strategy: deploymentStrategy{RollingUpdate: &rollingUpdate{MaxUnavailable: 1}, Type: "RollingUpdate"},
+			Template: podTemplate{
+				Metadata: objectMeta{Labels: coreDNSLabels()},
+				Spec: podSpec{
+					Affinity:   spread,
+					Containers: []container{ctr},
 					// Default: the node's resolv.conf, which forward reads (see corefile).
-					{"dnsPolicy", "Default"},
-					{"nodeSelector", obj{{"kubernetes.io/os", "linux"}}},
-					{"priorityClassName", "system-cluster-critical"},
-					{"serviceAccountName", "coredns"},
-					{"tolerations", []any{
-						obj{{"key", "CriticalAddonsOnly"}, {"operator", "Exists"}},
-						obj{{"effect", "NoSchedule"}, {"key", "node-role.kubernetes.io/control-plane"}},
+					DNSPolicy:          "Default",
+					NodeSelector:       map[string]string{"kubernetes.io/os": "linux"},
+					PriorityClassName:  "system-cluster-critical",
+					ServiceAccountName: "coredns",
+					Tolerations: []toleration{{Key: "CriticalAddonsOnly", Operator: "Exists"},
+						{Effect: "NoSchedule", Key: "node-role.kubernetes.io/control-plane"}},
+					Volumes: []volume{{
+						ConfigMap: &configMapVolume{Items: []keyToPath{{Key: "Corefile", Path: "Corefile"}}, Name: "coredns"},
+						Name:      "config-volume",
 					}},
-					{"volumes", []any{obj{
-						{"configMap", obj{
-							{"items", []any{obj{{"key", "Corefile"}, {"path", "Corefile"}}}},
-							{"name", "coredns"},
-						}},
-						{"name", "config-volume"},
-					}}},
-				}},
-			}},
-		}},
-	})
-}
-
-func coreDNSService(ip netip.Addr) []byte {
-	port := func(name string, n int, proto string) obj {
-		return obj{{"name", name}, {"port", n}, {"protocol", proto}, {"targetPort", n}}
+				},
+			},
+		},
 	}
-	return yamlDoc(obj{
-		{"apiVersion", "v1"},
-		{"kind", "Service"},
-		{"metadata", obj{
-			{"annotations", obj{{"prometheus.io/port", "9153"}, {"prometheus.io/scrape", "true"}}},
-			{"labels", obj{
-				{"k8s-app", "kube-dns"},
-				{"kubernetes.io/cluster-service", "true"},
-				{"kubernetes.io/name", "CoreDNS"},
-			}},
-			{"name", "kube-dns"},
-			{"namespace", "kube-system"},
-		}},
-		{"spec", obj{
-			{"clusterIP", ip.String()},
-			{"ports", []any{port("dns", 53, "UDP"), port("dns-tcp", 53, "TCP"), port("metrics", 9153, "TCP")}},
-			{"selector", coreDNSLabels()},
-		}},
-	})
 }
 
-// configMapDoc renders a ConfigMap holding text under key as a literal
-// block scalar, so the file reads as itself; yamlDoc has no multi-line
-// strings. text must end in a newline ("|" keeps exactly one).
-func configMapDoc(meta obj, key, text string) []byte {
-	var b strings.Builder
-	b.Write(yamlDoc(obj{{"apiVersion", "v1"}, {"kind", "ConfigMap"}, {"metadata", meta}}))
-	b.WriteString("data:\n  " + key + ": |\n")
-	for line := range strings.Lines(text) {
-		if line != "\n" {
-			b.WriteString("    ")
-		}
-		b.WriteString(line)
+func coreDNSService(ip netip.Addr) service {
+	port := func(name string, n int, proto string) servicePort {
+		return servicePort{Name: name, Port: n, Protocol: proto, TargetPort: n}
 	}
-	return []byte(b.String())
-}
-
-// joinDocs joins YAML documents into one multi-document stream.
-func joinDocs(docs ...[]byte) []byte {
-	return bytes.Join(docs, []byte("---\n"))
+	return service{
+		typeMeta: typeMeta{APIVersion: "v1", Kind: "Service"},
+		Metadata: objectMeta{
+			Annotations: map[string]string{"prometheus.io/port": "9153", "prometheus.io/scrape": "true"},
+			Labels: map[string]string{
+				"k8s-app":                       "kube-dns",
+				"kubernetes.io/cluster-service": "true",
+				"kubernetes.io/name":            "CoreDNS",
+			},
+			Name:      "kube-dns",
+			Namespace: "kube-system",
+		},
+		Spec: serviceSpec{
+			ClusterIP: ip.String(),
+			Ports:     []servicePort{port("dns", 53, "UDP"), port("dns-tcp", 53, "TCP"), port("metrics", 9153, "TCP")},
+			Selector:  coreDNSLabels(),
+		},
+	}
 }

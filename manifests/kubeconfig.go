@@ -1,7 +1,5 @@
 package manifests
 
-import "encoding/base64"
-
 // Kubeconfig is a client configuration with embedded credentials.
 type Kubeconfig struct {
 	Cluster string
@@ -13,26 +11,54 @@ type Kubeconfig struct {
 	CertPEM, KeyPEM []byte
 }
 
+// kubeconfig mirrors k8s.io/client-go/tools/clientcmd/api/v1.Config; byte
+// slices encode as base64, as the *-data fields hold them.
+type kubeconfig struct {
+	typeMeta
+	Clusters       []namedCluster `json:"clusters"`
+	Users          []namedUser    `json:"users"`
+	Contexts       []namedContext `json:"contexts"`
+	CurrentContext string         `json:"current-context"`
+	Preferences    struct{}       `json:"preferences"`
+}
+
+type namedCluster struct {
+	Name    string `json:"name"`
+	Cluster struct {
+		CAData []byte `json:"certificate-authority-data"`
+		Server string `json:"server"`
+	} `json:"cluster"`
+}
+
+type namedUser struct {
+	Name string `json:"name"`
+	User struct {
+		CertData []byte `json:"client-certificate-data"`
+		KeyData  []byte `json:"client-key-data"`
+	} `json:"user"`
+}
+
+type namedContext struct {
+	Name    string `json:"name"`
+	Context struct {
+		Cluster string `json:"cluster"`
+		User    string `json:"user"`
+	} `json:"context"`
+}
+
 // KubeconfigFile renders a kubeconfig.
 func KubeconfigFile(k Kubeconfig) []byte {
-	b64 := base64.StdEncoding.EncodeToString
-	ctx := k.User + "@" + k.Cluster
-	return yamlDoc(obj{
-		{"apiVersion", "v1"},
-		{"kind", "Config"},
-		{"clusters", []any{obj{
-			{"name", k.Cluster},
-			{"cluster", obj{{"certificate-authority-data", b64(k.CAPEM)}, {"server", k.Server}}},
-		}}},
-		{"users", []any{obj{
-			{"name", k.User},
-			{"user", obj{{"client-certificate-data", b64(k.CertPEM)}, {"client-key-data", b64(k.KeyPEM)}}},
-		}}},
-		{"contexts", []any{obj{
-			{"name", ctx},
-			{"context", obj{{"cluster", k.Cluster}, {"user", k.User}}},
-		}}},
-		{"current-context", ctx},
-		{"preferences", obj{}},
+	var cl namedCluster
+	cl.Name, cl.Cluster.CAData, cl.Cluster.Server = k.Cluster, k.CAPEM, k.Server
+	var u namedUser
+	u.Name, u.User.CertData, u.User.KeyData = k.User, k.CertPEM, k.KeyPEM
+	var ctx namedContext
+	ctx.Name, ctx.Context.Cluster, ctx.Context.User = k.User+"@"+k.Cluster, k.Cluster, k.User
+	return toYAML(kubeconfig{
+		typeMeta:       typeMeta{APIVersion: "v1", Kind: "Config"},
+		Clusters:       []namedCluster{cl},
+		Users:          []namedUser{u},
+		Contexts:       []namedContext{ctx},
+		CurrentContext: ctx.Name,
 	})
 }

@@ -32,33 +32,58 @@ func ClusterDNS(service netip.Prefix) netip.Addr {
 	return a
 }
 
+// kubeletConfiguration mirrors the fields knode sets of
+// k8s.io/kubelet/config/v1beta1.KubeletConfiguration.
+type kubeletConfiguration struct {
+	typeMeta
+	Authentication struct {
+		Anonymous struct {
+			Enabled bool `json:"enabled"`
+		} `json:"anonymous"`
+		Webhook struct {
+			Enabled bool `json:"enabled"`
+		} `json:"webhook"`
+		X509 struct {
+			ClientCAFile string `json:"clientCAFile"`
+		} `json:"x509"`
+	} `json:"authentication"`
+	Authorization struct {
+		Mode string `json:"mode"`
+	} `json:"authorization"`
+	CgroupDriver             string   `json:"cgroupDriver"`
+	ClusterDNS               []string `json:"clusterDNS"`
+	ClusterDomain            string   `json:"clusterDomain"`
+	ContainerRuntimeEndpoint string   `json:"containerRuntimeEndpoint"`
+	FailCgroupV1             *bool    `json:"failCgroupV1,omitempty"`
+	FailSwapOn               bool     `json:"failSwapOn"`
+	MaxPods                  int      `json:"maxPods"`
+	PodCIDR                  string   `json:"podCIDR"`
+	ResolvConf               string   `json:"resolvConf"`
+	StaticPodPath            string   `json:"staticPodPath"`
+}
+
 // KubeletConfig renders the KubeletConfiguration.
 func KubeletConfig(k Kubelet) []byte {
-	o := obj{
-		{"apiVersion", "kubelet.config.k8s.io/v1beta1"},
-		{"kind", "KubeletConfiguration"},
-		{"authentication", obj{
-			{"anonymous", obj{{"enabled", false}}},
-			{"webhook", obj{{"enabled", true}}},
-			{"x509", obj{{"clientCAFile", k.ClientCAFile}}},
-		}},
-		{"authorization", obj{{"mode", "Webhook"}}},
-		{"cgroupDriver", k.CgroupDriver},
-		{"clusterDNS", []any{ClusterDNS(k.ServiceCIDR).String()}},
-		{"clusterDomain", k.ClusterDomain},
-		{"containerRuntimeEndpoint", k.RuntimeEndpoint},
+	c := kubeletConfiguration{
+		typeMeta:                 typeMeta{APIVersion: "kubelet.config.k8s.io/v1beta1", Kind: "KubeletConfiguration"},
+		CgroupDriver:             k.CgroupDriver,
+		ClusterDNS:               []string{ClusterDNS(k.ServiceCIDR).String()},
+		ClusterDomain:            k.ClusterDomain,
+		ContainerRuntimeEndpoint: k.RuntimeEndpoint,
+		FailSwapOn:               false,
+		MaxPods:                  k.MaxPods,
+		PodCIDR:                  k.PodCIDR.String(),
+		ResolvConf:               k.ResolvConf,
+		StaticPodPath:            k.StaticPodPath,
 	}
+	c.Authentication.Anonymous.Enabled = false
+	c.Authentication.Webhook.Enabled = true
+	c.Authentication.X509.ClientCAFile = k.ClientCAFile
+	c.Authorization.Mode = "Webhook"
 	if k.CgroupV1 {
-		o = append(o, kv{"failCgroupV1", false})
+		c.FailCgroupV1 = new(false)
 	}
-	o = append(o,
-		kv{"failSwapOn", false},
-		kv{"maxPods", k.MaxPods},
-		kv{"podCIDR", k.PodCIDR.String()},
-		kv{"resolvConf", k.ResolvConf},
-		kv{"staticPodPath", k.StaticPodPath},
-	)
-	return yamlDoc(o)
+	return toYAML(c)
 }
 
 // KubeProxy configures kube-proxy in iptables mode.
@@ -70,18 +95,35 @@ type KubeProxy struct {
 	InContainer bool
 }
 
+// kubeProxyConfiguration mirrors the fields knode sets of
+// k8s.io/kube-proxy/config/v1alpha1.KubeProxyConfiguration.
+type kubeProxyConfiguration struct {
+	typeMeta
+	ClientConnection struct {
+		Kubeconfig string `json:"kubeconfig"`
+	} `json:"clientConnection"`
+	ClusterCIDR      string              `json:"clusterCIDR"`
+	Conntrack        *kubeProxyConntrack `json:"conntrack,omitempty"`
+	HostnameOverride string              `json:"hostnameOverride"`
+	Mode             string              `json:"mode"`
+}
+
+// kubeProxyConntrack holds maxPerCore: 0 leaves nf_conntrack_max as it is.
+type kubeProxyConntrack struct {
+	MaxPerCore *int32 `json:"maxPerCore"`
+}
+
 // KubeProxyConfig renders the KubeProxyConfiguration.
 func KubeProxyConfig(k KubeProxy) []byte {
-	o := obj{
-		{"apiVersion", "kubeproxy.config.k8s.io/v1alpha1"},
-		{"kind", "KubeProxyConfiguration"},
-		{"clientConnection", obj{{"kubeconfig", k.Kubeconfig}}},
-		{"clusterCIDR", k.ClusterCIDR.String()},
-		{"hostnameOverride", k.Hostname},
-		{"mode", "iptables"},
+	c := kubeProxyConfiguration{
+		typeMeta:         typeMeta{APIVersion: "kubeproxy.config.k8s.io/v1alpha1", Kind: "KubeProxyConfiguration"},
+		ClusterCIDR:      k.ClusterCIDR.String(),
+		HostnameOverride: k.Hostname,
+		Mode:             "iptables",
 	}
+	c.ClientConnection.Kubeconfig = k.Kubeconfig
 	if k.InContainer {
-		o = append(o, kv{"conntrack", obj{{"maxPerCore", 0}}})
+		c.Conntrack = &kubeProxyConntrack{MaxPerCore: new(int32(0))}
 	}
-	return yamlDoc(o)
+	return toYAML(c)
 }

@@ -1,9 +1,12 @@
 package manifests
 
 import (
+	"bytes"
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 func controlPlane() ControlPlane {
@@ -91,11 +94,27 @@ func TestRequiredFlags(t *testing.T) {
 	}
 }
 
-// TestYAMLQuoting checks that values YAML would misread are quoted.
-func TestYAMLQuoting(t *testing.T) {
-	got := string(yamlDoc(obj{{"a", "true"}, {"b", "10.0.0.10"}, {"c", "x y"}, {"d", "/path/ok"}, {"e", ""}}))
-	want := "a: \"true\"\nb: \"10.0.0.10\"\nc: \"x y\"\nd: /path/ok\ne: \"\"\n"
-	if got != want {
-		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+// TestContainerdConfigDecodes reads the rendered TOML back, refusing keys the
+// configuration does not define, and checks the settings that differ between
+// a plain host and a node in a container.
+func TestContainerdConfigDecodes(t *testing.T) {
+	for _, in := range []Containerd{
+		{Root: "/r", State: "/s", Socket: "/s/c.sock", PauseImage: "p", RuncPath: "/bin/runc", CNIBinDir: "/cni", CNIConfDir: "/etc/cni"},
+		{SystemdCgroup: true, RestrictOOMScoreAdj: true, RuncPath: "/x/runc"},
+	} {
+		doc := ContainerdConfig(in)
+		var got containerdConfig
+		dec := toml.NewDecoder(bytes.NewReader(doc))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("%v\n%s", err, doc)
+		}
+		runc := got.Plugins.Runtime.Containerd.Runtimes["runc"]
+		if got.Version != 3 || got.GRPC.Address != in.Socket || got.Plugins.Images.PinnedImages.Sandbox != in.PauseImage ||
+			got.Plugins.Runtime.RestrictOOMScoreAdj != in.RestrictOOMScoreAdj || runc.Options.SystemdCgroup != in.SystemdCgroup ||
+			runc.Options.BinaryName != in.RuncPath || runc.RuntimeType != "io.containerd.runc.v2" ||
+			got.Plugins.Runtime.Containerd.DefaultRuntimeName != "runc" || got.Plugins.Runtime.CNI.ConfDir != in.CNIConfDir {
+			t.Errorf("%+v rendered as\n%s", in, doc)
+		}
 	}
 }

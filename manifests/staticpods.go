@@ -59,8 +59,8 @@ type ControlPlane struct {
 
 func (c ControlPlane) pki(f string) string { return path.Join(c.PKIDir, f) }
 
-func (c ControlPlane) cmd(name string, flags map[string]string) []any {
-	out := strs(append(append([]string{}, c.Command...), name))
+func (c ControlPlane) cmd(name string, flags map[string]string) []string {
+	out := append(append([]string{}, c.Command...), name)
 	for _, k := range slices.Sorted(maps.Keys(flags)) {
 		out = append(out, "--"+k+"="+flags[k])
 	}
@@ -72,51 +72,51 @@ type hostPath struct {
 	readOnly         bool
 }
 
-// probe is an HTTP(S) liveness probe, as kubeadm sets them.
-func probe(host string, port int, p, scheme string) obj {
-	return obj{
-		{"failureThreshold", 8},
-		{"httpGet", obj{{"host", host}, {"path", p}, {"port", port}, {"scheme", scheme}}},
-		{"initialDelaySeconds", 10},
-		{"periodSeconds", 10},
-		{"timeoutSeconds", 15},
+// liveness is an HTTP(S) liveness probe, as kubeadm sets them.
+func liveness(host string, port int, p, scheme string) *probe {
+	return &probe{
+		FailureThreshold:    8,
+		HTTPGet:             &httpGetAction{Host: host, Path: p, Port: port, Scheme: scheme},
+		InitialDelaySeconds: 10,
+		PeriodSeconds:       10,
+		TimeoutSeconds:      15,
 	}
 }
 
-func staticPod(name, image string, command []any, live obj, vols []hostPath) []byte {
-	var mounts, volumes []any
+// staticPodPriority is the system-node-critical priority class's value.
+const staticPodPriority int32 = 2000001000
+
+func staticPod(name, image string, command []string, live *probe, vols []hostPath) []byte {
+	var mounts []volumeMount
+	var volumes []volume
 	for _, v := range vols {
-		m := obj{{"mountPath", v.path}, {"name", v.name}}
-		if v.readOnly {
-			m = append(m, kv{"readOnly", true})
-		}
-		mounts = append(mounts, m)
-		volumes = append(volumes, obj{{"hostPath", obj{{"path", v.path}, {"type", v.kind}}}, {"name", v.name}})
+		mounts = append(mounts, volumeMount{MountPath: v.path, Name: v.name, ReadOnly: v.readOnly})
+		volumes = append(volumes, volume{HostPath: &hostPathVolume{Path: v.path, Type: v.kind}, Name: v.name})
 	}
-	return yamlDoc(obj{
-		{"apiVersion", "v1"},
-		{"kind", "Pod"},
-		{"metadata", obj{
-			{"labels", obj{{"component", name}, {"tier", "control-plane"}}},
-			{"name", name},
-			{"namespace", "kube-system"},
-		}},
-		{"spec", obj{
-			{"containers", []any{obj{
-				{"command", command},
-				{"image", image},
-				{"imagePullPolicy", "Never"},
-				{"livenessProbe", live},
-				{"name", name},
-				{"resources", obj{{"requests", obj{{"cpu", "100m"}}}}},
-				{"volumeMounts", mounts},
-			}}},
-			{"hostNetwork", true},
-			{"priority", 2000001000},
-			{"priorityClassName", "system-node-critical"},
-			{"securityContext", obj{{"seccompProfile", obj{{"type", "RuntimeDefault"}}}}},
-			{"volumes", volumes},
-		}},
+	priority := staticPodPriority
+	return toYAML(pod{
+		typeMeta: typeMeta{APIVersion: "v1", Kind: "Pod"},
+		Metadata: objectMeta{
+			Labels:    map[string]string{"component": name, "tier": "control-plane"},
+			Name:      name,
+			Namespace: "kube-system",
+		},
+		Spec: podSpec{
+			Containers: []container{{
+				Command:         command,
+				Image:           image,
+				ImagePullPolicy: "Never",
+				LivenessProbe:   live,
+				Name:            name,
+				Resources:       resources{Requests: map[string]string{"cpu": "100m"}},
+				VolumeMounts:    mounts,
+			}},
+			HostNetwork:       true,
+			Priority:          &priority,
+			PriorityClassName: "system-node-critical",
+			SecurityContext:   &podSecurityContext{SeccompProfile: &seccompProfile{Type: "RuntimeDefault"}},
+			Volumes:           volumes,
+		},
 	})
 }
 
@@ -152,7 +152,7 @@ func EtcdPod(c ControlPlane) []byte {
 		"peer-trusted-ca-file":        c.pki(CACert),
 		"snapshot-count":              "10000",
 	}
-	return staticPod("etcd", c.EtcdImage, c.cmd("etcd", flags), probe("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
+	return staticPod("etcd", c.EtcdImage, c.cmd("etcd", flags), liveness("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
 		{"etcd-data", c.EtcdDataDir, "DirectoryOrCreate", false},
 		{"etcd-certs", path.Join(c.PKIDir, "etcd"), "DirectoryOrCreate", true},
 		{"ca", c.pki(CACert), "File", true},
@@ -184,7 +184,7 @@ func APIServerPod(c ControlPlane) []byte {
 		"tls-cert-file":                    c.pki(APIServerCert),
 		"tls-private-key-file":             c.pki(APIServerKey),
 	}
-	return staticPod("kube-apiserver", c.Image, c.cmd("kube-apiserver", flags), probe(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
+	return staticPod("kube-apiserver", c.Image, c.cmd("kube-apiserver", flags), liveness(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
 		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
 	})
 }
@@ -211,7 +211,7 @@ func ControllerManagerPod(c ControlPlane) []byte {
 		"service-cluster-ip-range":         c.ServiceCIDR.String(),
 		"use-service-account-credentials":  "true",
 	}
-	return staticPod("kube-controller-manager", c.Image, c.cmd("kube-controller-manager", flags), probe("127.0.0.1", 10257, "/healthz", "HTTPS"), []hostPath{
+	return staticPod("kube-controller-manager", c.Image, c.cmd("kube-controller-manager", flags), liveness("127.0.0.1", 10257, "/healthz", "HTTPS"), []hostPath{
 		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
 		{"kubeconfig", kc, "FileOrCreate", true},
 	})
@@ -227,7 +227,7 @@ func SchedulerPod(c ControlPlane) []byte {
 		"kubeconfig":                kc,
 		"leader-elect":              "true",
 	}
-	return staticPod("kube-scheduler", c.Image, c.cmd("kube-scheduler", flags), probe("127.0.0.1", 10259, "/healthz", "HTTPS"), []hostPath{
+	return staticPod("kube-scheduler", c.Image, c.cmd("kube-scheduler", flags), liveness("127.0.0.1", 10259, "/healthz", "HTTPS"), []hostPath{
 		{"kubeconfig", kc, "FileOrCreate", true},
 	})
 }

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -203,7 +202,7 @@ func sameIPs(have []net.IP, want []netip.Addr) bool {
 		return false
 	}
 	for _, w := range want {
-		if !slices.ContainsFunc(have, func(h net.IP) bool { return bytes.Equal(h.To16(), net.IP(w.AsSlice()).To16()) }) {
+		if !slices.ContainsFunc(have, func(h net.IP) bool { return h.Equal(net.IP(w.AsSlice())) }) {
 			return false
 		}
 	}

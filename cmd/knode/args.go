@@ -1,20 +1,21 @@
 package main
 
-import "strings"
+import (
+	"strings"
 
-// boolFlags take no value; every other flag takes the next argument unless
-// written --flag=value.
-var boolFlags = map[string]bool{
-	"dry-run": true, "version": true, "foreground": true, "json": true, "keep-data": true, "help": true, "h": true,
-}
+	"github.com/urfave/cli/v2"
+)
 
 // interspersed moves positional arguments after the flags, so that
 // `knode join <peer> --token T` parses as users write it (urfave/cli v2 stops
-// reading flags at the first positional argument).
-func interspersed(args []string) []string {
+// reading flags at the first positional argument). A flag takes the next
+// argument as its value when its definition says so (boolean flags do not),
+// unless written --flag=value.
+func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 3 || args[1] == "kubectl" {
 		return args
 	}
+	takesValue := valueFlags(app, args[1])
 	out := []string{args[0], args[1]}
 	var pos []string
 	rest := args[2:]
@@ -27,7 +28,7 @@ func interspersed(args []string) []string {
 		case strings.HasPrefix(a, "-") && len(a) > 1:
 			out = append(out, a)
 			name := strings.TrimLeft(a, "-")
-			if !strings.Contains(name, "=") && !boolFlags[name] && i+1 < len(rest) {
+			if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
 				out = append(out, rest[i+1])
 				i++
 			}
@@ -36,4 +37,22 @@ func interspersed(args []string) []string {
 		}
 	}
 	return append(out, pos...)
+}
+
+// valueFlags names (with aliases) the flags of the app and of its command
+// named command that take a value; --help takes none. An unknown command
+// yields no flags, so nothing is taken as a value and the parser reports it.
+func valueFlags(app *cli.App, command string) map[string]bool {
+	flags := append([]cli.Flag{cli.HelpFlag}, app.Flags...)
+	if cmd := app.Command(command); cmd != nil {
+		flags = append(flags, cmd.Flags...)
+	}
+	takes := map[string]bool{}
+	for _, f := range flags {
+		df, ok := f.(cli.DocGenerationFlag)
+		for _, name := range f.Names() {
+			takes[name] = !ok || df.TakesValue()
+		}
+	}
+	return takes
 }

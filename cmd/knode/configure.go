@@ -25,12 +25,7 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	c, p := b.c, b.p
 	ctx := c.Context
 	dir := datadir.Dir{Root: b.node.DataDir}
-	abort := func(err error) error {
-		p.Fail()
-		ag.Remove(5 * time.Second)
-		dir.RemoveState()
-		return err
-	}
+	abort := func(err error) error { return b.fail(ag, 5*time.Second, err) }
 	p.Step("staging the payload under %s", dir.Root)
 	p.done()
 	hopts, err := hostOptions(ctx, dir.Root, indent(c.App.ErrWriter))
@@ -60,7 +55,11 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	if err := ag.MarkHost(); err != nil {
 		return abort(err)
 	}
-	ag.Stop(false) // knode.service takes over from the data directory
+	// knode.service takes over from the data directory, on the same gossip port.
+	if err := ag.Stop(false); err != nil {
+		p.Fail()
+		return fmt.Errorf("hand over to knode.service: stop this process's agent: %w; the host is partly configured: fix the cause and run `knode reset`, then try again", err)
+	}
 	var only []string
 	for _, ph := range afterHandover {
 		if !slices.Contains(skip, ph) {

@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
+
+	"knode.dev/knode/hostprep"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,9 +34,8 @@ func resetCommand() *cli.Command {
 			dir := datadir.Dir{Root: c.String("data-dir")}
 			p := newProgress(c.App.ErrWriter)
 			if c.Bool("dry-run") {
-				p.Note("would tell the cluster this node is removed, stop the agent and revert the host")
-				if !c.Bool("keep-data") {
-					p.Note("would remove %s", dir.Root)
+				for _, line := range resetPlan(c.Context, dir, openHostForReset, c.Bool("keep-data")) {
+					p.Note("%s", line)
 				}
 				return nil
 			}
@@ -90,4 +94,69 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 		return fmt.Errorf("announce removal: %w", err)
 	}
 	return ag.Remove(10 * time.Second)
+}
+
+// resetPlan lists what reset would do, changing nothing: leave the cluster,
+// revert each host change on the host that open returns (nil when knode never
+// configured it), remove the data.
+func resetPlan(ctx context.Context, dir datadir.Dir, open func(datadir.Dir) (*hostprep.Host, error), keepData bool) []string {
+	var lines []string
+	if dir.Initialised() {
+		lines = append(lines, "would tell the cluster this node is removed (its pod subnet and any master seat are released) and stop the agent")
+	} else {
+		lines = append(lines, dir.Root+" holds no cluster membership; nothing to leave")
+	}
+	switch h, err := open(dir); {
+	case err != nil:
+		lines = append(lines, "cannot inspect the host: "+oneLine(err))
+	case h == nil:
+		lines = append(lines, "knode never configured this host; nothing to revert there")
+	default:
+		lines = append(lines, hostResetPlan(ctx, h, dir.Root)...)
+	}
+	if keepData {
+		lines = append(lines, "would remove the cluster state from "+dir.Root+", keeping the staged components")
+	} else {
+		lines = append(lines, "would remove "+dir.Root)
+	}
+	return lines
+}
+
+// hostResetPlan lists, newest phase first as reset runs them, the changes
+// reverting h would make. It only reads the host; a phase that cannot be
+// inspected (as an ordinary user, iptables cannot be read) says so instead.
+func hostResetPlan(ctx context.Context, h *hostprep.Host, dataDir string) []string {
+	var lines []string
+	for _, ph := range slices.Backward(hostprep.Phases()) {
+		var out bytes.Buffer
+		_, err := hostprep.Reset(ctx, h, hostprep.ResetOptions{DataDir: dataDir, KeepData: true, DryRun: true,
+			Phases: []hostprep.Phase{ph}, Out: &out})
+		for l := range strings.Lines(out.String()) {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("[%s] cannot be planned here: %s", ph.Name, oneLine(err)))
+		}
+	}
+	if len(lines) == 0 {
+		lines = append(lines, "the host holds nothing knode made; nothing to revert there")
+	}
+	return lines
+}
+
+// openHostForReset opens the real host for planning its reset, or returns nil
+// when an ordinary user's node never configured it (a --dry-run node).
+func openHostForReset(dir datadir.Dir) (*hostprep.Host, error) {
+	if os.Geteuid() != 0 {
+		if _, err := os.Stat(dir.Path("hostprep")); err != nil {
+			return nil, nil
+		}
+	}
+	h, err := hostprep.NewLinuxHost("/")
+	if err != nil {
+		return nil, fmt.Errorf("open the host: %w", err)
+	}
+	return h, nil
 }

@@ -59,25 +59,20 @@ func (b *bringUp) run() error {
 		Logger: log, Serve: true, Create: b.create,
 	})
 	if err != nil {
-		b.p.Fail()
-		datadir.Dir{Root: b.node.DataDir}.RemoveState()
 		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) {
-			return config.Usagef("--token: %v", err) // the token is the bad value
+			err = config.Usagef("--token: %v", err) // the token is the bad value
 		}
-		return err
+		return b.fail(nil, 0, err)
 	}
 	b.p.Step("waiting for a pod subnet")
 	ctx, cancel := context.WithTimeout(c.Context, b.timeout)
 	as, err := ag.WaitAssigned(ctx)
 	cancel()
 	if err != nil {
-		b.p.Fail()
-		ag.Remove(3 * time.Second)
-		datadir.Dir{Root: b.node.DataDir}.RemoveState()
 		if errors.Is(err, agent.ErrRefused) {
-			return config.Usagef("--node-name %s: %v", b.node.Name, err) // the name is the bad value
+			err = config.Usagef("--node-name %s: %v", b.node.Name, err) // the name is the bad value
 		}
-		return err
+		return b.fail(ag, 3*time.Second, err)
 	}
 	role := "worker"
 	if as.Seat >= 0 {
@@ -98,8 +93,10 @@ func (b *bringUp) run() error {
 	if !foreground {
 		if dryRun {
 			// Nothing runs on: leave no would-be cluster behind.
-			ag.Remove(2 * time.Second)
-			datadir.Dir{Root: b.node.DataDir}.RemoveState()
+			if err := b.abandon(ag, 2*time.Second); err != nil {
+				b.p.Fail()
+				return fmt.Errorf("dry run done, but not everything it made could be removed (`knode reset` removes the rest): %w", err)
+			}
 			b.p.Finish("dry run done; nothing kept")
 			return nil
 		}
@@ -120,4 +117,32 @@ func requireRoot(what string) error {
 		return cli.Exit(fmt.Sprintf("knode needs root to %s: run it with sudo, or add --dry-run --foreground to try it as a user", what), exitError)
 	}
 	return nil
+}
+
+// abandon undoes a start that failed or was only a dry run, so that init or
+// join can simply be rerun: the agent, when one started, announces this node's
+// removal and leaves, and the state init or join wrote is removed. It returns
+// what could not be undone.
+func (b *bringUp) abandon(ag *agent.Agent, timeout time.Duration) error {
+	var errs []error
+	if ag != nil {
+		if err := ag.Remove(timeout); err != nil {
+			errs = append(errs, fmt.Errorf("announce this node's removal: %w", err))
+		}
+	}
+	if err := (datadir.Dir{Root: b.node.DataDir}).RemoveState(); err != nil {
+		errs = append(errs, fmt.Errorf("remove the state in %s: %w", b.node.DataDir, err))
+	}
+	return errors.Join(errs...)
+}
+
+// fail ends a failed start: the current step fails, the start is abandoned,
+// and what could not be undone is printed under the step, so that err, the
+// cause, stays the command's one-line error.
+func (b *bringUp) fail(ag *agent.Agent, timeout time.Duration, err error) error {
+	b.p.Fail()
+	if cerr := b.abandon(ag, timeout); cerr != nil {
+		b.p.Note("cleaning up failed too (`knode reset` removes the rest): %s", oneLine(cerr))
+	}
+	return err
 }

@@ -1,0 +1,88 @@
+package hostpreptest
+
+import (
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"sync"
+)
+
+type fakeFile struct {
+	data []byte
+	perm fs.FileMode
+}
+
+// Files is an in-memory filesystem of regular files; directories exist
+// implicitly while they hold files.
+type Files struct {
+	mu   sync.Mutex
+	Data map[string]fakeFile
+	Fail map[string]error
+}
+
+// ReadFile implements hostprep.Files.
+func (f *Files) ReadFile(name string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.Data[name]
+	if !ok {
+		return nil, fmt.Errorf("open %s: %w", name, fs.ErrNotExist)
+	}
+	return slices.Clone(x.data), nil
+}
+
+// WriteFile implements hostprep.Files.
+func (f *Files) WriteFile(name string, data []byte, perm fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[name]; err != nil {
+		return err
+	}
+	f.Data[name] = fakeFile{slices.Clone(data), perm}
+	return nil
+}
+
+// Remove implements hostprep.Files.
+func (f *Files) Remove(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.Data, name)
+	return nil
+}
+
+// RemoveAll implements hostprep.Files.
+func (f *Files) RemoveAll(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.Data {
+		if k == name || strings.HasPrefix(k, strings.TrimSuffix(name, "/")+"/") {
+			delete(f.Data, k)
+		}
+	}
+	return nil
+}
+
+// Exists implements hostprep.Files.
+func (f *Files) Exists(name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for k := range f.Data {
+		if k == name || strings.HasPrefix(k, strings.TrimSuffix(name, "/")+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// String lists files with their mode (contents vary with fresh keys, so
+// tests compare the ones that matter separately).
+func (f *Files) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, k := range sortedKeys(f.Data) {
+		fmt.Fprintf(&b, "%s %v\n", k, f.Data[k].perm)
+	}
+	return b.String()
+}

@@ -1,0 +1,133 @@
+package hostpreptest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"knode.dev/knode/hostprep"
+)
+
+type fakeUnit struct {
+	active  string
+	enabled bool
+}
+
+// Systemd records unit states; Reloads counts daemon-reloads.
+type Systemd struct {
+	mu      sync.Mutex
+	Units   map[string]*fakeUnit
+	Reloads int
+	Fail    map[string]error
+}
+
+func (f *Systemd) unit(name string) *fakeUnit {
+	u, ok := f.Units[name]
+	if !ok {
+		u = &fakeUnit{active: "inactive"}
+		f.Units[name] = u
+	}
+	return u
+}
+
+// DaemonReload implements hostprep.Systemd.
+func (f *Systemd) DaemonReload(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Reloads++
+	return nil
+}
+
+// Enable implements hostprep.Systemd.
+func (f *Systemd) Enable(ctx context.Context, units ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		f.unit(u).enabled = true
+	}
+	return nil
+}
+
+// Disable implements hostprep.Systemd.
+func (f *Systemd) Disable(ctx context.Context, units ...string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, u := range units {
+		f.unit(u).enabled = false
+	}
+	return nil
+}
+
+// Restart implements hostprep.Systemd.
+func (f *Systemd) Restart(ctx context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[unit]; err != nil {
+		return err
+	}
+	f.unit(unit).active = "active"
+	return nil
+}
+
+// Stop implements hostprep.Systemd.
+func (f *Systemd) Stop(ctx context.Context, unit string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unit(unit).active = "inactive"
+	return nil
+}
+
+// State implements hostprep.Systemd.
+func (f *Systemd) State(ctx context.Context, unit string) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	u, ok := f.Units[unit]
+	if !ok {
+		return "inactive", false, nil
+	}
+	return u.active, u.enabled, nil
+}
+
+// String lists units that are active or enabled.
+func (f *Systemd) String() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var b strings.Builder
+	for _, k := range sortedKeys(f.Units) {
+		u := f.Units[k]
+		if u.active == "inactive" && !u.enabled {
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s enabled=%v\n", k, u.active, u.enabled)
+	}
+	return b.String()
+}
+
+// Commander records the commands it is asked to run.
+type Commander struct {
+	mu   sync.Mutex
+	Runs []string
+	Fail map[string]error
+}
+
+// Run implements hostprep.Commander.
+func (f *Commander) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Runs = append(f.Runs, strings.Join(append([]string{name}, args...), " "))
+	return nil, f.Fail[name]
+}
+
+// Probe returns fixed facts.
+type Probe struct {
+	F    hostprep.Facts
+	Err  error
+	Busy map[int]bool
+}
+
+// Facts implements hostprep.Probe.
+func (f *Probe) Facts(ctx context.Context) (hostprep.Facts, error) { return f.F, f.Err }
+
+// PortInUse implements hostprep.Probe.
+func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
