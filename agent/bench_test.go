@@ -76,7 +76,7 @@ func formCluster(b *testing.B, n int) formation {
 		}()
 	}
 	wg.Wait()
-	tc.waitAgreed(3*time.Minute, n)
+	tc.waitAgreed(3*time.Minute, n, start)
 	var r formation
 	r.formed = time.Since(start)
 	r.formBytes = float64(tc.totalSent()) / float64(n)
@@ -121,16 +121,34 @@ func cpuTime() time.Duration {
 // waitAgreed waits until every agent sees n members alive and holds the same
 // records (equal digests), with n active decisions and no subnet twice. It
 // reads only digests and counts while waiting, so the harness costs little.
-func (tc *testCluster) waitAgreed(timeout time.Duration, n int) {
+func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time) {
 	tc.t.Helper()
 	deadline := time.Now().Add(timeout)
+	var members, decided time.Duration
 	for time.Now().Before(deadline) {
 		if tc.agreed(n) {
+			tc.t.Logf("all members alive everywhere after %.2fs; the allocator decided for all after %.2fs; all records agreed after %.2fs",
+				members.Seconds(), decided.Seconds(), time.Since(start).Seconds())
 			return
+		}
+		if members == 0 && tc.allAlive(n) {
+			members = time.Since(start)
+		}
+		if decided == 0 && len(tc.live()[tc.first].Snapshot().Assignments) == n {
+			decided = time.Since(start)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	tc.t.Fatalf("%d agents did not agree in %s", n, timeout)
+}
+
+func (tc *testCluster) allAlive(n int) bool {
+	for _, a := range tc.live() {
+		if a.g.NumAlive() != n {
+			return false
+		}
+	}
+	return true
 }
 
 func (tc *testCluster) agreed(n int) bool {

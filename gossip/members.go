@@ -11,10 +11,9 @@ import (
 
 // Member states as `knode status` reports them.
 const (
-	StateAlive   = "alive"
-	StateSuspect = "suspect"
-	StateDead    = "dead"
-	StateLeft    = "left"
+	StateAlive = "alive"
+	StateDead  = "dead"
+	StateLeft  = "left"
 )
 
 // Member is one node as this node's gossip layer sees it.
@@ -42,18 +41,33 @@ func (t *memberTable) update(n *memberlist.Node, state string) {
 	t.changed()
 }
 
-func (t *memberTable) list(suspect map[string]bool) []Member {
+func (t *memberTable) get(name string) (Member, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m, ok := t.m[name]
+	return m, ok
+}
+
+func (t *memberTable) alive() map[string]bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]bool, len(t.m))
+	for name, m := range t.m {
+		if m.State == StateAlive {
+			out[name] = true
+		}
+	}
+	return out
+}
+
+func (t *memberTable) list() []Member {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	out := make([]Member, 0, len(t.m))
 	now := time.Now()
 	for _, m := range t.m {
 		if m.State == StateAlive {
-			if suspect[m.Name] {
-				m.State = StateSuspect
-			} else {
-				m.LastSeen = now
-			}
+			m.LastSeen = now
 		}
 		out = append(out, m)
 	}

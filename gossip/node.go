@@ -243,13 +243,13 @@ func (n *Node) Send(l Letter) error {
 	l.From, l.Time = n.name, time.Now().UnixNano()
 	l.Sign(n.key)
 	msg := EncodeLetter(l)
-	for _, m := range n.ml.Members() {
-		if m.Name == l.To {
-			node := *m
-			return n.ml.SendReliable(&node, msg)
-		}
+	// The address comes from membership events (memberlist's own node
+	// structs are written under its lock and must not be read outside it).
+	m, ok := n.members.get(l.To)
+	if !ok || m.State != StateAlive {
+		return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
 	}
-	return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
+	return n.ml.SendReliable(&memberlist.Node{Name: m.Name, Addr: m.Addr.Addr().AsSlice(), Port: m.Addr.Port()}, msg)
 }
 
 // Queued is the number of records waiting in the broadcast queue.
@@ -263,24 +263,11 @@ func (n *Node) NumAlive() int { return n.ml.NumMembers() }
 func (n *Node) Rejected() map[string]uint64 { return n.rejects.snapshot() }
 
 // Members lists every node this node has heard of, with its state.
-func (n *Node) Members() []Member {
-	suspect := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		if m.State == memberlist.StateSuspect {
-			suspect[m.Name] = true
-		}
-	}
-	return n.members.list(suspect)
-}
+func (n *Node) Members() []Member { return n.members.list() }
 
-// Alive is the set of names currently alive or suspect (not yet declared dead).
-func (n *Node) Alive() map[string]bool {
-	out := map[string]bool{}
-	for _, m := range n.ml.Members() {
-		out[m.Name] = true
-	}
-	return out
-}
+// Alive is the set of names currently alive (suspects included: not yet
+// declared dead).
+func (n *Node) Alive() map[string]bool { return n.members.alive() }
 
 // Leave announces a graceful departure, waiting up to timeout for it to spread,
 // then stops the endpoint.
