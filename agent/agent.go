@@ -67,9 +67,10 @@ type Agent struct {
 	claimedAt time.Time
 	refusedAt map[string]time.Time
 
-	lastPeers string // peerKey of the last pod-network update
-	restored  bool   // RestoreHost succeeded since start
-	chores    clusterChores
+	unknownSince map[string]time.Time // decided nodes memberlist has not reported
+	lastPeers    string               // peerKey of the last pod-network update
+	restored     bool                 // RestoreHost succeeded since start
+	chores       clusterChores
 
 	stop         chan struct{}
 	done         chan struct{} // loop ended
@@ -77,7 +78,7 @@ type Agent struct {
 	stopErr      error
 	stopOnce     sync.Once
 	reconnecting atomic.Bool
-	// extraSyncs counts the full-state exchanges reconnect started
+	// extraSyncs counts the full-state exchanges reconnect and meetUnknown started
 	// (memberlist's own periodic push/pull and digest syncs not included).
 	extraSyncs atomic.Int64
 }
@@ -87,7 +88,7 @@ type Agent struct {
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
-		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{},
+		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

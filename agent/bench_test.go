@@ -124,22 +124,47 @@ func cpuTime() time.Duration {
 func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time) {
 	tc.t.Helper()
 	deadline := time.Now().Add(timeout)
-	var members, decided time.Duration
+	var members, decided, records time.Duration
 	for time.Now().Before(deadline) {
 		if tc.agreed(n) {
-			tc.t.Logf("all members alive everywhere after %.2fs; the allocator decided for all after %.2fs; all records agreed after %.2fs",
-				members.Seconds(), decided.Seconds(), time.Since(start).Seconds())
+			tc.t.Logf("the allocator decided for all after %.2fs; all members alive everywhere after %.2fs; all records equal after %.2fs; both after %.2fs",
+				decided.Seconds(), members.Seconds(), records.Seconds(), time.Since(start).Seconds())
 			return
 		}
 		if members == 0 && tc.allAlive(n) {
 			members = time.Since(start)
 		}
+		if records == 0 && tc.sameDigest(n) {
+			records = time.Since(start)
+		}
 		if decided == 0 && len(tc.live()[tc.first].Snapshot().Assignments) == n {
 			decided = time.Since(start)
+		}
+		if os.Getenv("KNODE_BENCH_DEBUG") != "" && time.Since(start) > 8*time.Second && time.Since(start) < 8050*time.Millisecond {
+			alive, digests := map[int]int{}, map[uint64]int{}
+			for _, a := range tc.live() {
+				alive[a.g.NumAlive()]++
+				dg, c := a.state.Digest()
+				digests[dg^uint64(c)<<56]++
+				_ = c
+			}
+			tc.t.Logf("DEBUG at 8s: alive counts %v; %d distinct digests; sizes %v", alive, len(digests), digests)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	tc.t.Fatalf("%d agents did not agree in %s", n, timeout)
+}
+
+func (tc *testCluster) sameDigest(n int) bool {
+	seen := map[uint64]bool{}
+	for _, a := range tc.live() {
+		dg, c := a.state.Digest()
+		if c < n {
+			return false
+		}
+		seen[dg] = true
+	}
+	return len(seen) == 1
 }
 
 func (tc *testCluster) allAlive(n int) bool {

@@ -60,6 +60,7 @@ func (a *Agent) loop() {
 			a.reconnect()
 			lastReconnect = time.Now()
 		}
+		a.meetUnknown()
 		if dg, _ := a.state.Digest(); dg != savedDigest || time.Since(lastSave) > 10*a.interval() {
 			if time.Since(lastSave) > a.interval() {
 				a.saveState()
@@ -407,6 +408,45 @@ func (a *Agent) Remove(timeout time.Duration) error {
 		}
 	}
 	return a.Stop(true)
+}
+
+// meetUnknown contacts a node that holds a decision but that memberlist has
+// never reported, once that lasts: memberlist learns of a joiner only from
+// gossip, and one that missed the joiner's alive message would otherwise
+// wait for its periodic push/pull (30 s to minutes).
+func (a *Agent) meetUnknown() {
+	known := map[string]bool{}
+	for _, m := range a.g.Members() {
+		known[m.Name] = true
+	}
+	snap := a.state.Snapshot()
+	now := time.Now()
+	var target string
+	a.mu.Lock()
+	for name, as := range snap.Assignments {
+		if known[name] || !as.Active() || name == a.id.Name {
+			delete(a.unknownSince, name)
+			continue
+		}
+		since, ok := a.unknownSince[name]
+		if !ok {
+			a.unknownSince[name] = now
+		} else if now.Sub(since) > a.interval() && target == "" {
+			target = gossip.HostPort(as.Addr, as.Port)
+			a.unknownSince[name] = now // next try after another interval
+		}
+	}
+	a.mu.Unlock()
+	if target == "" || !a.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	a.extraSyncs.Add(1)
+	go func() {
+		defer a.reconnecting.Store(false)
+		if err := a.g.Join(target); err != nil {
+			a.log.Debug("contact a node gossip has not reported", "peer", target, "err", err)
+		}
+	}()
 }
 
 // reconnect tries to reach one member that gossip has given up on (dead, not

@@ -100,6 +100,10 @@ func New(cfg Config, st *State) (*Node, error) {
 	n.members = &memberTable{m: map[string]Member{}, changed: n.notify}
 
 	mc := memberlist.DefaultLANConfig()
+	// memberlist gossips only when it has something to send, so a shorter
+	// round spreads news (a joiner, a decision) sooner and costs nothing
+	// at rest, where traffic is probes and push/pull alone.
+	mc.GossipInterval = 100 * time.Millisecond
 	if cfg.Timing == Fast {
 		mc = memberlist.DefaultLocalConfig()
 		mc.GossipInterval = 50 * time.Millisecond
