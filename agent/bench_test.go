@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -88,6 +89,15 @@ func formCluster(b *testing.B, n int) formation {
 	r.drainFor = time.Since(drain)
 	r.restWindow = max(10*time.Second, pushPullPeriod(n)+time.Second)
 	sent0, cpu0 := tc.totalSent(), cpuTime()
+	if path := os.Getenv("KNODE_BENCH_REST_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	time.Sleep(r.restWindow)
 	r.restBps = float64(tc.totalSent()-sent0) / float64(n) / r.restWindow.Seconds()
 	r.restCores = (cpuTime() - cpu0).Seconds() / r.restWindow.Seconds()
