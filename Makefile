@@ -29,7 +29,7 @@ demo: knode ## form a 3-agent cluster on loopback as any user (--dry-run --foreg
 	scripts/demo.sh 3
 
 bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3)
-	$(GO) test -run XXX -bench Formation -benchtime 3x -timeout 60m ./roles
+	$(GO) test -run XXX -bench Formation -benchtime 3x -timeout 60m ./agent
 
 -include release/payload.mk
 -include e2e/e2e.mk

@@ -56,14 +56,14 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 	}
 	a.chores.busy, a.chores.last = true, time.Now()
 	a.mu.Unlock()
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	a.spawn(func() {
+		ctx, cancel := context.WithTimeout(a.ctx, time.Minute)
 		defer cancel()
 		a.doChores(ctx, snap)
 		a.mu.Lock()
 		a.chores.busy = false
 		a.mu.Unlock()
-	}()
+	})
 }
 
 func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
@@ -97,7 +97,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 		a.mu.Unlock()
 		switch {
 		case as.Released && !gone:
-			if _, err := a.kubectl(ctx, nil, "delete", "node", name, "--ignore-not-found", "--wait=false"); err == nil {
+			if _, err := a.kubectl(ctx, nil, "delete", "node", "--ignore-not-found", "--wait=false", "--", name); err == nil {
 				a.log.Info("deleted the Node of a removed node", "node", name)
 				a.mu.Lock()
 				ch.deleted[name] = true
@@ -106,7 +106,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 		case roles.Active(as) && !done:
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
-			if _, err := a.kubectl(ctx, nil, "patch", "node", name, "--type", "merge", "-p", patch); err != nil {
+			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
 				continue // its kubelet has not registered it yet
 			}
 			a.log.Info("set the Node's podCIDR", "node", name, "podCIDR", cidr)

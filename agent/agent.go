@@ -72,6 +72,13 @@ type Agent struct {
 	restored     bool                 // RestoreHost succeeded since start
 	chores       clusterChores
 
+	// ctx ends when the agent stops: host changes, cluster chores and
+	// letters in flight run under it, each in a goroutine of wg.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	hostKick chan struct{} // the pod network may need an update
+
 	stop         chan struct{}
 	done         chan struct{} // loop ended
 	stopped      chan struct{} // Stop finished
@@ -89,7 +96,8 @@ type Agent struct {
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
 		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
-		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1)}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -123,20 +131,24 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	a.g = g
 	if err := a.join(); err != nil {
+		a.cancel()
 		g.Shutdown()
 		return nil, err
 	}
 	if err := a.persistJoin(); err != nil {
+		a.cancel()
 		g.Leave(time.Second)
 		return nil, err
 	}
 	if o.Serve {
 		if a.api, err = serveAPI(o.Dir.Socket(), a); err != nil {
+			a.cancel()
 			g.Leave(time.Second)
 			return nil, err
 		}
 	}
 	go a.loop()
+	a.spawn(a.hostLoop)
 	return a, nil
 }
 

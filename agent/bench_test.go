@@ -88,6 +88,9 @@ func formCluster(b *testing.B, n int) formation {
 	}
 	r.drainFor = time.Since(drain)
 	r.restWindow = max(10*time.Second, pushPullPeriod(n)+time.Second)
+	if os.Getenv("KNODE_BENCH_DEBUG") != "" {
+		r.restWindow = time.Second // formation only, while debugging
+	}
 	sent0, cpu0 := tc.totalSent(), cpuTime()
 	if path := os.Getenv("KNODE_BENCH_REST_PROFILE"); path != "" {
 		f, err := os.Create(path)
@@ -150,15 +153,26 @@ func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time)
 		if decided == 0 && len(tc.live()[tc.first].Snapshot().Assignments) == n {
 			decided = time.Since(start)
 		}
-		if os.Getenv("KNODE_BENCH_DEBUG") != "" && time.Since(start) > 8*time.Second && time.Since(start) < 8050*time.Millisecond {
-			alive, digests := map[int]int{}, map[uint64]int{}
-			for _, a := range tc.live() {
-				alive[a.g.NumAlive()]++
-				dg, c := a.state.Digest()
-				digests[dg^uint64(c)<<56]++
-				_ = c
+		if os.Getenv("KNODE_BENCH_DEBUG") != "" && time.Since(start) > 1500*time.Millisecond && time.Since(start) < 1550*time.Millisecond {
+			union := map[string]bool{}
+			have := map[string]map[string]bool{}
+			for name, a := range tc.live() {
+				snap := a.Snapshot()
+				have[name] = map[string]bool{}
+				for k := range snap.Assignments {
+					union["a/"+k], have[name]["a/"+k] = true, true
+				}
+				for k := range snap.Nodes {
+					union["n/"+k], have[name]["n/"+k] = true, true
+				}
 			}
-			tc.t.Logf("DEBUG at 8s: alive counts %v; %d distinct digests; sizes %v", alive, len(digests), digests)
+			nodes, missing := 0, 0
+			for _, h := range have {
+				if len(h) < len(union) {
+					nodes, missing = nodes+1, missing+len(union)-len(h)
+				}
+			}
+			tc.t.Logf("DEBUG at 1.5s: %d nodes lack %d records in all", nodes, missing)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

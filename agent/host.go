@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
@@ -165,42 +166,72 @@ func peerKey(s hostprep.Spec) string {
 	return b.String()
 }
 
+// kickHost asks the host loop to look at the pod network again.
+func (a *Agent) kickHost() {
+	select {
+	case a.hostKick <- struct{}{}:
+	default:
+	}
+}
+
+// hostLoop owns the host: it reprograms the pod network when asked, in its
+// own goroutine (a slow or failing host change never holds up gossip or
+// decisions), and retries a failure with a growing delay, until Stop.
+func (a *Agent) hostLoop() {
+	const minRetry, maxRetry = time.Second, time.Minute
+	retry := minRetry
+	timer := time.NewTimer(retry)
+	defer timer.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-a.hostKick:
+		case <-timer.C:
+		}
+		if err := a.keepPeers(a.ctx); err != nil {
+			a.log.Error("update the host's pod network (will retry)", "in", retry, "err", err)
+			timer.Reset(retry)
+			retry = min(2*retry, maxRetry)
+			continue
+		}
+		retry = minRetry
+	}
+}
+
 // keepPeers reprograms routes or overlay entries when the set of nodes or
 // their subnets change (a node joins, is removed, or moves after a
 // partition). It runs in the agent of a configured node.
-func (a *Agent) keepPeers(ctx context.Context) {
+func (a *Agent) keepPeers(ctx context.Context) error {
 	h := a.hostOpts()
 	if h == nil || h.Host == nil {
-		return
+		return nil
 	}
 	a.mu.Lock()
 	last, restored, configured := a.lastPeers, a.restored, a.id.Host
 	a.mu.Unlock()
 	if !configured {
-		return // init or join is still configuring the host: not ours to touch yet
+		return nil // init or join is still configuring the host: not ours to touch yet
 	}
 	if !restored { // the boot phases have not succeeded yet
-		if err := a.RestoreHost(ctx); err != nil {
-			a.log.Error("restore the host's network", "err", err)
-		}
-		return
+		return a.RestoreHost(ctx)
 	}
 	spec, err := a.HostSpec(nil)
 	if err != nil {
-		return
+		return nil // no subnet yet: nothing to route
 	}
 	key := peerKey(spec)
 	if key == last {
-		return
+		return nil
 	}
 	if _, err := hostprep.UpdatePeers(ctx, &spec, h.Host, h.Out, a.log); err != nil {
-		a.log.Error("update pod network for peers", "err", err)
-		return
+		return fmt.Errorf("update pod network for peers: %w", err)
 	}
 	a.log.Info("pod network updated", "peers", len(spec.Peers))
 	a.mu.Lock()
 	a.lastPeers = key
 	a.mu.Unlock()
+	return nil
 }
 
 // SetHost connects (or, with nil, disconnects) the host this agent keeps current.

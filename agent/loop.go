@@ -1,9 +1,9 @@
 package agent
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -19,6 +19,25 @@ func (a *Agent) interval() time.Duration {
 		return 200 * time.Millisecond
 	}
 	return 2 * time.Second
+}
+
+// spawn runs f in a goroutine that Stop waits for.
+func (a *Agent) spawn(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// send delivers a letter in the background (a slow peer never holds up the
+// decision loop).
+func (a *Agent) send(l gossip.Letter) {
+	a.spawn(func() {
+		if err := a.g.Send(l); err != nil {
+			a.log.Debug("send letter", "kind", l.Kind, "to", l.To, "err", err)
+		}
+	})
 }
 
 // claimEvery is how often a node without its decision asks the masters again.
@@ -55,7 +74,7 @@ func (a *Agent) loop() {
 		case <-tick.C:
 		}
 		a.reconcile()
-		a.keepPeers(context.Background())
+		a.kickHost()
 		if time.Since(lastReconnect) > 5*a.interval() {
 			a.reconnect()
 			lastReconnect = time.Now()
@@ -96,13 +115,13 @@ func (a *Agent) reconcile() {
 }
 
 // isAllocator: the first alive master holding the keys, or, in a cluster
-// with no master yet, the node that created it (it holds the keys).
+// with no decision yet, the node that created it (it holds the keys).
 func (a *Agent) isAllocator(snap gossip.Snapshot, alive map[string]bool) bool {
 	if !a.HasSecrets() {
 		return false
 	}
-	if len(roles.Masters(snap)) == 0 {
-		return true
+	if len(snap.Assignments) == 0 {
+		return true // a new cluster: its creator seats itself
 	}
 	return roles.Allocator(snap, alive) == a.id.Name
 }
@@ -170,7 +189,7 @@ func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
 	body := gossip.EncodeClaim(c)
 	for _, m := range roles.Masters(snap) {
 		if m != a.id.Name && alive[m] && snap.Nodes[m].HasSecrets {
-			go a.g.Send(gossip.Letter{Kind: gossip.LetterClaim, To: m, Body: body})
+			a.send(gossip.Letter{Kind: gossip.LetterClaim, To: m, Body: body})
 		}
 	}
 }
@@ -303,7 +322,7 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 		a.mu.Unlock()
 		if due {
 			a.log.Warn("refused a claim", "node", c.Name, "why", why)
-			go a.g.Send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: append(c.SignKey[:], why...)})
+			a.send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: append(c.SignKey[:], why...)})
 		}
 		return
 	}
@@ -324,7 +343,7 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 // sendDecision hands a node its decision directly (a node without one
 // cannot ask for a sync: its letters are not yet verifiable).
 func (a *Agent) sendDecision(d gossip.Assignment) {
-	go a.g.Send(gossip.Letter{Kind: gossip.LetterSyncData, To: d.Node, Body: gossip.EncodeRecords([][]byte{gossip.EncodeAssignment(d)})})
+	a.send(gossip.Letter{Kind: gossip.LetterSyncData, To: d.Node, Body: gossip.EncodeRecords([][]byte{gossip.EncodeAssignment(d)})})
 }
 
 // receiveSecrets opens, checks and stores the master-only keys.
@@ -360,7 +379,7 @@ func (a *Agent) receiveSecrets(s gossip.Letter) {
 	a.secrets = &sec
 	a.mu.Unlock()
 	a.log.Info("received master secrets", "from", s.From)
-	if err := a.publishSelf(nil); err != nil {
+	if err := a.publishSelf(nil); err != nil && !errors.Is(err, gossip.ErrUnbound) {
 		a.log.Error("publish self", "err", err)
 	}
 }
@@ -377,6 +396,7 @@ func (a *Agent) Stop(leave bool) error {
 	a.stopOnce.Do(func() {
 		close(a.stop)
 		<-a.done
+		a.cancel()
 		if a.api != nil {
 			a.api.close()
 		}
@@ -386,6 +406,7 @@ func (a *Agent) Stop(leave bool) error {
 		} else {
 			a.stopErr = a.g.Shutdown()
 		}
+		a.wg.Wait() // letters in flight fail fast once gossip is down
 		close(a.stopped)
 	})
 	<-a.stopped
@@ -441,12 +462,12 @@ func (a *Agent) meetUnknown() {
 		return
 	}
 	a.extraSyncs.Add(1)
-	go func() {
+	a.spawn(func() {
 		defer a.reconnecting.Store(false)
 		if err := a.g.Join(target); err != nil {
 			a.log.Debug("contact a node gossip has not reported", "peer", target, "err", err)
 		}
-	}()
+	})
 }
 
 // reconnect tries to reach one member that gossip has given up on (dead, not
@@ -468,10 +489,10 @@ func (a *Agent) reconnect() {
 	}
 	target := targets[rand.IntN(len(targets))]
 	a.extraSyncs.Add(1)
-	go func() {
+	a.spawn(func() {
 		defer a.reconnecting.Store(false)
 		if err := a.g.Join(target); err == nil {
 			a.log.Info("reconnected", "peer", target)
 		}
-	}()
+	})
 }

@@ -35,7 +35,7 @@ func (d delegate) NotifyMsg(b []byte) {
 	n := d.n
 	switch b[0] {
 	case msgNode, msgAssign:
-		if len(b) > maxText*8 {
+		if len(b) > maxRecordSize {
 			n.rejects.add("(oversized)", fmt.Errorf("record of %d bytes", len(b)))
 			return
 		}
@@ -48,6 +48,16 @@ func (d delegate) NotifyMsg(b []byte) {
 		// does). What push/pull or a sync brings is not.
 		if ch {
 			n.queueMsg(key, bytes.Clone(b))
+		}
+	case msgDigest:
+		dd := dec{b: b[1:]}
+		name, dg, count := dd.string(maxName), dd.uvarint(), dd.uvarint()
+		if dd.end() != nil || !ValidName(name) {
+			n.rejects.add("(digest)", errors.New("bad digest message"))
+			return
+		}
+		if mine, have := n.state.Digest(); dg != mine && count > uint64(have) {
+			n.requestSync(name)
 		}
 	case msgLetter:
 		l, err := decodeLetter(b[1:])
@@ -93,6 +103,15 @@ func (n *Node) verifyLetter(l Letter) error {
 		return nil
 	}
 	a, ok := n.state.Binding(l.From)
+	if !ok && len(l.Cred) > 1 && l.Cred[0] == msgAssign {
+		// An author this node has not heard of yet: its decision came along.
+		if cred, err := decodeAssignment(l.Cred[1:]); err == nil && cred.Node == l.From {
+			if _, err := n.state.MergeAssignment(cred); err != nil {
+				return fmt.Errorf("author's decision: %w", err)
+			}
+			a, ok = n.state.Binding(l.From)
+		}
+	}
 	if !ok {
 		return ErrUnbound
 	}
@@ -102,8 +121,18 @@ func (n *Node) verifyLetter(l Letter) error {
 	return nil
 }
 
+// GetBroadcasts fills a gossip packet with queued records and, when there
+// are any, this node's digest: while news spreads, a node that holds fewer
+// records than a sender pulls what it lacks at once instead of at its next
+// probe. At rest nothing is queued, memberlist sends nothing, and this costs
+// nothing.
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	return d.n.queue.GetBroadcasts(overhead, limit)
+	dg := d.n.state.encodeDigestMsg(d.n.name)
+	msgs := d.n.queue.GetBroadcasts(overhead, limit-overhead-len(dg))
+	if len(msgs) == 0 {
+		return nil
+	}
+	return append(msgs, dg)
 }
 
 // LocalState is the whole state for a joining node, else a digest.
@@ -182,7 +211,7 @@ func (d delegate) NotifyLeave(m *memberlist.Node) {
 // requestSync sends our version vector to peer, at most once a second per
 // peer, and only once this node is bound (letters are signed).
 func (n *Node) requestSync(peer string) {
-	if !n.ready.Load() || peer == n.name || !n.syncs.allow("req/"+peer, time.Second) {
+	if !n.ready.Load() || peer == n.name || !n.syncs.allow("req/"+peer, time.Second) || !n.syncs.allow("req", 200*time.Millisecond) {
 		return
 	}
 	if _, ok := n.state.Binding(n.name); !ok {

@@ -13,6 +13,7 @@ const (
 	msgNode   byte = 1 // NodeInfo, broadcast
 	msgAssign byte = 2 // Assignment, broadcast
 	msgLetter byte = 3 // Letter, sent to one node
+	msgDigest byte = 4 // a sender's digest, added to its gossip while it has news to send
 )
 
 // Push/pull payload types.

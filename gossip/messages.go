@@ -20,6 +20,10 @@ type Letter struct {
 	Time int64 // unix nanoseconds when sent
 	Body []byte
 	Sig  Sig
+	// Cred is the author's own decision (as broadcast, signed by the
+	// decision key), so that a receiver that has not yet heard of the author
+	// can check who it is. It is not covered by Sig: it proves itself.
+	Cred []byte
 }
 
 // LetterKind says what a letter's body is.
@@ -83,6 +87,7 @@ func EncodeLetter(l Letter) []byte {
 	e := enc{b: []byte{msgLetter}}
 	l.body(&e)
 	e.fixed(l.Sig[:])
+	e.bytes(l.Cred)
 	return e.b
 }
 
@@ -97,6 +102,7 @@ func decodeLetter(b []byte) (Letter, error) {
 	l.Time = d.varint()
 	l.Body = d.bytes(maxBody)
 	d.fixed(l.Sig[:])
+	l.Cred = d.bytes(maxRecordSize)
 	if err := d.end(); err != nil {
 		return l, err
 	}

@@ -213,6 +213,9 @@ func joinReason(err error) string {
 // Publish signs this node's own record, keeps it and gossips it.
 func (n *Node) Publish(info NodeInfo) error {
 	info.Name = n.name
+	if _, bound := n.state.Binding(n.name); !bound {
+		return ErrUnbound // published once this node's decision arrives
+	}
 	info.Sign(n.key)
 	ch, err := n.state.MergeNode(info)
 	if err != nil {
@@ -246,6 +249,9 @@ func (n *Node) queueMsg(key string, msg []byte) {
 func (n *Node) Send(l Letter) error {
 	l.From, l.Time = n.name, time.Now().UnixNano()
 	l.Sign(n.key)
+	if own, ok := n.state.Binding(n.name); ok {
+		l.Cred = EncodeAssignment(own)
+	}
 	msg := EncodeLetter(l)
 	// The address comes from membership events (memberlist's own node
 	// structs are written under its lock and must not be read outside it).

@@ -13,12 +13,13 @@ import (
 // Limits on what a peer may send. Anything larger is refused before it is
 // decoded further.
 const (
-	maxName    = 63
-	maxText    = 256     // error strings, versions
-	maxCert    = 8 << 10 // the CA certificate (PEM)
-	maxBody    = 1 << 20 // a letter's body
-	maxRecords = 1 << 16 // records in one state transfer
-	maxState   = 16 << 20
+	maxName       = 63
+	maxText       = 256     // error strings, versions
+	maxCert       = 8 << 10 // the CA certificate (PEM)
+	maxBody       = 1 << 20 // a letter's body
+	maxRecordSize = 2048    // one broadcast record
+	maxRecords    = 1 << 16 // records in one state transfer
+	maxState      = 16 << 20
 	// clockLead bounds how far ahead of the local Lamport clock a decision's
 	// version may be: an allocator ticks once per decision, so a larger jump
 	// is a forgery or a bug, and accepting it could wrap the clock.

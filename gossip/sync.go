@@ -276,3 +276,14 @@ func decodeDigest(b []byte) (name string, digest uint64, n uint64, err error) {
 	name, digest, n = d.string(maxName), d.uvarint(), d.uvarint()
 	return name, digest, n, d.end()
 }
+
+// encodeDigestMsg is the digest message a node adds to the gossip it sends
+// while it has news: a receiver that holds fewer records pulls the rest.
+func (s *State) encodeDigestMsg(name string) []byte {
+	dg, n := s.Digest()
+	e := enc{b: []byte{msgDigest}}
+	e.string(name)
+	e.uvarint(dg)
+	e.uvarint(uint64(n))
+	return e.b
+}

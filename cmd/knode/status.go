@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -62,6 +64,13 @@ func printStatus(w io.Writer, st agent.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Address, m.State, roles, cidr, m.Version, ago(now, m.LastSeen))
 	}
 	tw.Flush()
+	if len(st.Refused) > 0 {
+		var parts []string
+		for _, author := range slices.Sorted(maps.Keys(st.Refused)) {
+			parts = append(parts, fmt.Sprintf("%s %d", author, st.Refused[author]))
+		}
+		fmt.Fprintf(w, "\nrefused gossip input (bad signature or values; a misbehaving or hostile peer), by claimed author: %s\n", strings.Join(parts, ", "))
+	}
 }
 
 func ago(now, t time.Time) string {
