@@ -88,8 +88,8 @@ func formCluster(b *testing.B, n int) formation {
 	}
 	r.drainFor = time.Since(drain)
 	r.restWindow = max(10*time.Second, pushPullPeriod(n)+time.Second)
-	if os.Getenv("KNODE_BENCH_DEBUG") != "" {
-		r.restWindow = time.Second // formation only, while debugging
+	if w, err := time.ParseDuration(os.Getenv("KNODE_BENCH_DEBUG")); err == nil {
+		r.restWindow = w // a shorter window while debugging (not a figure)
 	}
 	sent0, cpu0 := tc.totalSent(), cpuTime()
 	if path := os.Getenv("KNODE_BENCH_REST_PROFILE"); path != "" {

@@ -127,6 +127,9 @@ func New(cfg Config, st *State) (*Node, error) {
 	// restarted machine, a new IP): who a name is, is decided by knode's
 	// signed decisions, not by memberlist's address table.
 	mc.DeadNodeReclaimTime = time.Millisecond
+	// Records are binary and mostly keys and signatures: LZW gains little
+	// on them and costs an allocation-heavy pass over every packet.
+	mc.EnableCompression = false
 	mc.Delegate = delegate{n}
 	mc.Events = delegate{n}
 	mc.Ping = delegate{n}

@@ -24,7 +24,8 @@ type State struct {
 	mu      sync.Mutex
 	pin     [32]byte
 	snap    Snapshot
-	digest  uint64 // XOR of every held record's digestOf
+	view    *Snapshot // a copy of snap shared by readers until snap changes
+	digest  uint64    // XOR of every held record's digestOf
 	pending map[string]NodeInfo
 	changed chan struct{}
 	now     func() time.Time
@@ -50,18 +51,25 @@ func NewState(pin [32]byte) *State {
 // Changed is signalled after any change; one pending signal at most.
 func (s *State) Changed() <-chan struct{} { return s.changed }
 
+// notify marks the state changed: called with s.mu held after every change.
 func (s *State) notify() {
+	s.view = nil
 	select {
 	case s.changed <- struct{}{}:
 	default:
 	}
 }
 
-// Snapshot returns a copy of the whole state.
+// Snapshot returns a consistent copy of the whole state. The copy is shared
+// by every caller until the state changes: its maps must not be modified.
 func (s *State) Snapshot() Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cloneSnapshot(s.snap)
+	if s.view == nil {
+		v := cloneSnapshot(s.snap)
+		s.view = &v
+	}
+	return *s.view
 }
 
 // Digest summarises the held records: equal digests mean equal records
@@ -97,6 +105,7 @@ func (s *State) Tick() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.snap.Clock++
+	s.view = nil
 	return s.snap.Clock
 }
 
@@ -169,7 +178,7 @@ func (s *State) MergeAssignment(a Assignment) (bool, error) {
 		return false, fmt.Errorf("decision for %s: %w", a.Node, ErrBadSig)
 	}
 	if a.Version > s.snap.Clock {
-		s.snap.Clock = a.Version
+		s.snap.Clock = a.Version // notify below drops the shared view
 	}
 	if ok {
 		s.digest ^= digestOf(old.Sig)

@@ -111,6 +111,7 @@ func (s *State) witness(clock uint64) {
 	defer s.mu.Unlock()
 	if clock > s.snap.Clock && clock <= s.snap.Clock+clockLead {
 		s.snap.Clock = clock
+		s.view = nil
 	}
 }
 

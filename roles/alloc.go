@@ -8,6 +8,7 @@ package roles
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -79,6 +80,7 @@ func olderFirst(a, b gossip.Assignment) int {
 // nothing (the agent refuses it). tick returns a fresh Lamport time for each
 // decision.
 func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, by string, tick func() uint64) []gossip.Assignment {
+	s.Assignments = maps.Clone(s.Assignments) // the snapshot is shared: plan on a copy
 	var out []gossip.Assignment
 	decide := func(a gossip.Assignment) {
 		a.Version, a.By = tick(), by
