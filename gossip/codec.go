@@ -161,6 +161,14 @@ func (d *dec) prefix() netip.Prefix {
 	return p
 }
 
+func (d *dec) port() uint16 {
+	p := d.uvarint()
+	if p > 65535 {
+		d.fail(fmt.Errorf("port %d", p))
+	}
+	return uint16(p)
+}
+
 // end reports the first error, or that bytes are left over.
 func (d *dec) end() error {
 	if d.err == nil && len(d.b) > 0 {

@@ -127,7 +127,7 @@ func (n *Node) verifyLetter(l Letter) error {
 // probe. At rest nothing is queued, memberlist sends nothing, and this costs
 // nothing.
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
-	dg := d.n.state.encodeDigestMsg(d.n.name)
+	dg := d.n.state.encodeDigest(msgDigest, d.n.name)
 	msgs := d.n.queue.GetBroadcasts(overhead, limit-overhead-len(dg))
 	if len(msgs) == 0 {
 		return nil
@@ -140,7 +140,7 @@ func (d delegate) LocalState(join bool) []byte {
 	if join {
 		return d.n.state.EncodeFull()
 	}
-	return d.n.state.encodeDigest(d.n.name)
+	return d.n.state.encodeDigest(stateDigest, d.n.name)
 }
 
 func (d delegate) MergeRemoteState(buf []byte, join bool) {

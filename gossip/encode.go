@@ -147,12 +147,7 @@ func decodeAssignment(b []byte) (Assignment, error) {
 	a := Assignment{Node: d.string(maxName)}
 	d.fixed(a.SignKey[:])
 	d.fixed(a.BoxKey[:])
-	a.Addr = d.addr()
-	port := d.uvarint()
-	if port > 65535 {
-		d.fail(fmt.Errorf("port %d", port))
-	}
-	a.Port = uint16(port)
+	a.Addr, a.Port = d.addr(), d.port()
 	a.PodCIDR = d.prefix()
 	seat := d.varint()
 	if seat < -1 || seat > 127 {
@@ -201,12 +196,7 @@ func DecodeClaim(b []byte) (Claim, error) {
 	c := Claim{Name: d.string(maxName)}
 	d.fixed(c.SignKey[:])
 	d.fixed(c.BoxKey[:])
-	c.Addr = d.addr()
-	port := d.uvarint()
-	if port > 65535 {
-		d.fail(fmt.Errorf("port %d", port))
-	}
-	c.Port = uint16(port)
+	c.Addr, c.Port = d.addr(), d.port()
 	c.WantCIDR = d.prefix()
 	c.Time = d.varint()
 	d.fixed(c.Sig[:])

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 )
 
@@ -22,26 +23,17 @@ func (s *State) records(want func(t byte, name string, version uint64) bool) [][
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][]byte
-	for _, name := range sortedKeys(s.snap.Assignments) {
+	for _, name := range slices.Sorted(maps.Keys(s.snap.Assignments)) {
 		if a := s.snap.Assignments[name]; want(msgAssign, name, a.Version) {
 			out = append(out, EncodeAssignment(a))
 		}
 	}
-	for _, name := range sortedKeys(s.snap.Nodes) {
+	for _, name := range slices.Sorted(maps.Keys(s.snap.Nodes)) {
 		if n := s.snap.Nodes[name]; want(msgNode, name, n.Gen) {
 			out = append(out, EncodeNode(n))
 		}
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // EncodeFull is the whole state: the cluster identity, the clock and every
@@ -259,10 +251,12 @@ func DecodeRecords(b []byte) ([][]byte, error) {
 	return out, d.end()
 }
 
-// encodeDigest is the push/pull payload of a node that is not joining.
-func (s *State) encodeDigest(name string) []byte {
+// encodeDigest is this node's name, digest and record count after a type
+// byte: stateDigest for the push/pull payload of a node that is not
+// joining, msgDigest for the message added to gossip while news spreads.
+func (s *State) encodeDigest(t byte, name string) []byte {
 	dg, n := s.Digest()
-	e := enc{b: []byte{stateDigest}}
+	e := enc{b: []byte{t}}
 	e.string(name)
 	e.uvarint(dg)
 	e.uvarint(uint64(n))
@@ -276,15 +270,4 @@ func decodeDigest(b []byte) (name string, digest uint64, n uint64, err error) {
 	}
 	name, digest, n = d.string(maxName), d.uvarint(), d.uvarint()
 	return name, digest, n, d.end()
-}
-
-// encodeDigestMsg is the digest message a node adds to the gossip it sends
-// while it has news: a receiver that holds fewer records pulls the rest.
-func (s *State) encodeDigestMsg(name string) []byte {
-	dg, n := s.Digest()
-	e := enc{b: []byte{msgDigest}}
-	e.string(name)
-	e.uvarint(dg)
-	e.uvarint(uint64(n))
-	return e.b
 }

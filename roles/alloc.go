@@ -88,7 +88,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		out = append(out, a)
 	}
 	// Releases: `knode reset` marked the node removed (its own signed record).
-	for _, name := range sortedNames(s.Nodes) {
+	for _, name := range slices.Sorted(maps.Keys(s.Nodes)) {
 		if a, ok := s.Assignments[name]; ok && s.Nodes[name].Removed && !a.Released {
 			decide(released(a))
 		}
@@ -165,15 +165,6 @@ func Refusal(s gossip.Snapshot, cl gossip.Claim) string {
 		return fmt.Sprintf("the node name %q is held by another machine (its key differs): choose another --node-name, or free the name first (`knode reset` on that machine, or `knode remove %s` once it is gone)", cl.Name, cl.Name)
 	}
 	return ""
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }
 
 func sortedClaims(m map[string]gossip.Claim) []gossip.Claim {
