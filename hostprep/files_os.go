@@ -52,6 +52,11 @@ func (r RootFiles) RemoveAll(name string) error {
 	return os.RemoveAll(r.path(name))
 }
 
+// MkdirAll implements Files.
+func (r RootFiles) MkdirAll(name string, perm fs.FileMode) error {
+	return os.MkdirAll(r.path(name), perm)
+}
+
 // Exists implements Files.
 func (r RootFiles) Exists(name string) bool {
 	_, err := os.Lstat(r.path(name))

@@ -154,6 +154,8 @@ type Files interface {
 	Remove(name string) error
 	// RemoveAll deletes a tree; a missing one is no error.
 	RemoveAll(name string) error
+	// MkdirAll creates a directory and its missing parents.
+	MkdirAll(name string, perm fs.FileMode) error
 	// Exists reports whether name exists.
 	Exists(name string) bool
 }

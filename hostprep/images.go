@@ -19,9 +19,10 @@ func imagesPhase() Phase {
 	}
 }
 
-// planImages imports each archive whose digest is not yet recorded as
-// imported; containerd must be running when the change applies (the units
-// phase starts it).
+// planImages imports each archive this node runs whose digest is not yet
+// recorded as imported; containerd must be running when the change applies
+// (the containerd phase starts it). A worker that becomes a master imports
+// the control plane in the same run that writes its static pods.
 func planImages(ctx context.Context, e *Env) ([]Change, error) {
 	marker := e.Spec.statePath("images.imported")
 	done, err := e.Host.Files.ReadFile(marker)
@@ -34,7 +35,7 @@ func planImages(ctx context.Context, e *Env) ([]Change, error) {
 		if a.SHA256 == "" {
 			return nil, fmt.Errorf("image archive %s: no sha256", a.Path)
 		}
-		if bytes.Contains(done, []byte(a.SHA256+"\n")) {
+		if bytes.Contains(done, []byte(a.SHA256+"\n")) || a.MasterOnly && !e.Spec.Self.Master {
 			continue
 		}
 		cs = append(cs, change("import image archive "+a.Path, func(ctx context.Context) error {

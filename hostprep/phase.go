@@ -79,9 +79,9 @@ const (
 	PhaseIPTables   = "iptables"
 	PhasePKI        = "pki"
 	PhaseContainerd = "containerd"
-	PhaseUnits      = "units"
 	PhaseImages     = "images"
 	PhaseStaticPods = "static-pods"
+	PhaseUnits      = "units"
 )
 
 // Phases returns every phase in the order they run.
@@ -95,9 +95,9 @@ func Phases() []Phase {
 		iptablesPhase(),
 		pkiPhase(),
 		containerdPhase(),
-		unitsPhase(),
 		imagesPhase(),
 		staticPodsPhase(),
+		unitsPhase(), // last: the kubelet starts with everything it reads in place
 	}
 }
 

@@ -12,9 +12,9 @@ import (
 	"knode.dev/knode/hostprep"
 )
 
-// Phases that run after the agent hands over to knode.service: they start
-// services (the units phase starts knode.service itself).
-var afterHandover = []string{hostprep.PhaseUnits, hostprep.PhaseImages, hostprep.PhaseStaticPods}
+// Phases that run after the agent hands over to knode.service: the units
+// phase starts knode.service itself (and the kubelet, last).
+var afterHandover = []string{hostprep.PhaseUnits}
 
 // configureHost stages the payload, gets this node's certificates, applies the
 // host phases, hands the agent over to knode.service and waits until the node

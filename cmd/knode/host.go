@@ -36,7 +36,7 @@ func payloadSpec(m assets.Manifest, dataDir string) (hostprep.Payload, hostprep.
 	p := hostprep.Payload{BinDir: st.BinDir(), CNIBinDir: st.CNIBinDir(), ImagesDir: filepath.Join(dataDir, "images")}
 	imgs := hostprep.Images{Pause: st.ImageRef("pause"), ControlPlane: st.ImageRef("control-plane"), CoreDNS: st.ImageRef("coredns")}
 	for _, img := range m.Images {
-		imgs.Archives = append(imgs.Archives, hostprep.ImageArchive{Path: st.ImagePath(img.Name), SHA256: img.SHA256})
+		imgs.Archives = append(imgs.Archives, hostprep.ImageArchive{Path: st.ImagePath(img.Name), SHA256: img.SHA256, MasterOnly: img.Name == "control-plane"})
 	}
 	return p, imgs
 }

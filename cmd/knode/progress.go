@@ -146,7 +146,9 @@ func (p *progress) Elapsed() time.Duration { return p.now().Sub(p.start) }
 
 func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
 
-func seconds(d time.Duration) float64 { return float64(d.Round(time.Millisecond)) / float64(time.Second) }
+func seconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
+}
 
 type writerFunc func([]byte) (int, error)
 

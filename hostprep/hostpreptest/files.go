@@ -14,7 +14,8 @@ type fakeFile struct {
 }
 
 // Files is an in-memory filesystem of regular files; directories exist
-// implicitly while they hold files.
+// implicitly while they hold files, or as entries of their own once made by
+// MkdirAll.
 type Files struct {
 	mu   sync.Mutex
 	Data map[string]fakeFile
@@ -59,6 +60,19 @@ func (f *Files) RemoveAll(name string) error {
 		if k == name || strings.HasPrefix(k, strings.TrimSuffix(name, "/")+"/") {
 			delete(f.Data, k)
 		}
+	}
+	return nil
+}
+
+// MkdirAll implements hostprep.Files.
+func (f *Files) MkdirAll(name string, perm fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[name]; err != nil {
+		return err
+	}
+	if _, ok := f.Data[name]; !ok {
+		f.Data[name] = fakeFile{perm: perm | fs.ModeDir}
 	}
 	return nil
 }
