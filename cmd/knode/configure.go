@@ -44,11 +44,17 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	}
 	skip := c.StringSlice("skip-phases")
 	ignore := c.StringSlice("ignore-preflight-errors")
-	p.StepAs("host phases", "configuring the host")
-	p.done() // each phase is a row of its own
-	timed := func(phase string, start, end time.Time) { p.Row("phase "+phase, end.Sub(start), end) }
+	p.Header("configuring the host")
+	timed := func(plan string) func(string, time.Time, time.Time) {
+		return func(phase string, start, end time.Time) {
+			if phase == "plan" {
+				phase = plan
+			}
+			p.Row("phase "+phase, end.Sub(start), end)
+		}
+	}
 	first := &hostprep.Runner{Skip: append(append([]string{}, skip...), afterHandover...), IgnorePreflightErrors: ignore,
-		Out: p.Writer(), Timed: timed}
+		Out: p.Writer(), Timed: timed("plan")}
 	if _, err := first.Apply(ctx, &spec, hopts.Host); err != nil {
 		return abort(err)
 	}
@@ -66,13 +72,12 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 			only = append(only, ph)
 		}
 	}
-	second := &hostprep.Runner{Only: only, NoRollback: true, Out: p.Writer(), Timed: timed}
+	second := &hostprep.Runner{Only: only, NoRollback: true, Out: p.Writer(), Timed: timed("plan after handover")}
 	if _, err := second.Apply(ctx, &spec, hopts.Host); err != nil {
 		p.Fail()
 		return fmt.Errorf("%w; the host is partly configured: fix the cause and run `knode reset`, then try again", err)
 	}
-	p.StepAs("waits", "waiting for node %s to be Ready with pod CIDR %s", spec.Self.Name, spec.Self.PodCIDR)
-	p.done() // each wait is a row of its own
+	p.Header("waiting for node %s to be Ready with pod CIDR %s", spec.Self.Name, spec.Self.PodCIDR)
 	if err := b.waitCluster(ctx, spec); err != nil {
 		p.Fail()
 		return err

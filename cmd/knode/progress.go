@@ -58,6 +58,13 @@ func (p *progress) StepAs(row, format string, args ...any) {
 	fmt.Fprintf(p.w, "==> %s ... ", text)
 }
 
+// Header closes the open step and announces a group of sub-steps that are
+// timed one by one (host phases, waits); it is not a row itself.
+func (p *progress) Header(format string, args ...any) {
+	p.done()
+	fmt.Fprintf(p.w, "==> "+format+"\n", args...)
+}
+
 func (p *progress) done() {
 	if !p.open {
 		return

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -57,7 +56,8 @@ func TestProgressNoteDoesNotCloseStep(t *testing.T) {
 }
 
 // TestWaitsAgainstAPIServer runs the node waits against a fake apiserver
-// that becomes ready, registers the node, then makes it Ready with a CIDR.
+// that becomes ready, registers the node, sets its CIDR, then makes it Ready;
+// the rows come in that order whatever the order of the waits.
 func TestWaitsAgainstAPIServer(t *testing.T) {
 	now := time.Now()
 	ca, err := pki.NewCA("demo", now)
@@ -72,22 +72,25 @@ func TestWaitsAgainstAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32
+	began := time.Now()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.TLS.PeerCertificates) == 0 || r.TLS.PeerCertificates[0].Subject.CommonName != "system:node:n1" {
 			http.Error(w, "who?", http.StatusUnauthorized)
 			return
 		}
-		n := calls.Add(1)
+		t := time.Since(began)
 		switch {
-		case r.URL.Path == "/readyz" && n > 2:
+		case r.URL.Path == "/readyz" && t > 300*time.Millisecond:
 			w.Write([]byte("ok"))
-		case r.URL.Path == "/api/v1/nodes/n1" && n > 4:
-			status := "False"
-			if n > 6 {
+		case r.URL.Path == "/api/v1/nodes/n1" && t > 700*time.Millisecond:
+			status, cidr := "False", ""
+			if t > 1500*time.Millisecond {
 				status = "True"
 			}
-			w.Write([]byte(`{"spec":{"podCIDR":"10.10.1.0/24"},"status":{"conditions":[{"type":"Ready","status":"` + status + `"}]}}`))
+			if t > 1100*time.Millisecond {
+				cidr = "10.10.1.0/24"
+			}
+			w.Write([]byte(`{"spec":{"podCIDR":"` + cidr + `"},"status":{"conditions":[{"type":"Ready","status":"` + status + `"}]}}`))
 		default:
 			http.Error(w, "not yet", http.StatusServiceUnavailable)
 		}
@@ -114,14 +117,14 @@ func TestWaitsAgainstAPIServer(t *testing.T) {
 	p := newProgress(&b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := runWaits(ctx, p, append([]wait{apiServing(api)}, nodeWaits(api, "n1", "10.10.1.0/24")...)); err != nil {
+	if err := runWaits(ctx, p, append(nodeWaits(api, "n1", "10.10.1.0/24"), apiServing(api))); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
 	for _, r := range p.Timings() {
 		names = append(names, r.Name)
 	}
-	if got := strings.Join(names, ","); got != "apiserver serving,node registered,node Ready,podCIDR set" {
+	if got := strings.Join(names, ","); got != "apiserver serving,node registered,podCIDR set,node Ready" {
 		t.Errorf("rows: %s", got)
 	}
 

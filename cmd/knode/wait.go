@@ -33,35 +33,56 @@ type wait struct {
 	check func(ctx context.Context) (ok bool, last string)
 }
 
-// runWaits waits for each condition in turn and records how long each took
-// after the previous one. The returned error names the first condition that
-// did not hold before ctx ended, with what was seen last.
+// runWaits polls every condition at once, each until it holds, and records
+// them in the order they came true: a row's seconds are the time since the
+// previous row (or since the waits began), its "at" when it was seen. The
+// returned error names the conditions that did not hold before ctx ended,
+// with what each saw last.
 func runWaits(ctx context.Context, p *progress, ws []wait) error {
-	prev := time.Now()
-	for _, w := range ws {
-		var last string
-		for {
-			ok, seen := w.check(ctx)
-			if seen != "" {
-				last = seen
-			}
-			if ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				if last == "" {
-					last = "nothing yet"
-				}
-				return fmt.Errorf("%s: not within the wait (last seen: %s)", w.name, last)
-			case <-time.After(pollEvery):
-			}
-		}
-		now := time.Now()
-		p.Row(w.name, now.Sub(prev), now)
-		prev = now
+	type result struct {
+		name string
+		at   time.Time
+		err  error
 	}
-	return nil
+	begin := time.Now()
+	results := make(chan result, len(ws))
+	for _, w := range ws {
+		go func() {
+			var last string
+			for {
+				ok, seen := w.check(ctx)
+				if seen != "" {
+					last = seen
+				}
+				if ok {
+					results <- result{name: w.name, at: time.Now()}
+					return
+				}
+				select {
+				case <-ctx.Done():
+					if last == "" {
+						last = "nothing yet"
+					}
+					results <- result{name: w.name, err: fmt.Errorf("%s: not within the wait (last seen: %s)", w.name, last)}
+					return
+				case <-time.After(pollEvery):
+				}
+			}
+		}()
+	}
+	prev := begin
+	var errs []error
+	for range ws {
+		r := <-results
+		if r.err != nil {
+			errs = append(errs, r.err)
+			continue
+		}
+		p.Note("%s (%s)", r.name, round(r.at.Sub(begin)))
+		p.Row(r.name, r.at.Sub(prev), r.at)
+		prev = r.at
+	}
+	return errors.Join(errs...)
 }
 
 // staticPodsStarted holds once the kubelet has started a container for each
