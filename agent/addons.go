@@ -80,8 +80,8 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 	a.mu.Unlock()
 	if !dnsDone {
 		h := a.hostOpts()
-		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, ClusterIP: manifests.ClusterDNS(c.ServiceCIDR),
-			Domain: hostprep.DefaultDomain, Replicas: 1})
+		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, BinDir: hostprep.PayloadLink,
+			ClusterIP: manifests.ClusterDNS(c.ServiceCIDR), Domain: hostprep.DefaultDomain, Replicas: 1})
 		if _, err := a.kubectl(ctx, yaml, "apply", "-f", "-"); err != nil {
 			a.log.Warn("apply CoreDNS", "err", err)
 		} else {

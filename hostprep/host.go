@@ -156,6 +156,10 @@ type Files interface {
 	RemoveAll(name string) error
 	// MkdirAll creates a directory and its missing parents.
 	MkdirAll(name string, perm fs.FileMode) error
+	// Symlink replaces name atomically with a symlink to target, creating
+	// parent directories; Readlink returns a symlink's target.
+	Symlink(target, name string) error
+	Readlink(name string) (string, error)
 	// Exists reports whether name exists.
 	Exists(name string) bool
 }

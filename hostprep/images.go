@@ -11,10 +11,24 @@ import (
 func imagesPhase() Phase {
 	return Phase{
 		Name:        PhaseImages,
-		Description: "import the payload's image tarballs into containerd (namespace k8s.io)",
-		Plan:        planImages,
+		Description: "import the payload's image tarballs into containerd (namespace k8s.io) and link the staged binaries at " + PayloadLink + " for the pods that run them",
+		Plan: func(ctx context.Context, e *Env) ([]Change, error) {
+			cs, err := planImages(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			return append(planPayloadLink(e), cs...), nil
+		},
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
-			return planRemove(e, e.Spec.statePath("images.imported")), nil
+			cs := planRemove(e, e.Spec.statePath("images.imported"))
+			if _, err := e.Host.Files.Readlink(PayloadLink); err == nil {
+				cs = append(cs, planRemove(e, PayloadLink)...)
+				cs = append(cs, change("remove "+path.Dir(PayloadLink)+" if empty", func(context.Context) error {
+					e.Host.Files.Remove(path.Dir(PayloadLink)) // fails harmlessly when not empty
+					return nil
+				}))
+			}
+			return cs, nil
 		},
 	}
 }
@@ -47,6 +61,17 @@ func planImages(ctx context.Context, e *Env) ([]Change, error) {
 		}))
 	}
 	return cs, nil
+}
+
+// planPayloadLink points PayloadLink at this node's staged binaries.
+func planPayloadLink(e *Env) []Change {
+	target := e.Spec.Payload.BinDir
+	if cur, err := e.Host.Files.Readlink(PayloadLink); err == nil && cur == target {
+		return nil
+	}
+	return []Change{change("link "+PayloadLink+" -> "+target, func(context.Context) error {
+		return e.Host.Files.Symlink(target, PayloadLink)
+	})}
 }
 
 func splitLines(b []byte) []string {

@@ -33,7 +33,7 @@ func planStaticPods(ctx context.Context, e *Env) ([]Change, error) {
 		NodeName: s.Self.Name, AdvertiseAddress: s.Self.Address, ClusterName: s.Cluster.Name, ClusterDomain: s.Cluster.Domain,
 		ServiceCIDR: s.Cluster.ServiceCIDR, PodCIDR: s.Cluster.PodCIDR,
 		Image: s.Images.ControlPlane, EtcdImage: s.Images.Etcd, Command: s.Images.ControlPlaneCommand,
-		KubernetesDir: KubernetesDir, PKIDir: PKIDir, EtcdDataDir: EtcdDataDir,
+		KubernetesDir: KubernetesDir, PKIDir: PKIDir, EtcdDataDir: EtcdDataDir, BinDir: s.Payload.BinDir,
 	}
 	for _, m := range s.Masters() {
 		cp.Members = append(cp.Members, manifests.EtcdMember{Name: m.Name, Address: m.Address})

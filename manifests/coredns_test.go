@@ -15,6 +15,7 @@ import (
 func TestCoreDNSGolden(t *testing.T) {
 	golden(t, "coredns.yaml", CoreDNSAddon(CoreDNS{
 		Image:     "knode.local/coredns:v1.14.7",
+		BinDir:    "/opt/knode/bin",
 		ClusterIP: ClusterDNS(netip.MustParsePrefix("10.96.0.0/12")),
 		Domain:    "cluster.local",
 	}))

@@ -77,6 +77,28 @@ func (f *Files) MkdirAll(name string, perm fs.FileMode) error {
 	return nil
 }
 
+// Symlink implements hostprep.Files: a link is an entry holding its target.
+func (f *Files) Symlink(target, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[name]; err != nil {
+		return err
+	}
+	f.Data[name] = fakeFile{data: []byte(target), perm: fs.ModeSymlink | 0o777}
+	return nil
+}
+
+// Readlink implements hostprep.Files.
+func (f *Files) Readlink(name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.Data[name]
+	if !ok || x.perm&fs.ModeSymlink == 0 {
+		return "", fmt.Errorf("readlink %s: %w", name, fs.ErrInvalid)
+	}
+	return string(x.data), nil
+}
+
 // Exists implements hostprep.Files.
 func (f *Files) Exists(name string) bool {
 	f.mu.Lock()
