@@ -27,6 +27,8 @@ type clusterChores struct {
 	dns     bool
 	patched map[string]string // node -> podCIDR set on its Node object
 	deleted map[string]bool
+	waiting map[string]time.Time // node -> first failed podCIDR patch (not registered yet)
+	down    time.Time            // first failed /readyz since the apiserver last answered
 }
 
 func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
@@ -66,15 +68,49 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 	})
 }
 
+// choresRetry is how often a round looks again for what it waits for (the
+// apiserver, a Node its kubelet is registering) during the first choresQuick
+// of the wait: the addon and each podCIDR land as soon as they can, which
+// init and join wait for. A longer wait goes on at the rounds' 5 s pace.
+const (
+	choresRetry = 500 * time.Millisecond
+	choresQuick = 20 * time.Second
+)
+
 func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
-	if _, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz"); err != nil {
-		return // the apiserver is not up yet
+	again := func(since time.Time) bool { // false: the round ends here
+		if time.Since(since) > choresQuick {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(choresRetry):
+			return true
+		}
+	}
+	for {
+		_, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz")
+		a.mu.Lock()
+		if err == nil {
+			a.chores.down = time.Time{}
+		} else if a.chores.down.IsZero() {
+			a.chores.down = time.Now()
+		}
+		down := a.chores.down
+		a.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if !again(down) {
+			return // the apiserver is not up yet
+		}
 	}
 	c := a.cluster
 	a.mu.Lock()
 	ch := &a.chores
 	if ch.patched == nil {
-		ch.patched, ch.deleted = map[string]string{}, map[string]bool{}
+		ch.patched, ch.deleted, ch.waiting = map[string]string{}, map[string]bool{}, map[string]time.Time{}
 	}
 	dnsDone := ch.dns
 	a.mu.Unlock()
@@ -91,6 +127,16 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			a.mu.Unlock()
 		}
 	}
+	start := time.Now()
+	for retry := true; retry; {
+		retry = a.nodeChores(ctx, snap) && again(start)
+	}
+}
+
+// nodeChores sets each active node's podCIDR and deletes removed nodes' Node
+// objects; it reports whether a node was not registered yet.
+func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregistered bool) {
+	ch := &a.chores
 	for name, as := range snap.Assignments {
 		a.mu.Lock()
 		done, gone := ch.patched[name] == as.PodCIDR.String(), ch.deleted[name]
@@ -107,15 +153,25 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
 			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
-				continue // its kubelet has not registered it yet
+				// Its kubelet has not registered it yet: look again soon while
+				// it is joining, at the round's pace after that.
+				a.mu.Lock()
+				if _, ok := ch.waiting[name]; !ok {
+					ch.waiting[name] = time.Now()
+				}
+				unregistered = unregistered || time.Since(ch.waiting[name]) < choresQuick
+				a.mu.Unlock()
+				continue
 			}
 			a.log.Info("set the Node's podCIDR", "node", name, "podCIDR", cidr)
 			a.mu.Lock()
 			ch.patched[name] = cidr
 			delete(ch.deleted, name)
+			delete(ch.waiting, name)
 			a.mu.Unlock()
 		}
 	}
+	return unregistered
 }
 
 // pending reports whether a round has anything left to do; at rest it has

@@ -50,9 +50,13 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 		}),
 	}
 	us := []unitFile{
-		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
 		{name: "kube-proxy.service", data: manifests.KubeProxyUnit(n), configs: []string{KubeProxyConfigPath, KubeProxyKubeconfig}},
 		{name: "knode.service", data: manifests.KnodeUnit(n), noRestart: true},
+		// The kubelet last, after the units systemd starts with it: its first
+		// pod cgroups are then made while systemd is otherwise idle (on
+		// cgroup v1 with the systemd driver a pod whose cgroup is not ready
+		// waits out the kubelet's 10 s sync back-off).
+		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
 	}
 	return us, configs
 }
