@@ -178,7 +178,7 @@ func TestPhaseSelection(t *testing.T) {
 	for _, p := range hostprep.Phases() {
 		names = append(names, p.Name)
 	}
-	want := "preflight kernel bridge pod-network cni iptables pki containerd images static-pods units"
+	want := "preflight kernel bridge pod-network cni iptables pki containerd images static-pods units controllers"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("phases: %s\nwant: %s", got, want)
 	}

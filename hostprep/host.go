@@ -189,6 +189,9 @@ type Probe interface {
 	Facts(ctx context.Context) (Facts, error)
 	// PortInUse reports whether a TCP port is already bound.
 	PortInUse(port int) bool
+	// Serving reports whether url answers 200 over HTTPS with a certificate
+	// of the CA in caPEM (the local apiserver's /readyz).
+	Serving(ctx context.Context, url string, caPEM []byte) bool
 }
 
 // Facts are what Probe found.

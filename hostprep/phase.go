@@ -71,17 +71,18 @@ type Phase struct {
 
 // Phase names, in the order Phases returns them.
 const (
-	PhasePreflight  = "preflight"
-	PhaseKernel     = "kernel"
-	PhaseBridge     = "bridge"
-	PhasePodNetwork = "pod-network"
-	PhaseCNI        = "cni"
-	PhaseIPTables   = "iptables"
-	PhasePKI        = "pki"
-	PhaseContainerd = "containerd"
-	PhaseImages     = "images"
-	PhaseStaticPods = "static-pods"
-	PhaseUnits      = "units"
+	PhasePreflight   = "preflight"
+	PhaseKernel      = "kernel"
+	PhaseBridge      = "bridge"
+	PhasePodNetwork  = "pod-network"
+	PhaseCNI         = "cni"
+	PhaseIPTables    = "iptables"
+	PhasePKI         = "pki"
+	PhaseContainerd  = "containerd"
+	PhaseImages      = "images"
+	PhaseStaticPods  = "static-pods"
+	PhaseUnits       = "units"
+	PhaseControllers = "controllers"
 )
 
 // Phases returns every phase in the order they run.
@@ -97,7 +98,8 @@ func Phases() []Phase {
 		containerdPhase(),
 		imagesPhase(),
 		staticPodsPhase(),
-		unitsPhase(), // last: the kubelet starts with everything it reads in place
+		unitsPhase(), // the kubelet starts with everything it reads in place
+		controllersPhase(),
 	}
 }
 

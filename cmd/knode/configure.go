@@ -14,7 +14,7 @@ import (
 
 // Phases that run after the agent hands over to knode.service: the units
 // phase starts knode.service itself (and the kubelet, last).
-var afterHandover = []string{hostprep.PhaseUnits}
+var afterHandover = []string{hostprep.PhaseUnits, hostprep.PhaseControllers}
 
 // configureHost stages the payload, gets this node's certificates, applies the
 // host phases, hands the agent over to knode.service and waits until the node
