@@ -72,7 +72,7 @@ func coreDNSClusterRole() clusterRole {
 }
 
 // corefile is kubeadm's Corefile for domain. It uses only plugins that
-// knode's CoreDNS build (release/build/coredns) compiles in.
+// knode's CoreDNS build (release/build/kube/coredns.go) compiles in.
 //
 // forward sends other names to the node's upstream servers: the pods run
 // with dnsPolicy Default, so their /etc/resolv.conf is the file the

@@ -113,7 +113,7 @@ func TestCoreDNSDefaults(t *testing.T) {
 }
 
 // TestCorefilePlugins keeps the Corefile to the plugins knode's CoreDNS
-// build compiles in (release/build/coredns); any other directive would
+// build compiles in (release/build/kube/coredns.go); any other directive would
 // stop CoreDNS at startup.
 func TestCorefilePlugins(t *testing.T) {
 	built := []string{"kubernetes", "forward", "cache", "errors", "health", "ready", "loop", "reload", "loadbalance", "log", "prometheus"}

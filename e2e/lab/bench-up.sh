@@ -68,6 +68,6 @@ report() { # report KIND FILES...: one line per row name, in the order of the fi
   done
 }
 report "knode init" "$WORK"/init-*.json
-report "knode join (joins started together)" "$WORK"/join-*.json
+if [ "$NODES" -gt 1 ]; then report "knode join (joins started together)" "$WORK"/join-*.json; fi
 printf '\n%s nodes, init start to all Ready with CoreDNS: %s s (n=%d)\n' "$NODES" \
   "$(jq -r .all "$WORK"/all-*.json | stats)" "$RUNS"
