@@ -12,9 +12,6 @@ func kubePrograms() []string {
 	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 }
 
-// etcdPrograms are the etcd commands of the same binary.
-func etcdPrograms() []string { return []string{"etcd", "etcdctl", "etcdutl"} }
-
 // PodBinDir is where the payload's images expect the staged binaries: pods mount the node's
 // staged bin directory there, read-only, so that images hold no binary of their own (no copy of
 // the 150 MB kube binary to assemble, import and store per image) and run exactly the verified
