@@ -52,7 +52,7 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 		return
 	}
 	a.mu.Lock()
-	if !a.chores.pending(snap) || a.chores.busy || time.Since(a.chores.last) < 5*time.Second {
+	if !a.chores.pending(snap) || a.chores.busy || time.Since(a.chores.last) < 5*time.Second && !a.chores.fresh(snap) {
 		a.mu.Unlock()
 		return
 	}
@@ -128,7 +128,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 		}
 	}
 	start := time.Now()
-	for retry := true; retry; {
+	for retry := true; retry; snap = a.state.Snapshot() { // a retry also serves nodes assigned meanwhile
 		retry = a.nodeChores(ctx, snap) && again(start)
 	}
 }
@@ -172,6 +172,18 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 		}
 	}
 	return unregistered
+}
+
+// fresh reports whether a node waits for a podCIDR that no round has tried
+// to set yet (a joiner): its round starts at once. Called with the agent's
+// lock held.
+func (ch *clusterChores) fresh(snap gossip.Snapshot) bool {
+	for name, as := range snap.Assignments {
+		if _, tried := ch.waiting[name]; roles.Active(as) && ch.patched[name] != as.PodCIDR.String() && !tried {
+			return true
+		}
+	}
+	return false
 }
 
 // pending reports whether a round has anything left to do; at rest it has
