@@ -27,6 +27,8 @@ type clusterChores struct {
 	dns     bool
 	patched map[string]string // node -> podCIDR set on its Node object
 	deleted map[string]bool
+	waiting map[string]time.Time // node -> first failed podCIDR patch (not registered yet)
+	down    time.Time            // first failed /readyz since the apiserver last answered
 }
 
 func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
@@ -50,7 +52,7 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 		return
 	}
 	a.mu.Lock()
-	if !a.chores.pending(snap) || a.chores.busy || time.Since(a.chores.last) < 5*time.Second {
+	if !a.chores.pending(snap) || a.chores.busy || time.Since(a.chores.last) < 5*time.Second && !a.chores.fresh(snap) {
 		a.mu.Unlock()
 		return
 	}
@@ -66,22 +68,56 @@ func (a *Agent) choresDue(snap gossip.Snapshot, alive map[string]bool) {
 	})
 }
 
+// choresRetry is how often a round looks again for what it waits for (the
+// apiserver, a Node its kubelet is registering) during the first choresQuick
+// of the wait: the addon and each podCIDR land as soon as they can, which
+// init and join wait for. A longer wait goes on at the rounds' 5 s pace.
+const (
+	choresRetry = 500 * time.Millisecond
+	choresQuick = 20 * time.Second
+)
+
 func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
-	if _, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz"); err != nil {
-		return // the apiserver is not up yet
+	again := func(since time.Time) bool { // false: the round ends here
+		if time.Since(since) > choresQuick {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(choresRetry):
+			return true
+		}
+	}
+	for {
+		_, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz")
+		a.mu.Lock()
+		if err == nil {
+			a.chores.down = time.Time{}
+		} else if a.chores.down.IsZero() {
+			a.chores.down = time.Now()
+		}
+		down := a.chores.down
+		a.mu.Unlock()
+		if err == nil {
+			break
+		}
+		if !again(down) {
+			return // the apiserver is not up yet
+		}
 	}
 	c := a.cluster
 	a.mu.Lock()
 	ch := &a.chores
 	if ch.patched == nil {
-		ch.patched, ch.deleted = map[string]string{}, map[string]bool{}
+		ch.patched, ch.deleted, ch.waiting = map[string]string{}, map[string]bool{}, map[string]time.Time{}
 	}
 	dnsDone := ch.dns
 	a.mu.Unlock()
 	if !dnsDone {
 		h := a.hostOpts()
-		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, ClusterIP: manifests.ClusterDNS(c.ServiceCIDR),
-			Domain: hostprep.DefaultDomain, Replicas: 1})
+		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, BinDir: hostprep.PayloadLink,
+			ClusterIP: manifests.ClusterDNS(c.ServiceCIDR), Domain: hostprep.DefaultDomain, Replicas: 1})
 		if _, err := a.kubectl(ctx, yaml, "apply", "-f", "-"); err != nil {
 			a.log.Warn("apply CoreDNS", "err", err)
 		} else {
@@ -91,6 +127,16 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			a.mu.Unlock()
 		}
 	}
+	start := time.Now()
+	for retry := true; retry; snap = a.state.Snapshot() { // a retry also serves nodes assigned meanwhile
+		retry = a.nodeChores(ctx, snap) && again(start)
+	}
+}
+
+// nodeChores sets each active node's podCIDR and deletes removed nodes' Node
+// objects; it reports whether a node was not registered yet.
+func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregistered bool) {
+	ch := &a.chores
 	for name, as := range snap.Assignments {
 		a.mu.Lock()
 		done, gone := ch.patched[name] == as.PodCIDR.String(), ch.deleted[name]
@@ -107,15 +153,37 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
 			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
-				continue // its kubelet has not registered it yet
+				// Its kubelet has not registered it yet: look again soon while
+				// it is joining, at the round's pace after that.
+				a.mu.Lock()
+				if _, ok := ch.waiting[name]; !ok {
+					ch.waiting[name] = time.Now()
+				}
+				unregistered = unregistered || time.Since(ch.waiting[name]) < choresQuick
+				a.mu.Unlock()
+				continue
 			}
 			a.log.Info("set the Node's podCIDR", "node", name, "podCIDR", cidr)
 			a.mu.Lock()
 			ch.patched[name] = cidr
 			delete(ch.deleted, name)
+			delete(ch.waiting, name)
 			a.mu.Unlock()
 		}
 	}
+	return unregistered
+}
+
+// fresh reports whether a node waits for a podCIDR that no round has tried
+// to set yet (a joiner): its round starts at once. Called with the agent's
+// lock held.
+func (ch *clusterChores) fresh(snap gossip.Snapshot) bool {
+	for name, as := range snap.Assignments {
+		if _, tried := ch.waiting[name]; roles.Active(as) && ch.patched[name] != as.PodCIDR.String() && !tried {
+			return true
+		}
+	}
+	return false
 }
 
 // pending reports whether a round has anything left to do; at rest it has

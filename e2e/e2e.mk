@@ -6,6 +6,7 @@
 #   make lab-status       what of the lab exists
 #   make e2e [E2E_RUN=]   the scenarios (go test -tags e2e ./e2e); always removes the lab afterwards
 #   make e2e-smoke        the harness's own test: nodes up, systemd, ping, clean teardown
+#   make bench-up [BENCH_RUNS=5] [N=4]  bring-up timings: knode's own tables over fresh labs
 # Every knob of e2e/lab/lab.sh is an environment variable (KNODE_E2E_*; `e2e/lab/lab.sh help`).
 
 LAB_SH     := e2e/lab/lab.sh
@@ -17,13 +18,18 @@ E2E_RUN    ?= .
 E2E_TIMEOUT ?= 120m
 E2E_GOTEST := $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT)
 
-.PHONY: lab lab-down lab-nodes lab-status lab-purge e2e e2e-smoke e2e-knode
+.PHONY: lab lab-down lab-nodes lab-status lab-purge e2e e2e-smoke e2e-knode bench-up
 
 e2e-knode:
 	@$(MAKE) --no-print-directory $(KNODE_TARGET)
 
 lab: e2e-knode ## a running cluster of N=3 node containers on this machine (see e2e/README.md)
 	KNODE_BIN=$(KNODE_BIN) $(LAB_SH) cluster $(LAB_NODES)
+
+BENCH_RUNS ?= 5
+bench-up: e2e-knode ## init + N-1 joins started together, BENCH_RUNS=5 times; medians and ranges of knode's timing tables (N=4)
+	@rc=0; $(LAB_SH) prepare && KNODE_BIN=$(KNODE_BIN) e2e/lab/bench-up.sh $(BENCH_RUNS) $(or $(N),4) || rc=$$?; \
+	  $(LAB_SH) down || { d=$$?; [ $$rc -ne 0 ] || rc=$$d; }; exit $$rc
 
 lab-down: ## remove everything `make lab` or `make lab-nodes` made
 	$(LAB_SH) down

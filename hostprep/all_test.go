@@ -48,7 +48,7 @@ func fullSpec(t *testing.T, mode hostprep.NetworkMode) (*hostprep.Spec, *pki.CA)
 	s := testSpec(mode)
 	s.PKI = hostprep.PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub}
 	s.Images = hostprep.Images{Pause: "knode.local/pause:3.10", ControlPlane: "knode.local/control-plane:v1.36.3",
-		Archives: []hostprep.ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa"}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
+		Archives: []hostprep.ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa", MasterOnly: true}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
 	return s, ca
 }
 
@@ -178,7 +178,7 @@ func TestPhaseSelection(t *testing.T) {
 	for _, p := range hostprep.Phases() {
 		names = append(names, p.Name)
 	}
-	want := "preflight kernel bridge pod-network cni iptables pki containerd units images static-pods"
+	want := "preflight kernel bridge pod-network cni iptables pki containerd images static-pods units controllers"
 	if got := strings.Join(names, " "); got != want {
 		t.Errorf("phases: %s\nwant: %s", got, want)
 	}

@@ -52,6 +52,32 @@ func (r RootFiles) RemoveAll(name string) error {
 	return os.RemoveAll(r.path(name))
 }
 
+// MkdirAll implements Files.
+func (r RootFiles) MkdirAll(name string, perm fs.FileMode) error {
+	return os.MkdirAll(r.path(name), perm)
+}
+
+// Symlink implements Files: a temporary link renamed over name.
+func (r RootFiles) Symlink(target, name string) error {
+	p := r.path(name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(p), fmt.Sprintf(".%s.%d.link", filepath.Base(p), os.Getpid()))
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// Readlink implements Files.
+func (r RootFiles) Readlink(name string) (string, error) { return os.Readlink(r.path(name)) }
+
 // Exists implements Files.
 func (r RootFiles) Exists(name string) bool {
 	_, err := os.Lstat(r.path(name))

@@ -154,6 +154,12 @@ type Files interface {
 	Remove(name string) error
 	// RemoveAll deletes a tree; a missing one is no error.
 	RemoveAll(name string) error
+	// MkdirAll creates a directory and its missing parents.
+	MkdirAll(name string, perm fs.FileMode) error
+	// Symlink replaces name atomically with a symlink to target, creating
+	// parent directories; Readlink returns a symlink's target.
+	Symlink(target, name string) error
+	Readlink(name string) (string, error)
 	// Exists reports whether name exists.
 	Exists(name string) bool
 }
@@ -183,6 +189,9 @@ type Probe interface {
 	Facts(ctx context.Context) (Facts, error)
 	// PortInUse reports whether a TCP port is already bound.
 	PortInUse(port int) bool
+	// Serving reports whether url answers 200 over HTTPS with a certificate
+	// of the CA in caPEM (the local apiserver's /readyz).
+	Serving(ctx context.Context, url string, caPEM []byte) bool
 }
 
 // Facts are what Probe found.

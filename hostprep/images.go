@@ -11,17 +11,32 @@ import (
 func imagesPhase() Phase {
 	return Phase{
 		Name:        PhaseImages,
-		Description: "import the payload's image tarballs into containerd (namespace k8s.io)",
-		Plan:        planImages,
+		Description: "import the payload's image tarballs into containerd (namespace k8s.io) and link the staged binaries at " + PayloadLink + " for the pods that run them",
+		Plan: func(ctx context.Context, e *Env) ([]Change, error) {
+			cs, err := planImages(ctx, e)
+			if err != nil {
+				return nil, err
+			}
+			return append(planPayloadLink(e), cs...), nil
+		},
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
-			return planRemove(e, e.Spec.statePath("images.imported")), nil
+			cs := planRemove(e, e.Spec.statePath("images.imported"))
+			if _, err := e.Host.Files.Readlink(PayloadLink); err == nil {
+				cs = append(cs, planRemove(e, PayloadLink)...)
+				cs = append(cs, change("remove "+path.Dir(PayloadLink)+" if empty", func(context.Context) error {
+					e.Host.Files.Remove(path.Dir(PayloadLink)) // fails harmlessly when not empty
+					return nil
+				}))
+			}
+			return cs, nil
 		},
 	}
 }
 
-// planImages imports each archive whose digest is not yet recorded as
-// imported; containerd must be running when the change applies (the units
-// phase starts it).
+// planImages imports each archive this node runs whose digest is not yet
+// recorded as imported; containerd must be running when the change applies
+// (the containerd phase starts it). A worker that becomes a master imports
+// the control plane in the same run that writes its static pods.
 func planImages(ctx context.Context, e *Env) ([]Change, error) {
 	marker := e.Spec.statePath("images.imported")
 	done, err := e.Host.Files.ReadFile(marker)
@@ -34,7 +49,7 @@ func planImages(ctx context.Context, e *Env) ([]Change, error) {
 		if a.SHA256 == "" {
 			return nil, fmt.Errorf("image archive %s: no sha256", a.Path)
 		}
-		if bytes.Contains(done, []byte(a.SHA256+"\n")) {
+		if bytes.Contains(done, []byte(a.SHA256+"\n")) || a.MasterOnly && !e.Spec.Self.Master {
 			continue
 		}
 		cs = append(cs, change("import image archive "+a.Path, func(ctx context.Context) error {
@@ -46,6 +61,17 @@ func planImages(ctx context.Context, e *Env) ([]Change, error) {
 		}))
 	}
 	return cs, nil
+}
+
+// planPayloadLink points PayloadLink at this node's staged binaries.
+func planPayloadLink(e *Env) []Change {
+	target := e.Spec.Payload.BinDir
+	if cur, err := e.Host.Files.Readlink(PayloadLink); err == nil && cur == target {
+		return nil
+	}
+	return []Change{change("link "+PayloadLink+" -> "+target, func(context.Context) error {
+		return e.Host.Files.Symlink(target, PayloadLink)
+	})}
 }
 
 func splitLines(b []byte) []string {

@@ -17,6 +17,10 @@ const (
 	ContainerdConfPath  = "/etc/containerd/config.toml"
 	SystemdUnitDir      = "/etc/systemd/system"
 	EtcdDataDir         = "/var/lib/etcd"
+	// PayloadLink points at the staged binaries (the data directory's bin),
+	// at the same path on every node whatever its --data-dir: pods of a
+	// Deployment (CoreDNS) mount it to run them.
+	PayloadLink = "/opt/knode/bin"
 )
 
 // statePath is where hostprep keeps what it must know to undo its changes.

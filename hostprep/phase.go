@@ -71,17 +71,18 @@ type Phase struct {
 
 // Phase names, in the order Phases returns them.
 const (
-	PhasePreflight  = "preflight"
-	PhaseKernel     = "kernel"
-	PhaseBridge     = "bridge"
-	PhasePodNetwork = "pod-network"
-	PhaseCNI        = "cni"
-	PhaseIPTables   = "iptables"
-	PhasePKI        = "pki"
-	PhaseContainerd = "containerd"
-	PhaseUnits      = "units"
-	PhaseImages     = "images"
-	PhaseStaticPods = "static-pods"
+	PhasePreflight   = "preflight"
+	PhaseKernel      = "kernel"
+	PhaseBridge      = "bridge"
+	PhasePodNetwork  = "pod-network"
+	PhaseCNI         = "cni"
+	PhaseIPTables    = "iptables"
+	PhasePKI         = "pki"
+	PhaseContainerd  = "containerd"
+	PhaseImages      = "images"
+	PhaseStaticPods  = "static-pods"
+	PhaseUnits       = "units"
+	PhaseControllers = "controllers"
 )
 
 // Phases returns every phase in the order they run.
@@ -95,9 +96,10 @@ func Phases() []Phase {
 		iptablesPhase(),
 		pkiPhase(),
 		containerdPhase(),
-		unitsPhase(),
 		imagesPhase(),
 		staticPodsPhase(),
+		unitsPhase(), // the kubelet starts with everything it reads in place
+		controllersPhase(),
 	}
 }
 

@@ -5,8 +5,11 @@ package hostprep
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,6 +21,26 @@ import (
 
 // linuxProbe implements Probe by looking at /proc and /sys.
 type linuxProbe struct{}
+
+// Serving implements Probe.
+func (linuxProbe) Serving(ctx context.Context, url string, caPEM []byte) bool {
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return false
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
 
 func (linuxProbe) Facts(ctx context.Context) (Facts, error) {
 	f := Facts{EUID: os.Geteuid(), OS: runtime.GOOS, Arch: runtime.GOARCH, Now: time.Now(), CgroupVersion: 1}

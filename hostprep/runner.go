@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Runner applies phases to a host. The zero value runs every phase.
@@ -34,6 +35,9 @@ type Runner struct {
 	Out io.Writer
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
+	// Timed, when set, is told how long planning ("plan") and then each
+	// applied phase took, for the timing table of init and join.
+	Timed func(phase string, start, end time.Time)
 }
 
 // Apply brings h to the state s describes and returns the changes made (or,
@@ -49,6 +53,7 @@ func (r *Runner) Apply(ctx context.Context, s *Spec, h *Host) ([]Change, error) 
 		return nil, err
 	}
 	e := r.env(&spec, h)
+	start := time.Now()
 	plans := make([][]Change, len(phases))
 	var errs []error
 	seen := map[string]bool{}
@@ -63,15 +68,24 @@ func (r *Runner) Apply(ctx context.Context, s *Spec, h *Host) ([]Change, error) 
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	r.timed("plan", start)
 	var done []Change
 	for i, p := range phases {
+		start := time.Now()
 		applied, err := r.applyPlan(ctx, e, p, plans[i])
+		r.timed(p.Name, start)
 		done = append(done, applied...)
 		if err != nil {
 			return done, r.rollback(ctx, e, phases[:i+1], plans[:i+1], err)
 		}
 	}
 	return done, nil
+}
+
+func (r *Runner) timed(phase string, start time.Time) {
+	if r.Timed != nil && !r.DryRun {
+		r.Timed(phase, start, time.Now())
+	}
 }
 
 // applyPlan makes (or lists) the changes of one phase.

@@ -112,6 +112,9 @@ type Images struct {
 type ImageArchive struct {
 	Path   string
 	SHA256 string
+	// MasterOnly: only masters run it (the control plane), so workers do
+	// not import it.
+	MasterOnly bool
 }
 
 // PKI carries the cluster's trust material.

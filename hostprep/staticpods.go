@@ -2,7 +2,10 @@ package hostprep
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"path"
+	"time"
 
 	"knode.dev/knode/manifests"
 )
@@ -10,7 +13,7 @@ import (
 func staticPodsPhase() Phase {
 	return Phase{
 		Name:        PhaseStaticPods,
-		Description: "write the static pod manifests of the control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler",
+		Description: "write the static pod manifests of etcd and kube-apiserver (the controllers phase adds the other two)",
 		If:          func(s *Spec) bool { return s.Self.Master },
 		Plan:        planStaticPods,
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
@@ -28,26 +31,71 @@ func staticPodNames() []string {
 }
 
 func planStaticPods(ctx context.Context, e *Env) ([]Change, error) {
-	s := e.Spec
-	cp := manifests.ControlPlane{
-		NodeName: s.Self.Name, AdvertiseAddress: s.Self.Address, ClusterName: s.Cluster.Name, ClusterDomain: s.Cluster.Domain,
-		ServiceCIDR: s.Cluster.ServiceCIDR, PodCIDR: s.Cluster.PodCIDR,
-		Image: s.Images.ControlPlane, EtcdImage: s.Images.Etcd, Command: s.Images.ControlPlaneCommand,
-		KubernetesDir: KubernetesDir, PKIDir: PKIDir, EtcdDataDir: EtcdDataDir,
-	}
-	for _, m := range s.Masters() {
-		cp.Members = append(cp.Members, manifests.EtcdMember{Name: m.Name, Address: m.Address})
-	}
+	cp := controlPlane(e.Spec)
 	cs, err := planEtcd(e, cp)
 	if err != nil {
 		return nil, err
 	}
-	for i, data := range [][]byte{manifests.APIServerPod(cp), manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
-		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[i+1]), data, 0o600)
+	c, err := planFile(e, path.Join(ManifestsDir, "kube-apiserver.yaml"), manifests.APIServerPod(cp), 0o600)
+	return append(cs, c...), err
+}
+
+// controlPlane is what the static pods of this master render from.
+func controlPlane(s *Spec) manifests.ControlPlane {
+	cp := manifests.ControlPlane{
+		NodeName: s.Self.Name, AdvertiseAddress: s.Self.Address, ClusterName: s.Cluster.Name, ClusterDomain: s.Cluster.Domain,
+		ServiceCIDR: s.Cluster.ServiceCIDR, PodCIDR: s.Cluster.PodCIDR,
+		Image: s.Images.ControlPlane, EtcdImage: s.Images.Etcd, Command: s.Images.ControlPlaneCommand,
+		KubernetesDir: KubernetesDir, PKIDir: PKIDir, EtcdDataDir: EtcdDataDir, BinDir: s.Payload.BinDir,
+	}
+	for _, m := range s.Masters() {
+		cp.Members = append(cp.Members, manifests.EtcdMember{Name: m.Name, Address: m.Address})
+	}
+	return cp
+}
+
+func controllersPhase() Phase {
+	return Phase{
+		Name: PhaseControllers,
+		Description: "write the static pod manifests of kube-controller-manager and kube-scheduler once the local apiserver is ready " +
+			"(started before it, they exit on its missing RBAC and wait out the kubelet's restart back-off)",
+		If:   func(s *Spec) bool { return s.Self.Master },
+		Plan: planControllers,
+		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
+			return planRemove(e, path.Join(ManifestsDir, staticPodNames()[2]), path.Join(ManifestsDir, staticPodNames()[3])), nil
+		},
+	}
+}
+
+// apiServerWait bounds the controllers phase's wait for the local apiserver.
+const apiServerWait = 3 * time.Minute
+
+func planControllers(ctx context.Context, e *Env) ([]Change, error) {
+	s := e.Spec
+	cp := controlPlane(s)
+	var cs []Change
+	for i, data := range [][]byte{manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
+		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[2+i]), data, 0o600)
 		if err != nil {
 			return nil, err
 		}
 		cs = append(cs, c...)
 	}
-	return cs, nil
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	url := "https://" + netip.AddrPortFrom(s.Self.Address, 6443).String() + "/readyz"
+	wait := change("wait for the local apiserver ("+url+")", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, apiServerWait)
+		defer cancel()
+		for !e.Host.Probe.Serving(ctx, url, s.PKI.CA.CertPEM) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s not ready after %s: see `journalctl -u kubelet` and the kube-apiserver pod's log", url, apiServerWait)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		return nil
+	})
+	return append([]Change{wait}, cs...), nil
 }

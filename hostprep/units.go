@@ -20,19 +20,24 @@ type unitFile struct {
 	noRestart bool
 }
 
-// unitNames lists every unit knode may install, for reset.
+// unitNames lists every unit the units phase may install, for reset.
 func unitNames() []string {
-	return []string{"kube-proxy.service", "kubelet.service", "containerd.service", "knode-rshared.service", "knode.service"}
+	return []string{"kube-proxy.service", "kubelet.service", "knode.service"}
 }
 
-func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
-	s := e.Spec
-	n := manifests.NodeUnits{
+// nodeUnit fills the paths every unit renders from.
+func nodeUnit(s *Spec) manifests.NodeUnits {
+	return manifests.NodeUnits{
 		BinDir: s.Payload.BinDir, ContainerdConfig: ContainerdConfPath, KubeletConfig: KubeletConfigPath,
 		KubeletKubeconfig: KubeletKubeconfig, KubeProxyConfig: KubeProxyConfigPath,
 		NodeName: s.Self.Name, NodeIP: s.Self.Address.String(),
 		Knode: append([]string{s.KnodeBinary}, s.KnodeArgs...),
 	}
+}
+
+func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
+	s := e.Spec
+	n := nodeUnit(s)
 	configs := map[string][]byte{
 		KubeletConfigPath: manifests.KubeletConfig(manifests.Kubelet{
 			ServiceCIDR: s.Cluster.ServiceCIDR, ClusterDomain: s.Cluster.Domain, PodCIDR: s.Self.PodCIDR,
@@ -44,25 +49,25 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 			Kubeconfig: KubeProxyKubeconfig, ClusterCIDR: s.Cluster.PodCIDR, Hostname: s.Self.Name, InContainer: f.InContainer,
 		}),
 	}
-	var us []unitFile
-	if f.InContainer {
-		us = append(us, unitFile{name: "knode-rshared.service", data: manifests.RSharedUnit()})
+	us := []unitFile{
+		{name: "kube-proxy.service", data: manifests.KubeProxyUnit(n), configs: []string{KubeProxyConfigPath, KubeProxyKubeconfig}},
+		{name: "knode.service", data: manifests.KnodeUnit(n), noRestart: true},
+		// The kubelet last, after the units systemd starts with it: its first
+		// pod cgroups are then made while systemd is otherwise idle (on
+		// cgroup v1 with the systemd driver a pod whose cgroup is not ready
+		// waits out the kubelet's 10 s sync back-off).
+		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
 	}
-	us = append(us,
-		unitFile{name: "containerd.service", data: manifests.ContainerdUnit(n), configs: []string{ContainerdConfPath, CNIConfPath}},
-		unitFile{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
-		unitFile{name: "kube-proxy.service", data: manifests.KubeProxyUnit(n), configs: []string{KubeProxyConfigPath, KubeProxyKubeconfig}},
-		unitFile{name: "knode.service", data: manifests.KnodeUnit(n), noRestart: true},
-	)
 	return us, configs
 }
 
 func unitsPhase() Phase {
 	return Phase{
-		Name:        PhaseUnits,
-		Description: "install the kubelet and kube-proxy configurations and the systemd units; enable and (re)start them",
-		Plan:        planUnits,
-		PlanReset:   planUnitsReset,
+		Name: PhaseUnits,
+		Description: "install the kubelet and kube-proxy configurations and the systemd units of the kubelet, kube-proxy and knode; " +
+			"enable and (re)start them, once every file the kubelet reads (images, static-pod manifests) is in place",
+		Plan:      planUnits,
+		PlanReset: planUnitsReset,
 	}
 }
 
@@ -90,6 +95,26 @@ func planUnits(ctx context.Context, e *Env) ([]Change, error) {
 		}
 		cs = append(cs, c...)
 	}
+	// The kubelet watches its static-pod directory only if it exists when
+	// the kubelet starts (otherwise it finds manifests on its 20 s re-scan).
+	if !e.Host.Files.Exists(ManifestsDir) {
+		cs = append(cs, change("create directory "+ManifestsDir, func(context.Context) error {
+			return e.Host.Files.MkdirAll(ManifestsDir, 0o700)
+		}))
+	}
+	c, err := planServices(ctx, e, us, dirty)
+	if err != nil {
+		return nil, err
+	}
+	return append(cs, c...), nil
+}
+
+// planServices installs unit files, reloads systemd when one changed, and
+// enables and (re)starts each unit: started when inactive, restarted when
+// its unit file or one of its configs (dirty, or written earlier in this
+// run) changed.
+func planServices(ctx context.Context, e *Env, us []unitFile, dirty []string) ([]Change, error) {
+	var cs []Change
 	reload := false
 	for _, u := range us {
 		c, err := planFile(e, path.Join(SystemdUnitDir, u.name), u.data, 0o644)
@@ -144,10 +169,17 @@ func planUnits(ctx context.Context, e *Env) ([]Change, error) {
 }
 
 func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
+	cs := planServicesReset(e, unitNames())
+	return append(cs, planRemove(e, KubeletConfigPath, KubeProxyConfigPath, ManifestsDir, "/var/lib/kubelet", "/var/lib/kube-proxy")...), nil
+}
+
+// planServicesReset stops, disables and removes the installed units among
+// names; before containerd stops, every Kubernetes container is removed.
+func planServicesReset(e *Env, names []string) []Change {
 	sd := e.Host.Systemd
 	var cs []Change
 	installed := false
-	for _, u := range unitNames() {
+	for _, u := range names {
 		p := path.Join(SystemdUnitDir, u)
 		if !e.Host.Files.Exists(p) {
 			continue
@@ -170,7 +202,7 @@ func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
 	if installed {
 		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error { return sd.DaemonReload(ctx) }))
 	}
-	return append(cs, planRemove(e, KubeletConfigPath, KubeProxyConfigPath, "/var/lib/kubelet", "/var/lib/kube-proxy", ContainerdRoot)...), nil
+	return cs
 }
 
 // removeContainers kills and deletes every Kubernetes container, which

@@ -7,8 +7,11 @@ import (
 // CoreDNS is the cluster DNS addon's settings.
 type CoreDNS struct {
 	// Image is imported into containerd locally ("knode.local/coredns:v1.14.7"),
-	// hence imagePullPolicy: Never. Its entrypoint is /coredns, as upstream's.
+	// hence imagePullPolicy: Never. Its entrypoint is PodBinDir/coredns.
 	Image string
+	// BinDir is the host directory of the staged binaries on every node,
+	// mounted read-only at PodBinDir (the image holds no binary); empty: none.
+	BinDir string
 	// ClusterIP is the kube-dns Service's address, the one every kubelet hands
 	// to pods as clusterDNS: ClusterDNS(serviceCIDR). It must be valid.
 	ClusterIP netip.Addr
@@ -69,7 +72,7 @@ func coreDNSClusterRole() clusterRole {
 }
 
 // corefile is kubeadm's Corefile for domain. It uses only plugins that
-// knode's CoreDNS build (release/build/coredns) compiles in.
+// knode's CoreDNS build (release/build/kube/coredns.go) compiles in.
 //
 // forward sends other names to the node's upstream servers: the pods run
 // with dnsPolicy Default, so their /etc/resolv.conf is the file the
@@ -120,9 +123,12 @@ func coreDNSDeployment(c CoreDNS) deployment {
 		ImagePullPolicy: "Never",
 		LivenessProbe: &probe{FailureThreshold: 5, HTTPGet: httpGet("/health", 8080), InitialDelaySeconds: 60,
 			SuccessThreshold: 1, TimeoutSeconds: 5},
-		Name:           "coredns",
-		Ports:          ports,
-		ReadinessProbe: &probe{HTTPGet: httpGet("/ready", 8181)},
+		Name:  "coredns",
+		Ports: ports,
+		// Probed every 2 s (upstream: 10 s) so that a new replica serves within
+		// 2 s of being ready; 15 failures keep upstream's 30 s before it is
+		// taken out of the Service.
+		ReadinessProbe: &probe{FailureThreshold: 15, HTTPGet: httpGet("/ready", 8181), PeriodSeconds: 2},
 		Resources: resources{
 			Limits:   map[string]string{"memory": "170Mi"},
 			Requests: map[string]string{"cpu": "100m", "memory": "70Mi"},
@@ -133,6 +139,15 @@ func coreDNSDeployment(c CoreDNS) deployment {
 			ReadOnlyRootFilesystem:   true,
 		},
 		VolumeMounts: []volumeMount{{MountPath: "/etc/coredns", Name: "config-volume", ReadOnly: true}},
+	}
+	volumes := []volume{{
+		ConfigMap: &configMapVolume{Items: []keyToPath{{Key: "Corefile", Path: "Corefile"}}, Name: "coredns"},
+		Name:      "config-volume",
+	}}
+	if c.BinDir != "" {
+		m, v := binariesVolume(c.BinDir)
+		ctr.VolumeMounts = append([]volumeMount{m}, ctr.VolumeMounts...)
+		volumes = append(volumes, v)
 	}
 	// Spread replicas over nodes when there are several, as kubeadm does.
 	spread := &affinity{PodAntiAffinity: &podAntiAffinity{Preferred: []weightedPodAffinityTerm{{
@@ -161,10 +176,7 @@ func coreDNSDeployment(c CoreDNS) deployment {
 					ServiceAccountName: "coredns",
 					Tolerations: []toleration{{Key: "CriticalAddonsOnly", Operator: "Exists"},
 						{Effect: "NoSchedule", Key: "node-role.kubernetes.io/control-plane"}},
-					Volumes: []volume{{
-						ConfigMap: &configMapVolume{Items: []keyToPath{{Key: "Corefile", Path: "Corefile"}}, Name: "coredns"},
-						Name:      "config-volume",
-					}},
+					Volumes: volumes,
 				},
 			},
 		},

@@ -15,6 +15,7 @@ import (
 func TestCoreDNSGolden(t *testing.T) {
 	golden(t, "coredns.yaml", CoreDNSAddon(CoreDNS{
 		Image:     "knode.local/coredns:v1.14.7",
+		BinDir:    "/opt/knode/bin",
 		ClusterIP: ClusterDNS(netip.MustParsePrefix("10.96.0.0/12")),
 		Domain:    "cluster.local",
 	}))
@@ -112,7 +113,7 @@ func TestCoreDNSDefaults(t *testing.T) {
 }
 
 // TestCorefilePlugins keeps the Corefile to the plugins knode's CoreDNS
-// build compiles in (release/build/coredns); any other directive would
+// build compiles in (release/build/kube/coredns.go); any other directive would
 // stop CoreDNS at startup.
 func TestCorefilePlugins(t *testing.T) {
 	built := []string{"kubernetes", "forward", "cache", "errors", "health", "ready", "loop", "reload", "loadbalance", "log", "prometheus"}

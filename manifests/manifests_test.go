@@ -15,7 +15,7 @@ func controlPlane() ControlPlane {
 		ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), PodCIDR: netip.MustParsePrefix("10.10.0.0/16"),
 		Members: []EtcdMember{{"m1", netip.MustParseAddr("172.31.0.2")}, {"m2", netip.MustParseAddr("172.31.0.3")}, {"m3", netip.MustParseAddr("172.31.0.4")}},
 		Image:   "knode.local/control-plane:v1.36.3", EtcdImage: "knode.local/etcd:v3.6.16", Command: []string{"/usr/local/bin/kube"},
-		KubernetesDir: "/etc/kubernetes", PKIDir: "/etc/kubernetes/pki", EtcdDataDir: "/var/lib/etcd",
+		KubernetesDir: "/etc/kubernetes", PKIDir: "/etc/kubernetes/pki", EtcdDataDir: "/var/lib/etcd", BinDir: "/var/lib/knode/bin",
 	}
 }
 

@@ -55,6 +55,9 @@ type ControlPlane struct {
 	KubernetesDir string
 	PKIDir        string
 	EtcdDataDir   string
+	// BinDir is the node's directory of staged binaries, mounted read-only
+	// at PodBinDir in every pod (the image holds no binary); empty: none.
+	BinDir string
 }
 
 func (c ControlPlane) pki(f string) string { return path.Join(c.PKIDir, f) }
@@ -72,6 +75,16 @@ type hostPath struct {
 	readOnly         bool
 }
 
+// PodBinDir is where pods find the staged binaries (release.PodBinDir: the
+// images' PATH and entrypoints name it).
+const PodBinDir = "/usr/local/bin"
+
+// binariesVolume mounts the node's staged binaries at PodBinDir, read-only.
+func binariesVolume(hostDir string) (volumeMount, volume) {
+	return volumeMount{MountPath: PodBinDir, Name: "knode-bin", ReadOnly: true},
+		volume{HostPath: &hostPathVolume{Path: hostDir, Type: "Directory"}, Name: "knode-bin"}
+}
+
 // liveness is an HTTP(S) liveness probe, as kubeadm sets them.
 func liveness(host string, port int, p, scheme string) *probe {
 	return &probe{
@@ -86,9 +99,13 @@ func liveness(host string, port int, p, scheme string) *probe {
 // staticPodPriority is the system-node-critical priority class's value.
 const staticPodPriority int32 = 2000001000
 
-func staticPod(name, image string, command []string, live *probe, vols []hostPath) []byte {
+func staticPod(name, image, binDir string, command []string, live *probe, vols []hostPath) []byte {
 	var mounts []volumeMount
 	var volumes []volume
+	if binDir != "" {
+		m, v := binariesVolume(binDir)
+		mounts, volumes = append(mounts, m), append(volumes, v)
+	}
 	for _, v := range vols {
 		mounts = append(mounts, volumeMount{MountPath: v.path, Name: v.name, ReadOnly: v.readOnly})
 		volumes = append(volumes, volume{HostPath: &hostPathVolume{Path: v.path, Type: v.kind}, Name: v.name})
@@ -152,7 +169,7 @@ func EtcdPod(c ControlPlane) []byte {
 		"peer-trusted-ca-file":        c.pki(CACert),
 		"snapshot-count":              "10000",
 	}
-	return staticPod("etcd", c.EtcdImage, c.cmd("etcd", flags), liveness("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
+	return staticPod("etcd", c.EtcdImage, c.BinDir, c.cmd("etcd", flags), liveness("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
 		{"etcd-data", c.EtcdDataDir, "DirectoryOrCreate", false},
 		{"etcd-certs", path.Join(c.PKIDir, "etcd"), "DirectoryOrCreate", true},
 		{"ca", c.pki(CACert), "File", true},
@@ -184,7 +201,7 @@ func APIServerPod(c ControlPlane) []byte {
 		"tls-cert-file":                    c.pki(APIServerCert),
 		"tls-private-key-file":             c.pki(APIServerKey),
 	}
-	return staticPod("kube-apiserver", c.Image, c.cmd("kube-apiserver", flags), liveness(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
+	return staticPod("kube-apiserver", c.Image, c.BinDir, c.cmd("kube-apiserver", flags), liveness(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
 		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
 	})
 }
@@ -211,7 +228,7 @@ func ControllerManagerPod(c ControlPlane) []byte {
 		"service-cluster-ip-range":         c.ServiceCIDR.String(),
 		"use-service-account-credentials":  "true",
 	}
-	return staticPod("kube-controller-manager", c.Image, c.cmd("kube-controller-manager", flags), liveness("127.0.0.1", 10257, "/healthz", "HTTPS"), []hostPath{
+	return staticPod("kube-controller-manager", c.Image, c.BinDir, c.cmd("kube-controller-manager", flags), liveness("127.0.0.1", 10257, "/healthz", "HTTPS"), []hostPath{
 		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
 		{"kubeconfig", kc, "FileOrCreate", true},
 	})
@@ -227,7 +244,7 @@ func SchedulerPod(c ControlPlane) []byte {
 		"kubeconfig":                kc,
 		"leader-elect":              "true",
 	}
-	return staticPod("kube-scheduler", c.Image, c.cmd("kube-scheduler", flags), liveness("127.0.0.1", 10259, "/healthz", "HTTPS"), []hostPath{
+	return staticPod("kube-scheduler", c.Image, c.BinDir, c.cmd("kube-scheduler", flags), liveness("127.0.0.1", 10259, "/healthz", "HTTPS"), []hostPath{
 		{"kubeconfig", kc, "FileOrCreate", true},
 	})
 }

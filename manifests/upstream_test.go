@@ -143,7 +143,13 @@ func TestStaticPodsAsUpstream(t *testing.T) {
 			t.Errorf("%s: %d mounts for %d volumes", name, len(c.VolumeMounts), len(p.Spec.Volumes))
 		}
 		for i, v := range p.Spec.Volumes {
-			if v.HostPath == nil || v.HostPath.Path != c.VolumeMounts[i].MountPath || v.Name != c.VolumeMounts[i].Name {
+			// Host paths are mounted at the same path, except the staged
+			// binaries: read-only at PodBinDir.
+			if v.Name == "knode-bin" && (!c.VolumeMounts[i].ReadOnly || c.VolumeMounts[i].MountPath != PodBinDir) {
+				t.Errorf("%s: binaries mounted as %+v", name, c.VolumeMounts[i])
+				continue
+			}
+			if v.HostPath == nil || v.Name != "knode-bin" && v.HostPath.Path != c.VolumeMounts[i].MountPath || v.Name != c.VolumeMounts[i].Name {
 				t.Errorf("%s: volume %+v does not match mount %+v", name, v, c.VolumeMounts[i])
 			}
 		}

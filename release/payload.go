@@ -12,8 +12,11 @@ func kubePrograms() []string {
 	return []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl"}
 }
 
-// etcdPrograms are the etcd commands of the same binary.
-func etcdPrograms() []string { return []string{"etcd", "etcdctl", "etcdutl"} }
+// PodBinDir is where the payload's images expect the staged binaries: pods mount the node's
+// staged bin directory there, read-only, so that images hold no binary of their own (no copy of
+// the 150 MB kube binary to assemble, import and store per image) and run exactly the verified
+// staged files.
+const PodBinDir = "/usr/local/bin"
 
 // Spec returns the payload's manifest without the sizes and digests that only the build
 // knows: files with their staged paths and blobs, programs, and images. The build writes each
@@ -32,7 +35,6 @@ func Spec() manifest.Manifest {
 	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		file("cni-"+plugin, CNIPlugins, "bin/cni/"+plugin, "cni.zst")
 	}
-	file("coredns", CoreDNS, "bin/coredns", "coredns.zst")
 	m.Blobs = blobsOf(m.Files)
 
 	program := func(p manifest.Program) { m.Programs = append(m.Programs, p) }
@@ -64,7 +66,7 @@ func Spec() manifest.Manifest {
 		program(manifest.Program{Name: "cni-" + plugin, Version: CNIPlugins, File: "cni-" + plugin,
 			Path: "bin/cni/" + plugin, VersionWant: "plugin " + CNIPlugins})
 	}
-	program(manifest.Program{Name: "coredns", Version: CoreDNS, File: "coredns", Path: "bin/coredns",
+	program(manifest.Program{Name: "coredns", Version: CoreDNS, File: "kube", Path: "bin/coredns",
 		VersionArgs: []string{"-version"}, VersionWant: "CoreDNS-" + CoreDNS[1:]})
 	program(manifest.Program{Name: "pause", Version: Pause, File: "pause", Path: "bin/pause",
 		VersionArgs: []string{"--version"}, VersionWant: "pause " + Pause})
@@ -102,36 +104,33 @@ func pauseImage() oci.Image {
 	}
 }
 
-// controlPlaneImage holds the multi-call kube binary with a symlink per program, for the
-// static pods of etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their
-// manifests give the command, e.g. ["kube-apiserver", "--flag", ...]; PATH finds it).
+// controlPlaneImage runs the static pods of etcd, kube-apiserver, kube-controller-manager and
+// kube-scheduler from the node's staged binaries, mounted at PodBinDir (their manifests give
+// the command, e.g. ["kube-apiserver", "--flag", ...]; PATH finds it).
 func controlPlaneImage() oci.Image {
-	img := oci.Image{
+	return oci.Image{
 		Ref:        ControlPlaneImage,
-		Env:        []string{"PATH=/usr/local/bin:/usr/bin:/bin"},
-		Cmd:        []string{"/usr/local/bin/kube"},
+		Env:        []string{"PATH=" + PodBinDir + ":/usr/bin:/bin"},
+		Cmd:        []string{PodBinDir + "/kube"},
 		WorkingDir: "/",
 		Files: []oci.File{
-			{Path: "usr/local/bin/kube", Mode: 0o755, Source: "bin/kube"},
 			{Path: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+			{Path: "usr/local/bin", Mode: fs.ModeDir | 0o755},
 			{Path: "var/lib/etcd", Mode: fs.ModeDir | 0o700},
 		},
 	}
-	for _, name := range append(kubePrograms(), etcdPrograms()...) {
-		img.Files = append(img.Files, oci.File{Path: "usr/local/bin/" + name, Mode: fs.ModeSymlink | 0o777, Link: "kube"})
-	}
-	return img
 }
 
-// coreDNSImage lays CoreDNS out as upstream's image does (/coredns as the entrypoint), so
-// upstream's Deployment arguments (-conf /etc/coredns/Corefile) apply unchanged.
+// coreDNSImage runs CoreDNS (a command of the kube binary) from the node's staged binaries,
+// mounted at PodBinDir; upstream's Deployment arguments (-conf /etc/coredns/Corefile) apply
+// unchanged.
 func coreDNSImage() oci.Image {
 	return oci.Image{
 		Ref:        CoreDNSImage,
-		Entrypoint: []string{"/coredns"},
+		Entrypoint: []string{PodBinDir + "/coredns"},
 		Files: []oci.File{
-			{Path: "coredns", Mode: 0o755, Source: "bin/coredns"},
 			{Path: "tmp", Mode: fs.ModeDir | fs.ModeSticky | 0o777},
+			{Path: "usr/local/bin", Mode: fs.ModeDir | 0o755},
 		},
 	}
 }

@@ -35,7 +35,8 @@ KUBE_MINOR  := $(word 2,$(subst ., ,$(KUBE_SEMVER)))
 kube_x = -X $(1).gitVersion=$(KUBERNETES_VERSION) -X $(1).gitMajor=$(KUBE_MAJOR) -X $(1).gitMinor=$(KUBE_MINOR) \
 	-X $(1).gitTreeState=clean -X $(1).buildDate=$(KUBERNETES_BUILD_DATE)
 KUBE_LDFLAGS := -s -w $(call kube_x,k8s.io/component-base/version) $(call kube_x,k8s.io/client-go/pkg/version) \
-	-X go.etcd.io/etcd/api/v3/version.GitSHA=$(ETCD_VERSION)-gomod
+	-X go.etcd.io/etcd/api/v3/version.GitSHA=$(ETCD_VERSION)-gomod \
+	-X github.com/coredns/coredns/coremain.GitCommit=$(COREDNS_VERSION)-gomod
 CONTAINERD_TAGS := no_btrfs no_devmapper no_zfs urfave_cli_no_docs
 CONTAINERD_LDFLAGS := -s -w -X github.com/containerd/containerd/v2/version.Version=$(CONTAINERD_VERSION) \
 	-X github.com/containerd/containerd/v2/version.Revision=$(CONTAINERD_VERSION)-gomod
@@ -46,7 +47,7 @@ CNI_PKG_loopback := main/loopback
 CNI_PKG_portmap := meta/portmap
 
 REL_BINARIES := $(REL_BIN)/kube $(REL_BIN)/containerd $(REL_BIN)/containerd-shim-runc-v2 $(REL_BIN)/runc \
-	$(REL_BIN)/pause $(REL_BIN)/coredns $(addprefix $(REL_BIN)/cni/,$(CNI_PLUGINS))
+	$(REL_BIN)/pause $(addprefix $(REL_BIN)/cni/,$(CNI_PLUGINS))
 
 all: payload ## build the payload and bin/knode with it embedded (the default)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
@@ -90,10 +91,6 @@ $(REL_BIN)/runc: $(call rel_src,runc)
 
 $(REL_BIN)/pause: $(call rel_src,pause)
 	cd release/build/pause && $(REL_GO) -ldflags '-s -w -X main.version=$(PAUSE_VERSION)' -o $(abspath $@) .
-	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
-
-$(REL_BIN)/coredns: $(call rel_src,coredns)
-	cd release/build/coredns && $(REL_GO) -ldflags '-s -w -X github.com/coredns/coredns/coremain.GitCommit=$(COREDNS_VERSION)-gomod' -o $(abspath $@) .
 	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/cni/%: $(call rel_src,cni)

@@ -66,11 +66,11 @@ func TestHelperModulesRequirePinnedVersions(t *testing.T) {
 			"go.etcd.io/etcd/etcdctl/v3 " + Etcd,
 			"go.etcd.io/etcd/etcdutl/v3 " + Etcd,
 			"k8s.io/client-go => k8s.io/client-go " + KubernetesStaging,
+			"github.com/coredns/coredns " + CoreDNS,
 		},
 		"containerd": {"github.com/containerd/containerd/v2 " + Containerd},
 		"runc":       {"github.com/opencontainers/runc " + Runc},
 		"cni":        {"github.com/containernetworking/plugins " + CNIPlugins},
-		"coredns":    {"github.com/coredns/coredns " + CoreDNS},
 	}
 	for dir, lines := range requires {
 		data, err := os.ReadFile(filepath.Join("build", dir, "go.mod"))

@@ -2,10 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"os/exec"
 	"slices"
-	"strings"
 	"time"
 
 	"knode.dev/knode/agent"
@@ -13,9 +12,9 @@ import (
 	"knode.dev/knode/hostprep"
 )
 
-// Phases that run after the agent hands over to knode.service: they start
-// services (the units phase starts knode.service itself).
-var afterHandover = []string{hostprep.PhaseUnits, hostprep.PhaseImages, hostprep.PhaseStaticPods}
+// Phases that run after the agent hands over to knode.service: the units
+// phase starts knode.service itself (and the kubelet, last).
+var afterHandover = []string{hostprep.PhaseUnits, hostprep.PhaseControllers}
 
 // configureHost stages the payload, gets this node's certificates, applies the
 // host phases, hands the agent over to knode.service and waits until the node
@@ -26,13 +25,12 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	ctx := c.Context
 	dir := datadir.Dir{Root: b.node.DataDir}
 	abort := func(err error) error { return b.fail(ag, 5*time.Second, err) }
-	p.Step("staging the payload under %s", dir.Root)
-	p.done()
-	hopts, err := hostOptions(ctx, dir.Root, indent(c.App.ErrWriter))
+	p.StepAs("staging", "staging the payload under %s", dir.Root)
+	hopts, err := hostOptions(ctx, dir.Root, p.Writer())
 	if err != nil {
 		return abort(err)
 	}
-	p.Step("getting this node's certificates")
+	p.StepAs("certificates", "getting this node's certificates")
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	creds, err := ag.Credentials(cctx)
 	cancel()
@@ -46,9 +44,17 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	}
 	skip := c.StringSlice("skip-phases")
 	ignore := c.StringSlice("ignore-preflight-errors")
-	p.Step("configuring the host")
-	p.done()
-	first := &hostprep.Runner{Skip: append(append([]string{}, skip...), afterHandover...), IgnorePreflightErrors: ignore, Out: indent(c.App.ErrWriter)}
+	p.Header("configuring the host")
+	timed := func(plan string) func(string, time.Time, time.Time) {
+		return func(phase string, start, end time.Time) {
+			if phase == "plan" {
+				phase = plan
+			}
+			p.Row("phase "+phase, end.Sub(start), end)
+		}
+	}
+	first := &hostprep.Runner{Skip: append(append([]string{}, skip...), afterHandover...), IgnorePreflightErrors: ignore,
+		Out: p.Writer(), Timed: timed("plan")}
 	if _, err := first.Apply(ctx, &spec, hopts.Host); err != nil {
 		return abort(err)
 	}
@@ -66,41 +72,84 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 			only = append(only, ph)
 		}
 	}
-	second := &hostprep.Runner{Only: only, NoRollback: true, Out: indent(c.App.ErrWriter)}
+	second := &hostprep.Runner{Only: only, NoRollback: true, Out: p.Writer(), Timed: timed("plan after handover")}
 	if _, err := second.Apply(ctx, &spec, hopts.Host); err != nil {
 		p.Fail()
 		return fmt.Errorf("%w; the host is partly configured: fix the cause and run `knode reset`, then try again", err)
 	}
-	p.Step("waiting for node %s to be Ready with pod CIDR %s", spec.Self.Name, spec.Self.PodCIDR)
-	if err := waitNodeReady(ctx, hopts.Payload.BinDir+"/kubectl", spec.Self.Name, spec.Self.PodCIDR.String(), 10*time.Minute); err != nil {
+	p.Header("waiting for node %s to be Ready with pod CIDR %s", spec.Self.Name, spec.Self.PodCIDR)
+	if err := b.waitCluster(ctx, spec); err != nil {
 		p.Fail()
 		return err
 	}
 	p.Finish("node " + spec.Self.Name + " is Ready")
-	if b.onReady != nil {
+	if b.onReady != nil && !b.json {
 		b.onReady(b.joinAddr)
+	}
+	if b.json {
+		return b.printJSON(spec)
 	}
 	return nil
 }
 
-// waitNodeReady polls the apiserver with the kubelet's own credentials until
-// the node reports Ready and its Node object carries the agreed pod CIDR (set
-// by the allocator's agent once the kubelet has registered the node).
-func waitNodeReady(ctx context.Context, kubectl, node, podCIDR string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var last string
-	for {
-		out, err := exec.CommandContext(ctx, kubectl, "--kubeconfig", hostprep.KubeletKubeconfig, "get", "node", node,
-			"-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status} {.spec.podCIDR}`).Output()
-		last = strings.TrimSpace(string(out))
-		if err == nil && last == "True "+podCIDR {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s not Ready after %s (last answer: %q); see `journalctl -u kubelet` and `knode status`", node, timeout, last)
-		case <-time.After(2 * time.Second):
-		}
+// waitCluster waits, with the node's own credentials, for what makes this
+// node part of a working cluster: its control plane (masters), the apiserver,
+// its Node registered, Ready and carrying the agreed pod CIDR; on init also
+// CoreDNS. Each wait becomes a row of the timing table.
+func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
+	const timeout = 10 * time.Minute
+	name, cidr := spec.Self.Name, spec.Self.PodCIDR.String()
+	api, err := newAPIClient(hostprep.KubeletKubeconfig)
+	if err != nil {
+		return fmt.Errorf("read the kubelet's kubeconfig: %w", err)
 	}
+	defer api.close()
+	var ws []wait
+	if spec.Self.Master && !slices.Contains(b.c.StringSlice("skip-phases"), hostprep.PhaseStaticPods) {
+		ws = append(ws, staticPodsStarted(name))
+	}
+	ws = append(ws, apiServing(api))
+	ws = append(ws, nodeWaits(api, name, cidr)...)
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := runWaits(wctx, b.p, ws); err != nil {
+		return fmt.Errorf("node %s not Ready with pod CIDR %s after %s: %w; see `journalctl -u kubelet` and `knode status`", name, cidr, timeout, err)
+	}
+	if b.create == nil {
+		return nil
+	}
+	// init: the cluster's DNS. Not part of the node being Ready, so a
+	// failure is reported, not fatal.
+	admin, err := newAPIClient(hostprep.AdminKubeconfig)
+	if err != nil {
+		b.p.Note("cannot wait for CoreDNS: %v", err)
+		return nil
+	}
+	defer admin.close()
+	const dnsTimeout = 2 * time.Minute
+	dctx, cancel := context.WithTimeout(ctx, dnsTimeout)
+	defer cancel()
+	if err := runWaits(dctx, b.p, []wait{coreDNSReady(admin)}); err != nil {
+		b.p.Note("warning: CoreDNS not ready after %s (%v); see `knode kubectl -n kube-system get pods`", dnsTimeout, err)
+	}
+	return nil
+}
+
+// printJSON prints the outcome and the timing table as one JSON object.
+func (b *bringUp) printJSON(spec hostprep.Spec) error {
+	out := struct {
+		Node    string   `json:"node"`
+		Master  bool     `json:"master"`
+		PodCIDR string   `json:"podCIDR"`
+		Join    string   `json:"join,omitempty"`
+		Seconds float64  `json:"seconds"`
+		Timings []timing `json:"timings"`
+	}{Node: spec.Self.Name, Master: spec.Self.Master, PodCIDR: spec.Self.PodCIDR.String(),
+		Seconds: seconds(b.p.Elapsed()), Timings: b.p.Timings()}
+	if b.create != nil {
+		out.Join = fmt.Sprintf("knode join %s --token %s", b.joinAddr, b.token)
+	}
+	enc := json.NewEncoder(b.c.App.Writer)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

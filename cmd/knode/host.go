@@ -19,9 +19,11 @@ import (
 	"knode.dev/knode/hostprep"
 )
 
-// hostFlags select and relax hostprep phases on init and join.
+// hostFlags select and relax hostprep phases on init and join, and choose
+// how the outcome is printed.
 func hostFlags() []cli.Flag {
 	return []cli.Flag{
+		&cli.BoolFlag{Name: "json", Usage: "end with one JSON object on stdout (node, pod subnet, join command on init, the timing table) instead of text"},
 		&cli.StringSliceFlag{Name: "skip-phases", Usage: "host phases not to run (see `knode phase list`)"},
 		&cli.StringSliceFlag{Name: "ignore-preflight-errors", Usage: "preflight checks to downgrade to warnings, by name, or 'all'"},
 	}
@@ -34,7 +36,7 @@ func payloadSpec(m assets.Manifest, dataDir string) (hostprep.Payload, hostprep.
 	p := hostprep.Payload{BinDir: st.BinDir(), CNIBinDir: st.CNIBinDir(), ImagesDir: filepath.Join(dataDir, "images")}
 	imgs := hostprep.Images{Pause: st.ImageRef("pause"), ControlPlane: st.ImageRef("control-plane"), CoreDNS: st.ImageRef("coredns")}
 	for _, img := range m.Images {
-		imgs.Archives = append(imgs.Archives, hostprep.ImageArchive{Path: st.ImagePath(img.Name), SHA256: img.SHA256})
+		imgs.Archives = append(imgs.Archives, hostprep.ImageArchive{Path: st.ImagePath(img.Name), SHA256: img.SHA256, MasterOnly: img.Name == "control-plane"})
 	}
 	return p, imgs
 }
@@ -109,14 +111,14 @@ func resetHost(c *cli.Context, dir datadir.Dir, p *progress) error {
 		return fmt.Errorf("open the host: %w", err)
 	}
 	p.Step("reverting host changes")
-	p.done()
-	_, err = hostprep.Reset(c.Context, h, hostprep.ResetOptions{DataDir: dir.Root, KeepData: true, Out: indent(c.App.ErrWriter)})
+	_, err = hostprep.Reset(c.Context, h, hostprep.ResetOptions{DataDir: dir.Root, KeepData: true, Out: p.Writer()})
+	if err != nil {
+		p.Fail()
+	}
 	return err
 }
 
-// indent prefixes hostprep's lines so they read as part of a step.
-func indent(w io.Writer) io.Writer { return &prefixWriter{w: w, prefix: "    "} }
-
+// prefixWriter prefixes each line, so that hostprep's lines read as part of a step.
 type prefixWriter struct {
 	w      io.Writer
 	prefix string

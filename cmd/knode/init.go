@@ -45,7 +45,8 @@ func initCommand() *cli.Command {
 			}
 			dir := datadir.Dir{Root: node.DataDir}
 			p := newProgress(c.App.ErrWriter)
-			p.Step("creating cluster %q: CA, service-account keys, join token", cl.Name)
+			p.table = true
+			p.StepAs("cluster keys", "creating cluster %q: CA, service-account keys, join token", cl.Name)
 			info, tok, err := agent.Create(dir, cl, time.Now())
 			if err != nil {
 				p.Fail()

@@ -47,7 +47,9 @@ func joinCommand() *cli.Command {
 			if err := config.CheckPortFree("--bind", node.Bind); err != nil {
 				return err
 			}
-			b := &bringUp{c: c, node: node, token: tok, peers: []string{peer.String()}, p: newProgress(c.App.ErrWriter), timeout: 60 * time.Second}
+			p := newProgress(c.App.ErrWriter)
+			p.table = true
+			b := &bringUp{c: c, node: node, token: tok, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
 			return b.run()
 		},
 	}

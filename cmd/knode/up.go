@@ -31,6 +31,8 @@ type bringUp struct {
 	// onReady prints the result once the node has its subnet.
 	onReady  func(addr string)
 	joinAddr string
+	// json prints the outcome and timings as JSON on stdout.
+	json bool
 }
 
 func (b *bringUp) run() error {
@@ -41,6 +43,7 @@ func (b *bringUp) run() error {
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	foreground, dryRun := c.Bool("foreground"), c.Bool("dry-run")
+	b.json = c.Bool("json")
 	if !dryRun {
 		if foreground {
 			return config.Usagef("--foreground runs the agent without configuring the host: add --dry-run (without --foreground, knode configures the host and installs knode.service)")
@@ -50,9 +53,9 @@ func (b *bringUp) run() error {
 		}
 	}
 	if b.peers != nil {
-		b.p.Step("joining through %v", b.peers)
+		b.p.StepAs("join through a peer", "joining through %v", b.peers)
 	} else {
-		b.p.Step("starting the agent on %s", b.node.Bind)
+		b.p.StepAs("agent start", "starting the agent on %s", b.node.Bind)
 	}
 	ag, err := agent.Start(c.Context, agent.Options{
 		Dir: datadir.Dir{Root: b.node.DataDir}, Token: b.token, Node: b.node, Peers: b.peers,
@@ -64,7 +67,7 @@ func (b *bringUp) run() error {
 		}
 		return b.fail(nil, 0, err)
 	}
-	b.p.Step("waiting for a pod subnet")
+	b.p.StepAs("pod subnet", "waiting for a pod subnet")
 	ctx, cancel := context.WithTimeout(c.Context, b.timeout)
 	as, err := ag.WaitAssigned(ctx)
 	cancel()

@@ -14,7 +14,8 @@ type fakeFile struct {
 }
 
 // Files is an in-memory filesystem of regular files; directories exist
-// implicitly while they hold files.
+// implicitly while they hold files, or as entries of their own once made by
+// MkdirAll.
 type Files struct {
 	mu   sync.Mutex
 	Data map[string]fakeFile
@@ -61,6 +62,41 @@ func (f *Files) RemoveAll(name string) error {
 		}
 	}
 	return nil
+}
+
+// MkdirAll implements hostprep.Files.
+func (f *Files) MkdirAll(name string, perm fs.FileMode) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[name]; err != nil {
+		return err
+	}
+	if _, ok := f.Data[name]; !ok {
+		f.Data[name] = fakeFile{perm: perm | fs.ModeDir}
+	}
+	return nil
+}
+
+// Symlink implements hostprep.Files: a link is an entry holding its target.
+func (f *Files) Symlink(target, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[name]; err != nil {
+		return err
+	}
+	f.Data[name] = fakeFile{data: []byte(target), perm: fs.ModeSymlink | 0o777}
+	return nil
+}
+
+// Readlink implements hostprep.Files.
+func (f *Files) Readlink(name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.Data[name]
+	if !ok || x.perm&fs.ModeSymlink == 0 {
+		return "", fmt.Errorf("readlink %s: %w", name, fs.ErrInvalid)
+	}
+	return string(x.data), nil
 }
 
 // Exists implements hostprep.Files.

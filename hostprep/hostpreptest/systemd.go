@@ -124,6 +124,13 @@ type Probe struct {
 	F    hostprep.Facts
 	Err  error
 	Busy map[int]bool
+	// NotServing lists URLs that Serving reports down; every other is up.
+	NotServing map[string]bool
+}
+
+// Serving implements hostprep.Probe.
+func (f *Probe) Serving(ctx context.Context, url string, caPEM []byte) bool {
+	return !f.NotServing[url]
 }
 
 // Facts implements hostprep.Probe.

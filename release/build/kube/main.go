@@ -13,9 +13,11 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/spf13/cobra"
@@ -35,18 +37,19 @@ func components() map[string]component {
 		"etcd":                    runEtcd,
 		"etcdctl":                 runEtcdctl,
 		"etcdutl":                 runEtcdutl,
+		"coredns":                 runCoreDNS,
 	}
 }
 
 func main() {
 	all := components()
 	if run, ok := all[filepath.Base(os.Args[0])]; ok {
-		os.Exit(start(run))
+		os.Exit(start(filepath.Base(os.Args[0]), run))
 	}
 	if len(os.Args) > 1 {
 		if run, ok := all[os.Args[1]]; ok {
 			os.Args = os.Args[1:]
-			os.Exit(start(run))
+			os.Exit(start(os.Args[0], run))
 		}
 	}
 	names := make([]string, 0, len(all))
@@ -62,8 +65,24 @@ func main() {
 }
 
 // start resets process-wide switches that a linked-in package's init may have changed (etcdctl
-// turns on cobra's prefix matching), so each component sees the defaults its own binary has.
-func start(run component) int {
+// turns on cobra's prefix matching; CoreDNS registers its flags on the standard library's
+// flag.CommandLine, which kube-proxy merges into its own), so each component sees the defaults
+// its own binary has.
+func start(name string, run component) int {
 	cobra.EnablePrefixMatching = false
+	if name != "coredns" {
+		dropGoFlags(coreDNSFlags()...)
+	}
 	return run()
+}
+
+// dropGoFlags replaces flag.CommandLine by a copy without the named flags.
+func dropGoFlags(names ...string) {
+	fs := flag.NewFlagSet(flag.CommandLine.Name(), flag.CommandLine.ErrorHandling())
+	flag.CommandLine.VisitAll(func(f *flag.Flag) {
+		if !slices.Contains(names, f.Name) {
+			fs.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	flag.CommandLine = fs
 }
