@@ -190,7 +190,7 @@ func (a *Agent) loadIdentity() error {
 		if kerr != nil {
 			return fmt.Errorf("generate node key: %w", kerr)
 		}
-		a.id = datadir.Identity{Name: o.Node.Name, NodeKey: key.Bytes(), JoinedAt: time.Now().UnixNano()}
+		a.id = datadir.Identity{Name: o.Node.Name, NodeKey: key.Bytes()}
 	case err != nil:
 		return err
 	case a.id.Name != o.Node.Name:

@@ -11,7 +11,6 @@ type Identity struct {
 	Advertise netip.AddrPort `json:"advertise,omitzero"`
 	NodeKey   []byte         `json:"nodeKey"` // X25519 private key (secrets are sealed to it)
 	SignKey   []byte         `json:"signKey"` // Ed25519 seed: signs this node's records and letters
-	JoinedAt  int64          `json:"joinedAt"`
 	Gen       uint64         `json:"gen"`
 	PodCIDR   netip.Prefix   `json:"podCIDR,omitzero"` // last subnet held
 	Peers     []string       `json:"peers,omitempty"`  // where to rejoin after restart
