@@ -180,10 +180,13 @@ func TestExhaustedRangeIsAnError(t *testing.T) {
 	plan := testPlan(1)
 	plan.PodCIDR = netip.MustParsePrefix("10.10.0.0/23") // two /24s
 	tc := newTestCluster(t, plan)
-	tc.join("n01", "n00")
-	a := tc.join("n02", "n00")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Claims are served in the order they arrive: n01 first.
+	if _, err := tc.join("n01", "n00").WaitAssigned(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := tc.join("n02", "n00")
 	_, err := a.WaitAssigned(ctx)
 	if !errors.Is(err, ErrNoSubnet) || !strings.Contains(err.Error(), "exhausted") {
 		t.Fatalf("third node in a two-subnet range: err = %v", err)
