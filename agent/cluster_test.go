@@ -202,7 +202,9 @@ func TestPartitionHealConverges(t *testing.T) {
 	tc.join("n02", "n01")
 	tc.join("w03", "n00")
 	tc.waitConverged(10*time.Second, 4)
-	side1, side2 := []string{tc.addr("n00"), tc.addr("w03")}, []string{tc.addr("n01"), tc.addr("n02")}
+	// The newcomers are on one side each from the start.
+	side1 := []string{tc.addr("n00"), tc.addr("w03"), tc.reserve("a")}
+	side2 := []string{tc.addr("n01"), tc.addr("n02"), tc.reserve("b")}
 	tc.net.partition(side1, side2)
 	// Each side declares the other dead, then takes a new node.
 	waitState(t, tc.live()["n01"], "n00", gossip.StateDead)

@@ -59,10 +59,11 @@ type testCluster struct {
 	root    string
 	timing  gossip.Timing
 
-	mu     sync.Mutex
-	agents map[string]*Agent
-	wires  map[string]*gossiptest.Wire
-	first  string
+	mu       sync.Mutex
+	agents   map[string]*Agent
+	wires    map[string]*gossiptest.Wire
+	reserved map[string]*gossiptest.Wire // opened by reserve, not yet started
+	first    string
 }
 
 func testPlan(masters int) config.Cluster {
@@ -81,7 +82,7 @@ func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) 
 		t.Fatal(err)
 	}
 	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
-		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}}
+		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}}
 	t.Cleanup(func() {
 		tc.mu.Lock()
 		agents := tc.agents
@@ -108,13 +109,34 @@ func (tc *testCluster) dir(name string) datadir.Dir {
 }
 
 // start runs an agent for name, joining through peers (names).
-func (tc *testCluster) start(name string, peers []string, create *gossip.ClusterInfo, tok pki.Token, rejoin bool) (*Agent, error) {
+// reserve opens the wire name's agent will use, so that its address can be
+// put on one side of a partition before the agent starts.
+func (tc *testCluster) reserve(name string) string {
+	tc.t.Helper()
 	self := new(string)
 	w, err := gossiptest.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
 	if err != nil {
-		return nil, err
+		tc.t.Fatal(err)
 	}
 	*self = fmt.Sprintf("127.0.0.1:%d", w.Port())
+	tc.mu.Lock()
+	tc.reserved[name] = w
+	tc.mu.Unlock()
+	return *self
+}
+
+func (tc *testCluster) start(name string, peers []string, create *gossip.ClusterInfo, tok pki.Token, rejoin bool) (*Agent, error) {
+	tc.mu.Lock()
+	w, ok := tc.reserved[name]
+	delete(tc.reserved, name)
+	tc.mu.Unlock()
+	if !ok {
+		tc.reserve(name)
+		tc.mu.Lock()
+		w = tc.reserved[name]
+		delete(tc.reserved, name)
+		tc.mu.Unlock()
+	}
 	var addrs []string
 	for _, p := range peers {
 		addrs = append(addrs, tc.addr(p))
@@ -195,7 +217,12 @@ func (tc *testCluster) waitConverged(timeout time.Duration, wantMembers int) str
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tc.t.Fatalf("cluster did not converge in %s; last disagreement:\n%s", timeout, last)
+	var all strings.Builder
+	for name, a := range tc.live() {
+		dg, n := a.state.Digest()
+		fmt.Fprintf(&all, "--- %s (digest %x, %d records, refused %v):\n%s", name, dg, n, a.g.Rejected(), view(a.Status()))
+	}
+	tc.t.Fatalf("cluster did not converge in %s; last disagreement:\n%s\nevery view:\n%s", timeout, last, all.String())
 	return ""
 }
 

@@ -186,11 +186,25 @@ func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
 		a.mu.Unlock()
 		return
 	}
-	body := gossip.EncodeClaim(c)
+	// Every alive master is asked, whether or not this node has yet heard
+	// that it holds the keys: a node without a decision cannot pull the
+	// records it lacks, and those without the keys ignore the claim.
+	var to []string
 	for _, m := range roles.Masters(snap) {
-		if m != a.id.Name && alive[m] && snap.Nodes[m].HasSecrets {
-			a.send(gossip.Letter{Kind: gossip.LetterClaim, To: m, Body: body})
+		if m != a.id.Name && alive[m] {
+			to = append(to, m)
 		}
+	}
+	if len(to) == 0 { // no master known yet: ask whoever is there (non-masters ignore it)
+		for m := range alive {
+			if m != a.id.Name && len(to) < 8 {
+				to = append(to, m)
+			}
+		}
+	}
+	body := gossip.EncodeClaim(c)
+	for _, m := range to {
+		a.send(gossip.Letter{Kind: gossip.LetterClaim, To: m, Body: body})
 	}
 }
 
