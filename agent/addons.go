@@ -149,7 +149,7 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 				ch.deleted[name] = true
 				a.mu.Unlock()
 			}
-		case roles.Active(as) && !done:
+		case as.Active() && !done:
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
 			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
@@ -179,7 +179,7 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 // lock held.
 func (ch *clusterChores) fresh(snap gossip.Snapshot) bool {
 	for name, as := range snap.Assignments {
-		if _, tried := ch.waiting[name]; roles.Active(as) && ch.patched[name] != as.PodCIDR.String() && !tried {
+		if _, tried := ch.waiting[name]; as.Active() && ch.patched[name] != as.PodCIDR.String() && !tried {
 			return true
 		}
 	}
@@ -196,7 +196,7 @@ func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
 		switch {
 		case as.Released && !ch.deleted[name]:
 			return true
-		case roles.Active(as) && ch.patched[name] != as.PodCIDR.String():
+		case as.Active() && ch.patched[name] != as.PodCIDR.String():
 			return true
 		}
 	}

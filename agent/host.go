@@ -15,6 +15,7 @@ import (
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 // HostOptions connect an agent to the host it configures. Without them (nil)
@@ -88,7 +89,7 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	// healed, the allocator has yet to move one holder) only the older
 	// holder is routed, so one peer's state never blocks the others'.
 	held := map[netip.Prefix]bool{}
-	for _, as := range byAge(snap.Assignments) {
+	for _, as := range roles.ByAge(snap.Assignments) {
 		if !as.Active() || snap.Nodes[as.Node].Removed || !as.Addr.Is4() || (held[as.PodCIDR] && as.Node != self) {
 			continue
 		}
@@ -117,14 +118,6 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	spec.PKI.CA = ca
 	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
 	return spec, nil
-}
-
-func byAge(m map[string]gossip.Assignment) []gossip.Assignment {
-	out := slices.Collect(maps.Values(m))
-	slices.SortFunc(out, func(a, b gossip.Assignment) int {
-		return cmp.Or(cmp.Compare(a.Version, b.Version), cmp.Compare(a.By, b.By), cmp.Compare(a.Node, b.Node))
-	})
-	return out
 }
 
 // SavedToken reads the join token a node keeps in its data directory.

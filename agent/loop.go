@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"time"
@@ -134,10 +135,7 @@ func (a *Agent) allocate(snap gossip.Snapshot) {
 			delete(a.claims, name)
 		}
 	}
-	claims := make(map[string]gossip.Claim, len(a.claims))
-	for k, v := range a.claims {
-		claims[k] = v
-	}
+	claims := maps.Clone(a.claims)
 	key := ed25519.NewKeyFromSeed(a.secrets.DecisionKey)
 	a.mu.Unlock()
 	for _, d := range roles.Plan(snap, claims, a.cluster, a.id.Name, a.state.Tick) {
@@ -169,8 +167,7 @@ func (a *Agent) myClaim() gossip.Claim {
 // its address changed), at most every claimEvery.
 func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
 	c := a.myClaim()
-	if as, ok := snap.Assignments[a.id.Name]; ok && as.SignKey == c.SignKey && !as.Released &&
-		(as.Error != "" || (as.Addr == c.Addr && as.Port == c.Port && as.BoxKey == c.BoxKey)) {
+	if as, ok := snap.Assignments[a.id.Name]; ok && roles.Answered(as, c) {
 		return // settled (or told why not)
 	}
 	a.mu.Lock()
@@ -340,8 +337,7 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 		}
 		return
 	}
-	if old, ok := snap.Assignments[c.Name]; ok && old.SignKey == c.SignKey && !old.Released &&
-		(old.Error != "" || (old.Addr == c.Addr && old.Port == c.Port && old.BoxKey == c.BoxKey)) {
+	if old, ok := snap.Assignments[c.Name]; ok && roles.Answered(old, c) {
 		// Granted already, but the claimant missed it (the decision's
 		// broadcast can pass a node that joined a moment ago): send it.
 		a.sendDecision(old)

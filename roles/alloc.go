@@ -19,9 +19,6 @@ import (
 // Worker is the Seat of a node that holds no master seat.
 const Worker = -1
 
-// Active reports whether a decision gives its node a subnet.
-func Active(a gossip.Assignment) bool { return a.Active() }
-
 // Masters lists the holders of master seats in seat order (dead ones
 // included: seats are sticky). Only seats the cluster's plan has count, and a
 // seat held twice (both sides of a healed partition) counts once, for the
@@ -98,7 +95,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 	holders := map[netip.Prefix]gossip.Assignment{}
 	seats := map[int]gossip.Assignment{}
 	var redo []gossip.Assignment
-	for _, a := range sortedByAge(s.Assignments) {
+	for _, a := range ByAge(s.Assignments) {
 		if !a.Active() {
 			continue
 		}
@@ -141,7 +138,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		case hadOld && old.Active() && old.SignKey != cl.SignKey:
 			continue // bound to another key: refused
 		case hadOld && old.Active():
-			if old.Addr != cl.Addr || old.Port != cl.Port || old.BoxKey != cl.BoxKey {
+			if !Answered(old, cl) {
 				upd := old
 				upd.Addr, upd.Port, upd.BoxKey = cl.Addr, cl.Port, cl.BoxKey
 				decide(upd)
@@ -157,6 +154,14 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 // bound, so the removed node's last record still verifies.
 func released(a gossip.Assignment) gossip.Assignment {
 	return gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Seat: Worker, Released: true}
+}
+
+// Answered reports whether decision d already answers claim c: it binds the
+// claimant's key and is either its place at the claimed address or the
+// reason it has none. A claim that is not answered asks for a decision.
+func Answered(d gossip.Assignment, c gossip.Claim) bool {
+	return d.SignKey == c.SignKey && !d.Released &&
+		(d.Error != "" || (d.Addr == c.Addr && d.Port == c.Port && d.BoxKey == c.BoxKey))
 }
 
 // Refusal says why a claim cannot be granted, or "" when it can.
@@ -176,7 +181,9 @@ func sortedClaims(m map[string]gossip.Claim) []gossip.Claim {
 	return out
 }
 
-func sortedByAge(m map[string]gossip.Assignment) []gossip.Assignment {
+// ByAge lists decisions oldest first: the order in which a contested subnet
+// or seat goes to the older decision.
+func ByAge(m map[string]gossip.Assignment) []gossip.Assignment {
 	out := make([]gossip.Assignment, 0, len(m))
 	for _, a := range m {
 		out = append(out, a)
