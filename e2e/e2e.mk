@@ -17,6 +17,11 @@ KNODE_BIN  ?= $(CURDIR)/bin/knode
 E2E_RUN    ?= .
 E2E_TIMEOUT ?= 120m
 E2E_GOTEST := $(GO) test -tags e2e -count=1 -v -timeout $(E2E_TIMEOUT)
+# The lab's names, network and dockerd are fixed, so one lab at a time: runs from several
+# checkouts on one machine wait on this lock (held from the first node to the teardown)
+# instead of tearing each other's lab down.
+LAB_LOCK   ?= /run/knode-e2e.lock
+LOCK_LAB   := exec 9>$(LAB_LOCK); flock 9;
 
 .PHONY: lab lab-down lab-nodes lab-status lab-purge e2e e2e-smoke e2e-knode bench-up
 
@@ -28,7 +33,7 @@ lab: e2e-knode ## a running cluster of N=3 node containers on this machine (see 
 
 BENCH_RUNS ?= 5
 bench-up: e2e-knode ## init + N-1 joins started together, BENCH_RUNS=5 times; medians and ranges of knode's timing tables (N=4)
-	@rc=0; $(LAB_SH) prepare && KNODE_BIN=$(KNODE_BIN) e2e/lab/bench-up.sh $(BENCH_RUNS) $(or $(N),4) || rc=$$?; \
+	@$(LOCK_LAB) rc=0; $(LAB_SH) prepare && KNODE_BIN=$(KNODE_BIN) e2e/lab/bench-up.sh $(BENCH_RUNS) $(or $(N),4) || rc=$$?; \
 	  $(LAB_SH) down || { d=$$?; [ $$rc -ne 0 ] || rc=$$d; }; exit $$rc
 
 lab-down: ## remove everything `make lab` or `make lab-nodes` made
@@ -44,9 +49,9 @@ lab-purge: ## lab-down, then also drop the cached node image and package cache
 	$(LAB_SH) purge
 
 e2e: e2e-knode ## end-to-end scenarios against the real binary (root, docker.io, ~minutes)
-	@rc=0; KNODE_BIN=$(KNODE_BIN) $(E2E_GOTEST) -run '$(E2E_RUN)' ./e2e/ || rc=$$?; \
+	@$(LOCK_LAB) rc=0; KNODE_BIN=$(KNODE_BIN) $(E2E_GOTEST) -run '$(E2E_RUN)' ./e2e/ || rc=$$?; \
 	  $(LAB_SH) down || { d=$$?; [ $$rc -ne 0 ] || rc=$$d; }; exit $$rc
 
 e2e-smoke: ## the lab harness alone: nodes, systemd, ping, teardown (no knode needed)
-	@rc=0; $(E2E_GOTEST) -run 'TestSmoke' ./e2e/ || rc=$$?; \
+	@$(LOCK_LAB) rc=0; $(E2E_GOTEST) -run 'TestSmoke' ./e2e/ || rc=$$?; \
 	  $(LAB_SH) down || { d=$$?; [ $$rc -ne 0 ] || rc=$$d; }; exit $$rc
