@@ -24,8 +24,11 @@ import (
 
 // Options configure an Agent.
 type Options struct {
-	Dir   datadir.Dir
-	Token pki.Token
+	Dir datadir.Dir
+	// Token is set when this node joins: it is admitted through Peers with
+	// it and receives the cluster's gossip keys. A restarted node uses the
+	// keys it saved.
+	Token *pki.Token
 	Node  config.Node
 	// Peers to join through (host:port). Empty for the first node of a cluster.
 	Peers []string
@@ -39,9 +42,8 @@ type Options struct {
 	Serve bool
 	// Host, when set, lets the agent keep this host's pod network current.
 	Host *HostOptions
-	// Create is the identity of a new cluster (from Create); nil when joining
-	// or restarting.
-	Create *gossip.ClusterInfo
+	// Create is a new cluster (from Create); nil when joining or restarting.
+	Create *Genesis
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
@@ -113,23 +115,25 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	} else if ok {
 		a.secrets = &s
 	}
-	st, err := LoadState(o.Dir, o.Token, a.log)
-	if err != nil {
+	if err := a.loadState(ctx); err != nil {
 		return nil, err
-	}
-	a.state = st
-	if _, err := a.state.MergeCluster(o.Create); err != nil {
-		return nil, fmt.Errorf("the new cluster's identity: %w", err)
 	}
 	g, err := gossip.New(gossip.Config{
 		Name: o.Node.Name, Bind: o.Node.Bind, Advertise: o.Node.Advertise,
-		Key: o.Token.GossipKey(), SignKey: a.sign, Version: version.Version,
+		Keys: a.id.GossipKeys, SignKey: a.sign, Version: version.Version,
 		Timing: o.Timing, Logger: a.log, Transport: o.Transport,
 	}, a.state)
 	if err != nil {
 		return nil, err
 	}
 	a.g = g
+	if o.Create != nil {
+		// The first token: any member admits a machine holding it.
+		if _, err := a.publishToken(o.Create.Token, o.Create.TokenTTL, "made by init"); err != nil {
+			g.Shutdown()
+			return nil, err
+		}
+	}
 	if err := a.join(); err != nil {
 		a.cancel()
 		g.Shutdown()
@@ -152,13 +156,75 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	return a, nil
 }
 
+// loadState loads the saved state and the gossip keys, or gets them: a new
+// cluster makes its key, a joiner is admitted with its token.
+func (a *Agent) loadState(ctx context.Context) error {
+	o := a.opts
+	var pin *[32]byte
+	switch {
+	case o.Create != nil:
+		p := o.Create.Token.CAPin
+		pin = &p
+	case o.Token != nil:
+		pin = &o.Token.CAPin
+	}
+	st, err := LoadState(o.Dir, pin, a.log)
+	if err != nil {
+		return err
+	}
+	a.state = st
+	switch {
+	case o.Create != nil:
+		if _, err := st.MergeCluster(o.Create.Cluster); err != nil {
+			return fmt.Errorf("the new cluster's identity: %w", err)
+		}
+		if len(a.id.GossipKeys) == 0 {
+			k, err := pki.NewGossipKey()
+			if err != nil {
+				return err
+			}
+			a.id.GossipKeys = [][]byte{k}
+		}
+	case o.Token != nil:
+		adm, err := a.admit(ctx, *o.Token)
+		if err != nil {
+			if !errors.Is(err, gossip.ErrJoin) && !errors.Is(err, gossip.ErrTokenRefused) {
+				err = fmt.Errorf("%w: %w", ErrWrongCluster, err)
+			}
+			return err
+		}
+		if _, err := st.MergeCluster(adm.Cluster); err != nil {
+			return fmt.Errorf("%w: %w", ErrWrongCluster, err)
+		}
+		a.id.GossipKeys = adm.Keys
+	case len(a.id.GossipKeys) == 0:
+		return fmt.Errorf("%s holds no gossip keys: this node cannot rejoin; run `knode reset` and join again with a token", o.Dir.Path(datadir.NodeFile))
+	}
+	return nil
+}
+
 // LoadState reads the records a node saved (its cluster identity and the
-// replicated state), checking each against the token's pin as if it came
-// from a peer; what fails is dropped (peers send it again).
-func LoadState(dir datadir.Dir, tok pki.Token, log *slog.Logger) (*gossip.State, error) {
-	st := gossip.NewState(tok.CAPin)
+// replicated state), checking each as if it came from a peer; what fails is
+// dropped (peers send it again). The cluster identity must match pin when
+// given (a joiner's token), else the saved identity's own CA is trusted.
+func LoadState(dir datadir.Dir, pin *[32]byte, log *slog.Logger) (*gossip.State, error) {
 	var saved gossip.ClusterInfo
-	switch err := dir.ReadJSON(datadir.ClusterFile, &saved); {
+	err := dir.ReadJSON(datadir.ClusterFile, &saved)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if pin == nil {
+		if err != nil {
+			return nil, fmt.Errorf("no cluster identity in %s: %w", dir.Root, err)
+		}
+		p, perr := gossip.CAPin(&saved)
+		if perr != nil {
+			return nil, fmt.Errorf("cluster identity in %s: %w", dir.Path(datadir.ClusterFile), perr)
+		}
+		pin = &p
+	}
+	st := gossip.NewState(*pin)
+	switch {
 	case err == nil:
 		if _, err := st.MergeCluster(&saved); err != nil {
 			return nil, fmt.Errorf("cluster identity in %s: %w", dir.Path(datadir.ClusterFile), err)
@@ -248,8 +314,12 @@ func (a *Agent) persistJoin() error {
 	if err := d.WriteJSON(datadir.NodeFile, a.id); err != nil {
 		return err
 	}
-	if err := d.WriteFile(datadir.TokenFile, []byte(a.opts.Token.String()+"\n")); err != nil {
-		return err
+	if c := a.opts.Create; c != nil {
+		// For `knode token` on the first node; joiners keep no token (it
+		// admits once, and expires).
+		if err := d.WriteFile(datadir.TokenFile, []byte(c.Token.String()+"\n")); err != nil {
+			return err
+		}
 	}
 	if !d.Initialised() {
 		return d.WriteJSON(datadir.ClusterFile, a.state.Cluster())

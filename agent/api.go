@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -49,6 +51,29 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 		// Remove stops this server: run it after the answer is sent.
 		go a.Remove(10 * time.Second)
 	})
+	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Tokens())
+	})
+	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
+		var req TokenRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		nt, err := a.CreateToken(req.TTL, req.Description)
+		if err != nil {
+			writeError(w, httpStatusOf(err), err)
+			return
+		}
+		writeJSON(w, http.StatusOK, nt)
+	})
+	mux.HandleFunc("DELETE /v1/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if err := a.DeleteToken(r.PathValue("id")); err != nil {
+			writeError(w, httpStatusOf(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	s := &apiServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -60,32 +85,92 @@ func (s *apiServer) close() {
 	s.srv.Shutdown(ctx)
 }
 
+// TokenRequest asks the agent for a new join token.
+type TokenRequest struct {
+	TTL         time.Duration `json:"ttl"` // 0: no expiry
+	Description string        `json:"description,omitempty"`
+}
+
+// apiError is how the API reports a failure.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, apiError{Error: err.Error()})
+}
+
+func httpStatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrNotMaster):
+		return http.StatusForbidden
+	case errors.Is(err, ErrNoToken):
+		return http.StatusNotFound
+	}
+	return http.StatusInternalServerError
+}
+
+// Call sends one request to the agent on socket (body: JSON of in, when not
+// nil) and decodes its JSON answer into out (when not nil). An error the
+// agent reports comes back as an error with its text; ErrNotMaster and
+// ErrNoToken are recognised.
+func Call(ctx context.Context, socket, method, path string, in, out any) error {
+	if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w here (%s does not exist): start one with `knode init` or `knode join`, or pass the node's --data-dir", ErrNoAgent, socket)
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://knode"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := socketClient(socket).Do(req)
+	if err != nil {
+		return fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e) != nil || e.Error == "" {
+			return fmt.Errorf("agent on %s answered %s", socket, resp.Status)
+		}
+		switch resp.StatusCode {
+		case http.StatusForbidden:
+			return fmt.Errorf("%w", ErrNotMaster)
+		case http.StatusNotFound:
+			return fmt.Errorf("%w: %s", ErrNoToken, e.Error)
+		}
+		return errors.New(e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("agent on %s sent an unreadable answer: %w", socket, err)
+	}
+	return nil
+}
+
 // ErrNoAgent says nothing answers on the data directory's socket.
 var ErrNoAgent = errors.New("no knode agent is running")
 
 // QueryStatus asks the agent listening on socket for its status.
 func QueryStatus(ctx context.Context, socket string) (Status, error) {
-	if _, err := os.Stat(socket); errors.Is(err, fs.ErrNotExist) {
-		return Status{}, fmt.Errorf("%w here (%s does not exist): start one with `knode init` or `knode join`, or pass the node's --data-dir", ErrNoAgent, socket)
-	}
-	client := socketClient(socket)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://knode/v1/status", nil)
-	if err != nil {
-		return Status{}, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return Status{}, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return Status{}, fmt.Errorf("agent on %s answered %s", socket, resp.Status)
-	}
 	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return Status{}, fmt.Errorf("agent on %s sent an unreadable status: %w", socket, err)
-	}
-	return st, nil
+	err := Call(ctx, socket, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
 }
 
 // RequestRemove asks the agent on socket to leave the cluster for good

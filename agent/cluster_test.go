@@ -128,17 +128,17 @@ func TestWrongTokenIsRefused(t *testing.T) {
 	other := tc.token
 	other.Secret[0] ^= 1 // another cluster's secret
 	_, err := tc.start("intruder", []string{"n00"}, nil, other, false)
-	if !errors.Is(err, gossip.ErrJoin) {
-		t.Fatalf("join with a wrong secret: err = %v, want ErrJoin", err)
+	if !errors.Is(err, gossip.ErrTokenRefused) {
+		t.Fatalf("join with a wrong secret: err = %v, want ErrTokenRefused", err)
 	}
 	// Someone who learnt the secret serves another CA (a man in the middle):
 	// the joiner must notice through the token's pin.
-	fakeInfo, fakeTok, err := Create(tc.dir("fake"), tc.cluster, time.Now())
+	fake, err := Create(tc.dir("fake"), tc.cluster, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fakeTok.Secret = tc.token.Secret
-	if _, err := tc.start("fake", nil, fakeInfo, fakeTok, false); err != nil {
+	fake.Token.Secret = tc.token.Secret
+	if _, err := tc.start("fake", nil, fake, fake.Token, false); err != nil {
 		t.Fatal(err)
 	}
 	_, err = tc.start("victim", []string{"fake"}, nil, tc.token, false)

@@ -14,42 +14,51 @@ import (
 	"knode.dev/knode/pki"
 )
 
+// Genesis is what Create makes for Start (Options.Create): the new
+// cluster's identity and its first join token.
+type Genesis struct {
+	Cluster *gossip.ClusterInfo
+	Token   pki.Token
+	// TokenTTL is how long the first token admits joiners; 0: no expiry.
+	TokenTTL time.Duration
+}
+
 // Create makes a new cluster's trust material in dir: the CA, the
 // service-account key pair and the decision key (all kept under secrets/),
-// the cluster identity signed by the CA, and the join token. It
-// returns the cluster identity to pass to Start (Options.Create); the data
+// the cluster identity signed by the CA, and the first join token (valid for
+// DefaultTokenTTL; the caller may change Genesis.TokenTTL). The data
 // directory is marked initialised only once the agent has started, so a failed
 // init can simply be rerun.
-func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*gossip.ClusterInfo, pki.Token, error) {
+func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*Genesis, error) {
 	if dir.Initialised() {
-		return nil, pki.Token{}, config.Usagef("--data-dir %s already holds a node of a cluster: run `knode reset --data-dir %s` first, or choose another --data-dir", dir.Root, dir.Root)
+		return nil, config.Usagef("--data-dir %s already holds a node of a cluster: run `knode reset --data-dir %s` first, or choose another --data-dir", dir.Root, dir.Root)
 	}
 	ca, err := pki.NewCA(c.Name, now)
 	if err != nil {
-		return nil, pki.Token{}, err
+		return nil, err
 	}
 	saKey, saPub, err := pki.NewServiceAccountKey()
 	if err != nil {
-		return nil, pki.Token{}, err
+		return nil, err
 	}
 	tok, err := pki.NewToken(ca)
 	if err != nil {
-		return nil, pki.Token{}, err
+		return nil, err
 	}
 	decPub, decKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
-		return nil, pki.Token{}, fmt.Errorf("generate the decision key: %w", err)
+		return nil, fmt.Errorf("generate the decision key: %w", err)
 	}
 	info := &gossip.ClusterInfo{Cluster: c, CACert: ca.CertPEM, Created: now.Unix(), DecisionKey: gossip.Key(decPub)}
 	digest := sha256.Sum256(info.SignedBytes())
 	if info.Sig, err = ca.Key.Sign(rand.Reader, digest[:], crypto.SHA256); err != nil {
-		return nil, pki.Token{}, fmt.Errorf("sign the cluster identity: %w", err)
+		return nil, fmt.Errorf("sign the cluster identity: %w", err)
 	}
 	if err := dir.Ensure(); err != nil {
-		return nil, pki.Token{}, err
+		return nil, err
 	}
 	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub, DecisionKey: decKey.Seed()}); err != nil {
-		return nil, pki.Token{}, err
+		return nil, err
 	}
-	return info, tok, nil
+	return &Genesis{Cluster: info, Token: tok, TokenTTL: DefaultTokenTTL}, nil
 }

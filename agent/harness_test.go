@@ -25,6 +25,8 @@ type testNet struct {
 	cut map[[2]string]bool // [from, to] addr pairs that drop traffic
 }
 
+// blocker answers for the wire whose address self will hold (set once the
+// wire is listening, under n.mu: its forwarders may already ask).
 func (n *testNet) blocker(self *string) func(string) bool {
 	return func(remote string) bool {
 		n.mu.Lock()
@@ -93,12 +95,12 @@ func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) 
 		os.RemoveAll(root)
 	})
 	dir := tc.dir("n00")
-	info, tok, err := Create(dir, c, time.Now())
+	gen, err := Create(dir, c, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.token, tc.first = tok, "n00"
-	if _, err := tc.start("n00", nil, info, tok, false); err != nil {
+	tc.token, tc.first = gen.Token, "n00"
+	if _, err := tc.start("n00", nil, gen, gen.Token, false); err != nil {
 		t.Fatal(err)
 	}
 	return tc
@@ -108,7 +110,6 @@ func (tc *testCluster) dir(name string) datadir.Dir {
 	return datadir.Dir{Root: tc.root + "/" + name}
 }
 
-// start runs an agent for name, joining through peers (names).
 // reserve opens the wire name's agent will use, so that its address can be
 // put on one side of a partition before the agent starts.
 func (tc *testCluster) reserve(name string) string {
@@ -118,14 +119,19 @@ func (tc *testCluster) reserve(name string) string {
 	if err != nil {
 		tc.t.Fatal(err)
 	}
+	tc.net.mu.Lock()
 	*self = fmt.Sprintf("127.0.0.1:%d", w.Port())
+	addr := *self
+	tc.net.mu.Unlock()
 	tc.mu.Lock()
 	tc.reserved[name] = w
 	tc.mu.Unlock()
-	return *self
+	return addr
 }
 
-func (tc *testCluster) start(name string, peers []string, create *gossip.ClusterInfo, tok pki.Token, rejoin bool) (*Agent, error) {
+// start runs the agent of name: it joins through peers with tok, or, when
+// its data directory is initialised, restarts from what it saved.
+func (tc *testCluster) start(name string, peers []string, create *Genesis, tok pki.Token, rejoin bool) (*Agent, error) {
 	tc.mu.Lock()
 	w, ok := tc.reserved[name]
 	delete(tc.reserved, name)
@@ -145,8 +151,12 @@ func (tc *testCluster) start(name string, peers []string, create *gossip.Cluster
 	if os.Getenv("KNODE_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	var join *pki.Token
+	if create == nil && !tc.dir(name).Initialised() {
+		join = &tok
+	}
 	a, err := Start(context.Background(), Options{Logger: log,
-		Dir: tc.dir(name), Token: tok, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
+		Dir: tc.dir(name), Token: join, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
 		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
 	})
 	if err != nil {

@@ -47,11 +47,7 @@ func SavedSpec(dir datadir.Dir, h *HostOptions) (hostprep.Spec, error) {
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
 		return hostprep.Spec{}, fmt.Errorf("read node identity: %w", err)
 	}
-	tok, err := SavedToken(dir)
-	if err != nil {
-		return hostprep.Spec{}, err
-	}
-	st, err := LoadState(dir, tok, nil)
+	st, err := LoadState(dir, nil, nil)
 	if err != nil {
 		return hostprep.Spec{}, fmt.Errorf("read saved state: %w", err)
 	}
@@ -120,23 +116,10 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	return spec, nil
 }
 
-// SavedToken reads the join token a node keeps in its data directory.
-func SavedToken(dir datadir.Dir) (pki.Token, error) {
-	raw, err := dir.ReadFile(datadir.TokenFile)
-	if err != nil {
-		return pki.Token{}, fmt.Errorf("read token: %w", err)
-	}
-	tok, err := pki.ParseToken(strings.TrimSpace(string(raw)))
-	if err != nil {
-		return pki.Token{}, fmt.Errorf("token in %s: %w", dir.Path(datadir.TokenFile), err)
-	}
-	return tok, nil
-}
-
 // SavedPeers lists the gossip addresses of every other node this node knew
 // (from its saved state): any live one is enough to rejoin.
-func SavedPeers(dir datadir.Dir, tok pki.Token, self string) []string {
-	st, err := LoadState(dir, tok, nil)
+func SavedPeers(dir datadir.Dir, self string) []string {
+	st, err := LoadState(dir, nil, nil)
 	if err != nil {
 		return nil
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
@@ -58,7 +59,12 @@ func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name, mc.BindAddr, mc.BindPort = name, "127.0.0.1", 0
 	mc.GossipInterval, mc.ProbeInterval, mc.ProbeTimeout = 50*time.Millisecond, 500*time.Millisecond, 400*time.Millisecond
-	mc.SecretKey = tc.token.GossipKey()
+	// A token holder is admitted like any joiner: it gets the gossip key.
+	adm, err := gossip.Admit(context.Background(), tc.addr(via), tc.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc.SecretKey = adm.Keys[0]
 	mc.Delegate = h
 	mc.LogOutput = discard{}
 	ml, err := memberlist.Create(mc)

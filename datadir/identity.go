@@ -14,6 +14,9 @@ type Identity struct {
 	Gen       uint64         `json:"gen"`
 	PodCIDR   netip.Prefix   `json:"podCIDR,omitzero"` // last subnet held
 	Peers     []string       `json:"peers,omitempty"`  // where to rejoin after restart
+	// GossipKeys is the cluster's gossip keyring (primary first), received
+	// at admission: a restarted node needs no token.
+	GossipKeys [][]byte `json:"gossipKeys"`
 	// Host is set once knode configured this machine (not a --dry-run node):
 	// the agent then keeps the host's pod network current.
 	Host bool `json:"host,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,13 +35,13 @@ func (d delegate) NotifyMsg(b []byte) {
 	}
 	n := d.n
 	switch b[0] {
-	case msgNode, msgAssign:
+	case msgNode, msgAssign, msgToken:
 		if len(b) > maxRecordSize {
 			n.rejects.add("(oversized)", fmt.Errorf("record of %d bytes", len(b)))
 			return
 		}
 		ch, key, author, err := n.state.MergeMessage(b)
-		if err != nil && !errors.Is(err, ErrUnbound) {
+		if err != nil && !errors.Is(err, ErrUnbound) && !errors.Is(err, ErrStale) {
 			n.rejects.add(author, err)
 		}
 		// memberlist does not pass delegate messages on: news that arrived
@@ -269,7 +270,11 @@ type rejectLog struct {
 const maxRejectAuthors = 256
 
 func (r *rejectLog) add(author string, err error) {
-	author = safeName(author)
+	// "(label)" names a kind of input without an author ("(oversized)",
+	// "(joiner)"): kept as it is; anything else must be a node name.
+	if !strings.HasPrefix(author, "(") || !strings.HasSuffix(author, ")") || len(author) > 20 {
+		author = safeName(author)
+	}
 	r.mu.Lock()
 	if _, ok := r.counts[author]; !ok && len(r.counts) >= maxRejectAuthors {
 		author = "(others)"

@@ -20,7 +20,7 @@ func startNode(t *testing.T, name string, b byte) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := New(Config{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), Key: key, SignKey: sign, Timing: Fast}, NewState([32]byte{}))
+	n, err := New(Config{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), Keys: [][]byte{key}, SignKey: sign, Timing: Fast}, NewState([32]byte{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -30,7 +31,9 @@ type Config struct {
 	Name      string
 	Bind      netip.AddrPort // port 0 picks a free port
 	Advertise netip.AddrPort // zero: memberlist chooses from Bind
-	Key       []byte         // 32-byte AES key; required
+	// Keys is the gossip keyring (32-byte AES keys), the primary first: the
+	// cluster's own keys, received at admission, never the join token.
+	Keys [][]byte
 	// SignKey is this node's Ed25519 key: it signs the node's records and
 	// letters; its public half is bound to Name by the node's decision.
 	SignKey ed25519.PrivateKey
@@ -48,6 +51,7 @@ type Node struct {
 	name    string
 	key     ed25519.PrivateKey
 	meta    []byte
+	keyring *memberlist.Keyring
 	ml      *memberlist.Memberlist
 	queue   *memberlist.TransmitLimitedQueue
 	state   *State
@@ -76,8 +80,12 @@ func (n *Node) ClusterError() error {
 
 // New starts a gossip endpoint. It does not contact anyone until Join.
 func New(cfg Config, st *State) (*Node, error) {
-	if len(cfg.Key) != 32 {
-		return nil, errors.New("gossip key must be 32 bytes")
+	if len(cfg.Keys) == 0 || len(cfg.Keys) > maxGossipKeys {
+		return nil, fmt.Errorf("gossip needs 1 to %d keys, got %d", maxGossipKeys, len(cfg.Keys))
+	}
+	keyring, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+	if err != nil {
+		return nil, fmt.Errorf("gossip keys: %w", err)
 	}
 	if len(cfg.SignKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("gossip needs the node's signing key")
@@ -90,6 +98,7 @@ func New(cfg Config, st *State) (*Node, error) {
 		name:    cfg.Name,
 		key:     cfg.SignKey,
 		meta:    []byte(cfg.Version),
+		keyring: keyring,
 		state:   st,
 		letters: make(chan Letter, 256),
 		changed: make(chan struct{}, 1),
@@ -122,7 +131,7 @@ func New(cfg Config, st *State) (*Node, error) {
 		mc.AdvertiseAddr = cfg.Advertise.Addr().String()
 		mc.AdvertisePort = int(cfg.Advertise.Port())
 	}
-	mc.SecretKey = cfg.Key
+	mc.Keyring = keyring
 	// A dead node's name may come back from another address at once (a
 	// restarted machine, a new IP): who a name is, is decided by knode's
 	// signed decisions, not by memberlist's address table.
@@ -134,12 +143,28 @@ func New(cfg Config, st *State) (*Node, error) {
 	mc.Events = delegate{n}
 	mc.Ping = delegate{n}
 	mc.LogOutput = logWriter{n.log}
-	mc.Transport = cfg.Transport
+	inner := cfg.Transport
+	if inner == nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: stdlog.New(mc.LogOutput, "", 0)})
+		if err != nil {
+			return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
+		}
+		if mc.BindPort == 0 {
+			mc.BindPort = nt.GetAutoBindPort()
+			mc.AdvertisePort = mc.BindPort
+		}
+		inner = nt
+	}
+	// Join requests share the gossip port (one port to open, one address
+	// to give a joiner).
+	mc.Transport = newAdmitTransport(inner, n)
 	// A record missed by broadcast is repaired by the digest carried in
 	// probe acks, so memberlist's own retransmit multiplier is enough.
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
+		mc.Transport.Shutdown()
 		return nil, fmt.Errorf("start gossip on %s: %w", cfg.Bind, err)
 	}
 	n.ml = ml
@@ -152,6 +177,18 @@ func (n *Node) notify() {
 	case n.changed <- struct{}{}:
 	default:
 	}
+}
+
+// Keys is the gossip keyring, the primary key first.
+func (n *Node) Keys() [][]byte {
+	primary := n.keyring.GetPrimaryKey()
+	out := [][]byte{primary}
+	for _, k := range n.keyring.GetKeys() {
+		if string(k) != string(primary) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // MembershipChanged is signalled (coalesced) when a member joins, leaves or dies.
@@ -238,6 +275,18 @@ func (n *Node) Decide(a Assignment) error {
 	}
 	if ch {
 		n.queueMsg("a/"+a.Node, EncodeAssignment(a))
+	}
+	return nil
+}
+
+// PublishToken keeps a signed token record and gossips it.
+func (n *Node) PublishToken(t TokenRecord) error {
+	ch, err := n.state.MergeToken(t)
+	if err != nil {
+		return fmt.Errorf("publish token %s: %w", t.Name(), err)
+	}
+	if ch {
+		n.queueMsg("t/"+t.Name(), EncodeToken(t))
 	}
 	return nil
 }

@@ -39,6 +39,7 @@ const (
 	domainNode    = "knode node v2\x00"
 	domainClaim   = "knode claim v2\x00"
 	domainLetter  = "knode letter v2\x00"
+	domainToken   = "knode token v2\x00"
 )
 
 // Key is an Ed25519 public key (node signing keys, the decision key) or an
@@ -128,10 +129,11 @@ func (a Assignment) Active() bool { return !a.Released && a.Error == "" }
 
 // Snapshot is a consistent copy of the replicated state.
 type Snapshot struct {
-	Cluster     *ClusterInfo          `json:"cluster,omitempty"`
-	Nodes       map[string]NodeInfo   `json:"nodes"`
-	Assignments map[string]Assignment `json:"assignments"`
-	Clock       uint64                `json:"clock"`
+	Cluster     *ClusterInfo           `json:"cluster,omitempty"`
+	Nodes       map[string]NodeInfo    `json:"nodes"`
+	Assignments map[string]Assignment  `json:"assignments"`
+	Tokens      map[string]TokenRecord `json:"-"` // by ID in hex
+	Clock       uint64                 `json:"clock"`
 }
 
 // ValidName reports whether s may name a node: a Kubernetes node name of at

@@ -45,7 +45,7 @@ var (
 // pin (the join token's).
 func NewState(pin [32]byte) *State {
 	return &State{pin: pin, changed: make(chan struct{}, 1), pending: map[string]NodeInfo{}, now: time.Now,
-		snap: Snapshot{Nodes: map[string]NodeInfo{}, Assignments: map[string]Assignment{}}}
+		snap: Snapshot{Nodes: map[string]NodeInfo{}, Assignments: map[string]Assignment{}, Tokens: map[string]TokenRecord{}}}
 }
 
 // Changed is signalled after any change; one pending signal at most.
@@ -77,7 +77,7 @@ func (s *State) Snapshot() Snapshot {
 func (s *State) Digest() (uint64, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments)
+	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens)
 }
 
 // Binding is the decision that binds name's keys, if any (released ones
@@ -132,6 +132,15 @@ func (s *State) MergeCluster(c *ClusterInfo) (bool, error) {
 	s.snap.Cluster = &cp
 	s.notify()
 	return true, nil
+}
+
+// CAPin is the hash of the cluster CA's public key: what a join token pins.
+func CAPin(c *ClusterInfo) ([32]byte, error) {
+	cert, err := pki.ParseCert(c.CACert)
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("cluster CA: %w", err)
+	}
+	return sha256.Sum256(cert.RawSubjectPublicKeyInfo), nil
 }
 
 func verifyCluster(c *ClusterInfo, pin [32]byte) error {
@@ -239,12 +248,15 @@ func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
 }
 
 func cloneSnapshot(in Snapshot) Snapshot {
-	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments)}
+	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments), Tokens: maps.Clone(in.Tokens)}
 	if out.Nodes == nil {
 		out.Nodes = map[string]NodeInfo{}
 	}
 	if out.Assignments == nil {
 		out.Assignments = map[string]Assignment{}
+	}
+	if out.Tokens == nil {
+		out.Tokens = map[string]TokenRecord{}
 	}
 	if in.Cluster != nil {
 		c := *in.Cluster

@@ -33,6 +33,11 @@ func (s *State) records(want func(t byte, name string, version uint64) bool) [][
 			out = append(out, EncodeNode(n))
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.snap.Tokens)) {
+		if t := s.snap.Tokens[name]; want(msgToken, name, t.Gen) {
+			out = append(out, EncodeToken(t))
+		}
+	}
 	return out
 }
 
@@ -113,7 +118,7 @@ func (s *State) MergeRecords(recs [][]byte) (bool, []Rejection) {
 	var rej []Rejection
 	for _, r := range recs {
 		ch, _, author, err := s.MergeMessage(r)
-		if err != nil && err != ErrUnbound {
+		if err != nil && err != ErrUnbound && err != ErrStale {
 			rej = append(rej, Rejection{Author: author, Err: err})
 		}
 		changed = changed || ch
@@ -143,6 +148,13 @@ func (s *State) MergeMessage(m []byte) (changed bool, key, author string, err er
 		}
 		ch, err := s.MergeNode(n)
 		return ch, "n/" + n.Name, safeName(n.Name), err
+	case msgToken:
+		t, err := decodeToken(m[1:])
+		if err != nil {
+			return false, "", safeName(t.By), fmt.Errorf("token record: %w", err)
+		}
+		ch, err := s.MergeToken(t)
+		return ch, "t/" + t.Name(), safeName(t.By), err
 	}
 	return false, "", "", fmt.Errorf("unknown record type %d", m[0])
 }
@@ -161,7 +173,7 @@ func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var e enc
-	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes)))
+	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes) + len(s.snap.Tokens)))
 	for name, a := range s.snap.Assignments {
 		e.byte(msgAssign)
 		e.string(name)
@@ -171,6 +183,11 @@ func (s *State) Vector() []byte {
 		e.byte(msgNode)
 		e.string(name)
 		e.uvarint(n.Gen)
+	}
+	for name, t := range s.snap.Tokens {
+		e.byte(msgToken)
+		e.string(name)
+		e.uvarint(t.Gen)
 	}
 	return e.b
 }
@@ -222,6 +239,8 @@ func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
 			newer = v > s.snap.Assignments[k.name].Version
 		case msgNode:
 			newer = v > s.snap.Nodes[k.name].Gen
+		case msgToken:
+			newer = v > s.snap.Tokens[k.name].Gen
 		}
 	}
 	return recs, newer, nil

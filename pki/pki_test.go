@@ -44,12 +44,12 @@ func TestToken(t *testing.T) {
 	if err := tok.VerifyCA(other.CertPEM); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("another CA accepted: %v", err)
 	}
-	if len(tok.GossipKey()) != 32 {
-		t.Error("gossip key is not 32 bytes")
-	}
 	tok2, _ := NewToken(ca)
-	if bytes.Equal(tok.GossipKey(), tok2.GossipKey()) {
-		t.Error("two tokens give the same gossip key")
+	if tok.ID() == tok2.ID() || tok.Verifier() == tok2.Verifier() {
+		t.Error("two tokens share an ID or a verifier")
+	}
+	if id, v := tok.ID(), tok.Verifier(); bytes.Contains(v[:], tok.Secret[:]) || bytes.Contains(id[:], tok.Secret[:8]) {
+		t.Error("ID or verifier reveals the secret")
 	}
 	s := tok.String()
 	for _, bad := range []string{"", "abc", s[:len(s)-1], strings.Replace(s, "knode1", "knode2", 1), s[:len(s)-1] + "g", strings.Replace(s, ".", ":", 1)} {

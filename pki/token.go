@@ -15,9 +15,10 @@ import (
 //
 //	knode1.<64 hex: SHA-256 of the CA's public key>.<32 hex: 128-bit secret>
 //
-// The secret keys the gossip encryption (so a process without the token can
-// neither join nor read cluster state); the pin lets the joiner verify the CA it
-// is sent, as kubeadm's discovery-token-ca-cert-hash does.
+// The secret proves to a member that the joiner may join (members hold only
+// a verifier derived from it, in a token record that expires); the pin lets
+// the joiner verify the CA it is sent, as kubeadm's
+// discovery-token-ca-cert-hash does.
 type Token struct {
 	CAPin  [32]byte
 	Secret [16]byte
@@ -60,15 +61,43 @@ func ParseToken(s string) (Token, error) {
 	return t, nil
 }
 
-// GossipKey derives the 32-byte AES-256 key of the gossip layer from the
-// secret alone: the pin is checked separately (VerifyCA), so that a party that
-// learnt the secret but serves another CA is detected and named.
-func (t Token) GossipKey() []byte {
-	k, err := hkdf.Key(sha256.New, t.Secret[:], nil, "knode gossip key v1", 32)
+// TokenIDSize is the length of a token's public identifier.
+const TokenIDSize = 8
+
+// ID is the token's public name (`knode token list`, `knode token delete`):
+// derived from the secret, so it names the token without revealing it.
+func (t Token) ID() [TokenIDSize]byte {
+	var id [TokenIDSize]byte
+	copy(id[:], t.derive("knode token id v1", TokenIDSize))
+	return id
+}
+
+// Verifier is what members keep to check that a joiner holds the token: a
+// key derived from the secret (the secret itself never leaves the node that
+// created it, and a verifier does not give back the secret).
+func (t Token) Verifier() [32]byte {
+	var v [32]byte
+	copy(v[:], t.derive("knode token verifier v1", 32))
+	return v
+}
+
+func (t Token) derive(label string, n int) []byte {
+	k, err := hkdf.Key(sha256.New, t.Secret[:], nil, label, n)
 	if err != nil {
 		panic(err) // only for lengths over 255*32, impossible here
 	}
 	return k
+}
+
+// NewGossipKey is a fresh 32-byte AES-256 key for memberlist's encryption.
+// It is the cluster's own, handed to each joiner sealed after its token and
+// pin were checked: the token only opens the door once.
+func NewGossipKey() ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, fmt.Errorf("random gossip key: %w", err)
+	}
+	return k, nil
 }
 
 // VerifyCA checks that certPEM is the CA this token pins.

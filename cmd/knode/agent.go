@@ -63,13 +63,9 @@ func restartOptions(dir datadir.Dir) (agent.Options, datadir.Identity, error) {
 	if err := dir.ReadJSON(datadir.NodeFile, &id); err != nil {
 		return agent.Options{}, id, fmt.Errorf("read node identity: %w", err)
 	}
-	tok, err := agent.SavedToken(dir)
-	if err != nil {
-		return agent.Options{}, id, err
-	}
-	peers := append(append([]string{}, id.Peers...), agent.SavedPeers(dir, tok, id.Name)...)
+	peers := append(append([]string{}, id.Peers...), agent.SavedPeers(dir, id.Name)...)
 	return agent.Options{
-		Dir: dir, Token: tok, Peers: peers, Rejoin: true,
+		Dir: dir, Peers: peers, Rejoin: true,
 		Node: config.Node{Name: id.Name, Bind: id.Bind, Advertise: id.Advertise, DataDir: dir.Root},
 	}, id, nil
 }

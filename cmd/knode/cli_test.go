@@ -167,7 +167,7 @@ func TestInitJoinStatusTokenReset(t *testing.T) {
 	// A wrong token of the right form: refused, nothing left behind.
 	wrong := tok[:len(tok)-1] + map[bool]string{true: "1", false: "0"}[tok[len(tok)-1] == '0']
 	code, _, stderr := knode(context.Background(), "join", bind1, "--token", wrong, "--dry-run", "--foreground", "--node-name", "x", "--bind", freePort(t), "--data-dir", filepath.Join(root, "x"))
-	if code != exitUsage || !strings.Contains(stderr, "--token") || !strings.Contains(stderr, "another cluster") {
+	if code != exitUsage || !strings.Contains(stderr, "--token") || !strings.Contains(stderr, "refused the token") {
 		t.Errorf("wrong token: exit %d %q", code, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(root, "x", "cluster.json")); err == nil {

@@ -19,6 +19,7 @@ func initCommand() *cli.Command {
 		&cli.StringFlag{Name: "service-cidr", Value: config.DefaultServiceCIDR, Usage: "range of service cluster IPs (its 10th address is cluster DNS)"},
 		&cli.IntFlag{Name: "masters", Value: config.DefaultMasters, Usage: "number of masters (etcd members): 1, 3 or 5; the first nodes to join take the seats"},
 		&cli.StringFlag{Name: "network", Value: config.DefaultNetwork, Usage: "pod network between nodes: routed, vxlan, or auto (routed when all nodes share a subnet)"},
+		tokenTTLFlag("token-ttl", "how long the printed join token admits machines (0: no expiry); more with `knode token create`"),
 	}
 	return &cli.Command{
 		Name:      "init",
@@ -43,20 +44,26 @@ func initCommand() *cli.Command {
 			if err := config.CheckPortFree("--bind", node.Bind); err != nil {
 				return err
 			}
+			ttl, err := tokenTTL(c, "token-ttl")
+			if err != nil {
+				return err
+			}
 			dir := datadir.Dir{Root: node.DataDir}
 			p := newProgress(c.App.ErrWriter)
 			p.table = true
 			p.StepAs("cluster keys", "creating cluster %q: CA, service-account keys, join token", cl.Name)
-			info, tok, err := agent.Create(dir, cl, time.Now())
+			gen, err := agent.Create(dir, cl, time.Now())
 			if err != nil {
 				p.Fail()
 				return err
 			}
+			gen.TokenTTL = ttl
+			tok := gen.Token
 			p.Note("%s", cl)
 			if note := advertiseNote(node); note != "" {
 				p.Note("%s", note)
 			}
-			b := &bringUp{c: c, node: node, token: tok, create: info, p: p, timeout: 30 * time.Second}
+			b := &bringUp{c: c, node: node, create: gen, p: p, timeout: 30 * time.Second}
 			b.onReady = func(addr string) {
 				fmt.Fprintf(c.App.Writer, "knode cluster %q is up. On each other machine run:\n\n  knode join %s --token %s\n\n",
 					cl.Name, addr, tok)

@@ -17,9 +17,11 @@ func joinCommand() *cli.Command {
 		ArgsUsage: "<peer-host:port>",
 		Description: "Contacts the peer, verifies the cluster's CA against the token's pin (refusing on mismatch),\n" +
 			"waits for this node's pod subnet and role, then configures the host.\n" +
-			"The token comes from `knode init` or `knode token` on any member.",
+			"The token comes from `knode init`, or `knode token create` on a master; it admits this machine once\n" +
+			"(the cluster then hands over its own gossip key), so it may expire afterwards.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: "token", Usage: "the cluster's join token (required)", EnvVars: []string{"KNODE_TOKEN"}},
+			&cli.StringFlag{Name: "token", Usage: "the cluster's join token (required, or --token-file)", EnvVars: []string{"KNODE_TOKEN"}},
+			&cli.StringFlag{Name: "token-file", Usage: "read the join token from this file's first line (keeps it out of the process list)"},
 		}, append(nodeFlags(), hostFlags()...)...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -29,12 +31,22 @@ func joinCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.String("token") == "" {
-				return config.Usagef("--token is missing: copy it from `knode init` or `knode token` on a member")
+			raw, flag := c.String("token"), "--token"
+			if f := c.String("token-file"); f != "" {
+				if raw != "" {
+					return config.Usagef("give --token or --token-file, not both")
+				}
+				if raw, err = readTokenFile(f); err != nil {
+					return err
+				}
+				flag = "--token-file " + f
 			}
-			tok, err := pki.ParseToken(c.String("token"))
+			if raw == "" {
+				return config.Usagef("--token is missing: copy it from `knode init`, or make one with `knode token create` on a master")
+			}
+			tok, err := pki.ParseToken(raw)
 			if err != nil {
-				return config.Usagef("--token: %v", err)
+				return config.Usagef("%s: %v", flag, err)
 			}
 			node, err := nodeConfig(c)
 			if err != nil {
@@ -49,7 +61,7 @@ func joinCommand() *cli.Command {
 			}
 			p := newProgress(c.App.ErrWriter)
 			p.table = true
-			b := &bringUp{c: c, node: node, token: tok, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
+			b := &bringUp{c: c, node: node, token: &tok, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
 			return b.run()
 		},
 	}

@@ -23,9 +23,9 @@ import (
 type bringUp struct {
 	c       *cli.Context
 	node    config.Node
-	token   pki.Token
+	token   *pki.Token // joining
 	peers   []string
-	create  *gossip.ClusterInfo
+	create  *agent.Genesis
 	p       *progress
 	timeout time.Duration
 	// onReady prints the result once the node has its subnet.
@@ -62,7 +62,7 @@ func (b *bringUp) run() error {
 		Logger: log, Serve: true, Create: b.create,
 	})
 	if err != nil {
-		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) {
+		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) || errors.Is(err, gossip.ErrTokenRefused) {
 			err = config.Usagef("--token: %v", err) // the token is the bad value
 		}
 		return b.fail(nil, 0, err)

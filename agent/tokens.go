@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+)
+
+// DefaultTokenTTL is how long a join token admits machines unless told
+// otherwise (kubeadm's default too).
+const DefaultTokenTTL = 24 * time.Hour
+
+// ErrNotMaster says a request needs the master keys this node does not hold.
+var ErrNotMaster = errors.New("this node holds no master keys: run it on a master (`knode status` shows the roles)")
+
+// ErrNoToken says no token has the given ID.
+var ErrNoToken = errors.New("no such token")
+
+// TokenInfo describes a join token without its secret.
+type TokenInfo struct {
+	ID          string     `json:"id"`
+	Description string     `json:"description,omitempty"`
+	Created     time.Time  `json:"created"`
+	Expires     *time.Time `json:"expires"` // nil: never
+	State       string     `json:"state"`   // valid, expired or deleted
+	By          string     `json:"by"`
+}
+
+// NewToken is a token just made: the secret, shown once.
+type NewToken struct {
+	Token string    `json:"token"`
+	Info  TokenInfo `json:"info"`
+}
+
+func tokenInfo(t gossip.TokenRecord, now time.Time) TokenInfo {
+	ti := TokenInfo{ID: t.Name(), Description: t.Description, Created: time.Unix(0, int64(t.Gen)).UTC(), By: t.By, State: "valid"}
+	if t.Expires != 0 {
+		e := time.Unix(t.Expires, 0).UTC()
+		ti.Expires = &e
+	}
+	switch {
+	case t.Deleted:
+		ti.State = "deleted"
+	case !t.ValidAt(now):
+		ti.State = "expired"
+	}
+	return ti
+}
+
+// Tokens lists the join tokens this node knows, oldest first.
+func (a *Agent) Tokens() []TokenInfo {
+	snap := a.state.Snapshot()
+	now := time.Now()
+	out := make([]TokenInfo, 0, len(snap.Tokens))
+	for _, name := range slices.Sorted(maps.Keys(snap.Tokens)) {
+		out = append(out, tokenInfo(snap.Tokens[name], now))
+	}
+	slices.SortStableFunc(out, func(x, y TokenInfo) int { return x.Created.Compare(y.Created) })
+	return out
+}
+
+// decisionKey is the master key that signs decisions and token records.
+func (a *Agent) decisionKey() (ed25519.PrivateKey, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.secrets == nil || len(a.secrets.DecisionKey) != ed25519.SeedSize {
+		return nil, ErrNotMaster
+	}
+	return ed25519.NewKeyFromSeed(a.secrets.DecisionKey), nil
+}
+
+// CreateToken makes a join token valid for ttl (0: no expiry) and tells the
+// cluster, so that any member admits a machine holding it. Only a master
+// can: the record is signed with the decision key.
+func (a *Agent) CreateToken(ttl time.Duration, description string) (NewToken, error) {
+	ci := a.state.Cluster()
+	if ci == nil {
+		return NewToken{}, gossip.ErrNoCluster
+	}
+	ca, err := pki.LoadCA(ci.CACert, nil)
+	if err != nil {
+		return NewToken{}, err
+	}
+	tok, err := pki.NewToken(ca)
+	if err != nil {
+		return NewToken{}, err
+	}
+	rec, err := a.publishToken(tok, ttl, description)
+	if err != nil {
+		return NewToken{}, err
+	}
+	return NewToken{Token: tok.String(), Info: tokenInfo(rec, time.Now())}, nil
+}
+
+func (a *Agent) publishToken(tok pki.Token, ttl time.Duration, description string) (gossip.TokenRecord, error) {
+	key, err := a.decisionKey()
+	if err != nil {
+		return gossip.TokenRecord{}, err
+	}
+	now := time.Now()
+	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: description,
+		Gen: uint64(now.UnixNano()), By: a.id.Name}
+	if ttl > 0 {
+		rec.Expires = now.Add(ttl).Unix()
+	}
+	rec.Sign(key)
+	return rec, a.g.PublishToken(rec)
+}
+
+// DeleteToken withdraws a token by its ID: no member admits a machine with
+// it any more (machines already admitted stay).
+func (a *Agent) DeleteToken(id string) error {
+	raw, err := hex.DecodeString(id)
+	if err != nil || len(raw) != pki.TokenIDSize {
+		return fmt.Errorf("%w: %q is not a token ID (16 hex digits, see `knode token list`)", ErrNoToken, id)
+	}
+	rec, ok := a.state.Token([pki.TokenIDSize]byte(raw))
+	if !ok {
+		return fmt.Errorf("%w with ID %s (see `knode token list`)", ErrNoToken, id)
+	}
+	key, err := a.decisionKey()
+	if err != nil {
+		return err
+	}
+	rec.Deleted, rec.By = true, a.id.Name
+	rec.Gen = max(rec.Gen+1, uint64(time.Now().UnixNano()))
+	rec.Sign(key)
+	return a.g.PublishToken(rec)
+}
+
+// admit proves the join token to the first peer that answers and returns
+// what it was given: the cluster identity (checked against the token's pin)
+// and the gossip keys.
+func (a *Agent) admit(ctx context.Context, tok pki.Token) (gossip.Admission, error) {
+	var errs []error
+	for _, p := range a.opts.Peers {
+		adm, err := gossip.Admit(ctx, p, tok)
+		if err == nil {
+			return adm, nil
+		}
+		if errors.Is(err, gossip.ErrTokenRefused) || !errors.Is(err, gossip.ErrJoin) {
+			return gossip.Admission{}, err // the token or the cluster is wrong: another peer will say the same
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		return gossip.Admission{}, fmt.Errorf("%w: no peer to join through", gossip.ErrJoin)
+	}
+	return gossip.Admission{}, errors.Join(errs...)
+}

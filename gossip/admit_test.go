@@ -1,0 +1,114 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"knode.dev/knode/pki"
+)
+
+// tokenRecord is a signed record admitting tok.
+func (f fixture) tokenRecord(tok pki.Token, expires int64, deleted bool) TokenRecord {
+	r := TokenRecord{ID: tok.ID(), Verifier: Key(tok.Verifier()), Expires: expires, Deleted: deleted,
+		Gen: uint64(time.Now().UnixNano()), By: "m0"}
+	r.Sign(f.dec)
+	return r
+}
+
+// admitNode is a gossip endpoint of the fixture's cluster on loopback with
+// the given gossip key.
+func admitNode(t *testing.T, f fixture, key []byte) *Node {
+	t.Helper()
+	n, err := New(Config{Name: "m0", Bind: netip.MustParseAddrPort("127.0.0.1:0"), Keys: [][]byte{key},
+		SignKey: nodeKey(t), Timing: Fast}, f.state(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.ml.Shutdown() })
+	return n
+}
+
+func TestAdmission(t *testing.T) {
+	f := newFixture(t)
+	key := make([]byte, 32)
+	key[0] = 7 // startNode's key for 7
+	n := admitNode(t, f, key)
+	peer := n.LocalAddr().String()
+	valid, _ := pki.NewToken(f.ca)
+	deleted, _ := pki.NewToken(f.ca)
+	expired, _ := pki.NewToken(f.ca)
+	unknown, _ := pki.NewToken(f.ca)
+	for _, r := range []TokenRecord{f.tokenRecord(valid, 0, false), f.tokenRecord(deleted, 0, true),
+		f.tokenRecord(expired, time.Now().Add(-time.Minute).Unix(), false)} {
+		if _, err := n.state.MergeToken(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	adm, err := Admit(ctx, peer, valid)
+	if err != nil {
+		t.Fatalf("valid token: %v", err)
+	}
+	if len(adm.Keys) != 1 || !bytes.Equal(adm.Keys[0], key) || adm.Cluster.Cluster.Name != "test" {
+		t.Errorf("admission gave %d keys, cluster %q", len(adm.Keys), adm.Cluster.Cluster.Name)
+	}
+	for name, tok := range map[string]pki.Token{"deleted": deleted, "expired": expired, "unknown": unknown} {
+		if _, err := Admit(ctx, peer, tok); !errors.Is(err, ErrTokenRefused) {
+			t.Errorf("%s token: %v, want ErrTokenRefused", name, err)
+		}
+	}
+	// The right ID with another secret: the proof fails.
+	forged := valid
+	forged.Secret[0] ^= 1
+	if _, err := Admit(ctx, peer, forged); !errors.Is(err, ErrTokenRefused) {
+		t.Errorf("right ID, wrong secret: %v", err)
+	}
+	// A token of another cluster's CA with this cluster's secret: the joiner
+	// refuses the identity it is sent.
+	other := newFixture(t)
+	wrongPin, _ := pki.NewToken(other.ca)
+	wrongPin.Secret = valid.Secret
+	if _, err := Admit(ctx, peer, wrongPin); err == nil || !strings.Contains(err.Error(), "does not match the token's pin") {
+		t.Errorf("another cluster's pin: %v", err)
+	}
+	if got := n.Rejected()["(joiner)"]; got != 4 {
+		t.Errorf("refused joiners counted %d, want 4", got)
+	}
+	// memberlist still works on the same port.
+	m := startNode(t, "m1", 7)
+	if err := m.Join(peer); err != nil {
+		t.Fatalf("memberlist join on the admission port: %v", err)
+	}
+}
+
+// TestAdmissionAnswerIsSealed: a peer that answers without this token's
+// verifier (a man in the middle holding another token, or none) cannot hand
+// the joiner keys.
+func TestAdmissionAnswerIsSealed(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := pki.NewToken(f.ca)
+	other, _ := pki.NewToken(f.ca) // what the attacker holds
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	go func() {
+		defer c2.Close()
+		req := make([]byte, admitReqSize)
+		if _, err := io.ReadFull(c2, req); err != nil {
+			return
+		}
+		ans, err := sealAdmission(req, Key(other.Verifier()), Admission{Cluster: f.info, Keys: [][]byte{bytes.Repeat([]byte{9}, 32)}})
+		if err == nil {
+			c2.Write(ans)
+		}
+	}()
+	if _, err := admitOver(c1, "mitm", tok); err == nil || !strings.Contains(err.Error(), "not sealed for this token") {
+		t.Fatalf("answer sealed under another token: %v", err)
+	}
+}
