@@ -69,6 +69,11 @@ type Agent struct {
 	claimedAt time.Time
 	refusedAt map[string]time.Time
 
+	idSave   sync.Mutex // held while the identity is written (saveIdentity)
+	rotating atomic.Bool
+	keyAcks  map[keyAckKey]bool // gossip key steps confirmed to this master
+	keyAcked chan struct{}
+
 	unknownSince map[string]time.Time // decided nodes memberlist has not reported
 	lastPeers    string               // peerKey of the last pod-network update
 	restored     bool                 // RestoreHost succeeded since start
@@ -98,7 +103,8 @@ type Agent struct {
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
 		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
-		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1)}
+		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1),
+		keyAcks: map[keyAckKey]bool{}, keyAcked: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -311,7 +317,7 @@ func (a *Agent) join() error {
 // cluster file goes last because it marks the data directory initialised.
 func (a *Agent) persistJoin() error {
 	d := a.opts.Dir
-	if err := d.WriteJSON(datadir.NodeFile, a.id); err != nil {
+	if err := a.saveIdentity(func(*datadir.Identity) {}); err != nil {
 		return err
 	}
 	if c := a.opts.Create; c != nil {

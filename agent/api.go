@@ -74,6 +74,21 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	mux.HandleFunc("POST /v1/gossip-key/rotate", func(w http.ResponseWriter, r *http.Request) {
+		var req RotateRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), min(max(req.Timeout, time.Second), 10*time.Minute))
+		defer cancel()
+		rep, err := a.RotateGossipKey(ctx, req.Force)
+		if err != nil {
+			writeJSON(w, httpStatusOf(err), rotateAnswer{RotateReport: rep, Error: err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, rotateAnswer{RotateReport: rep})
+	})
 	s := &apiServer{srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln: ln}
 	go s.srv.Serve(ln)
 	return s, nil
@@ -89,6 +104,17 @@ func (s *apiServer) close() {
 type TokenRequest struct {
 	TTL         time.Duration `json:"ttl"` // 0: no expiry
 	Description string        `json:"description,omitempty"`
+}
+
+// RotateRequest asks a master to rotate the gossip key.
+type RotateRequest struct {
+	Force   bool          `json:"force"`
+	Timeout time.Duration `json:"timeout"` // for the whole rotation (every node, every step)
+}
+
+type rotateAnswer struct {
+	RotateReport
+	Error string `json:"error,omitempty"`
 }
 
 // apiError is how the API reports a failure.

@@ -229,11 +229,7 @@ func (a *Agent) hostOpts() *HostOptions {
 // MarkHost records in the data directory that this node's host is configured,
 // so that the agent started by knode.service keeps it current.
 func (a *Agent) MarkHost() error {
-	a.mu.Lock()
-	a.id.Host = true
-	id := a.id
-	a.mu.Unlock()
-	return a.opts.Dir.WriteJSON(datadir.NodeFile, id)
+	return a.saveIdentity(func(id *datadir.Identity) { id.Host = true })
 }
 
 // bootPhases are re-applied when the agent starts on a configured node: a

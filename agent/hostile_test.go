@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
 	"knode.dev/knode/roles"
 )
 
@@ -129,6 +133,11 @@ func honestView(tc *testCluster, honest []string) map[string]string {
 			as, ni := snap.Assignments[n], snap.Nodes[n]
 			fmt.Fprintf(&b, "%s:%x:%x;", n, as.Sig[:8], ni.Sig[:8])
 		}
+		for _, id := range slices.Sorted(maps.Keys(snap.Tokens)) {
+			sig := snap.Tokens[id].Sig
+			fmt.Fprintf(&b, "token %s:%x;", id, sig[:8])
+		}
+		fmt.Fprintf(&b, "keys=%x;", a.g.Keys())
 		fmt.Fprintf(&b, "masters=%v clock<%d", roles.Masters(snap), uint64(1)<<40)
 		if snap.Clock >= 1<<40 {
 			b.WriteString("CLOCK JUMPED")
@@ -190,6 +199,10 @@ func TestHostileTokenHolder(t *testing.T) {
 	now := uint64(time.Now().UnixNano())
 	next := tc.live()["n00"].Snapshot().Clock + 10 // a plausible version: only the signature stops these
 	signed := func(a gossip.Assignment) []byte { a.Sign(h.key); return gossip.EncodeAssignment(a) }
+	minted, _ := pki.ParseToken(tc.token.String())
+	minted.Secret[0] ^= 0xff
+	token := func(r gossip.TokenRecord) []byte { r.Sign(h.key); return gossip.EncodeToken(r) }
+	initTok, _ := tc.live()["n00"].state.Token(tc.token.ID())
 	node := func(n gossip.NodeInfo) []byte { n.Sign(h.key); return gossip.EncodeNode(n) }
 	attacks := map[string]func(){
 		"claim a seat": func() {
@@ -233,6 +246,19 @@ func TestHostileTokenHolder(t *testing.T) {
 		"secrets to a worker":   func() { h.letter(gossip.LetterSecrets, "evil", "w03", []byte("not a sealed box")) },
 		"refuse an honest node": func() { h.letter(gossip.LetterRefused, "evil", "w03", []byte("go away")) },
 		"claim a taken name":    func() { h.claim("w03", "n00") },
+		"mint a token": func() {
+			h.broadcast(token(gossip.TokenRecord{ID: minted.ID(), Verifier: gossip.Key(minted.Verifier()), Gen: now, By: "n00"}))
+		},
+		"extend a token": func() {
+			ext := initTok
+			ext.Expires, ext.Gen = 0, now
+			h.broadcast(token(ext))
+		},
+		"gossip key to a worker": func() {
+			w03 := tc.live()["n00"].Snapshot().Assignments["w03"].BoxKey
+			box, _ := pki.Seal(w03[:], append([]byte{byte(gossip.KeyUse)}, make([]byte, 32)...), []byte("w03"))
+			h.letter(gossip.LetterKey, "evil", "w03", box)
+		},
 		"sync garbage": func() {
 			h.letter(gossip.LetterSyncData, "evil", "n02", gossip.EncodeRecords([][]byte{{2, 0xff}, {1}}))
 		},
@@ -266,6 +292,9 @@ func TestHostileTokenHolder(t *testing.T) {
 	}
 	if refused < uint64(len(attacks)) {
 		t.Errorf("only %d refusals counted for %d attacks", refused, len(attacks))
+	}
+	if _, err := gossip.Admit(context.Background(), tc.addr("w03"), minted); !errors.Is(err, gossip.ErrTokenRefused) {
+		t.Errorf("a token the hostile node minted admitted a machine: %v", err)
 	}
 	if n := h.received(gossip.LetterSecrets); n != 0 {
 		t.Errorf("the hostile node received %d letters of master secrets", n)

@@ -105,11 +105,7 @@ func (a *Agent) reconcile() {
 	a.shareSecrets(snap, alive)
 	a.choresDue(snap, alive)
 	if as, ok := a.Assignment(); ok && as.Active() && as.PodCIDR != a.currentCIDR() {
-		a.mu.Lock()
-		a.id.PodCIDR = as.PodCIDR
-		id := a.id
-		a.mu.Unlock()
-		if err := a.opts.Dir.WriteJSON(datadir.NodeFile, id); err != nil {
+		if err := a.saveIdentity(func(id *datadir.Identity) { id.PodCIDR = as.PodCIDR }); err != nil {
 			a.log.Error("save node identity", "err", err)
 		}
 	}
@@ -305,6 +301,10 @@ func (a *Agent) receive(l gossip.Letter) {
 			default:
 			}
 		}
+	case gossip.LetterKey:
+		a.receiveKeyStep(snap, l)
+	case gossip.LetterKeyAck:
+		a.receiveKeyAck(l)
 	default:
 		a.log.Debug("unexpected letter", "kind", l.Kind, "from", l.From)
 	}

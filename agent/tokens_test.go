@@ -2,8 +2,10 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,4 +99,65 @@ func tokenStates(infos []TokenInfo) map[string]string {
 		out[ti.ID] = ti.State
 	}
 	return out
+}
+
+// TestRotateGossipKey: every node moves to the new key and drops the old one
+// while gossip keeps flowing; a joiner is handed the new key; a master whose
+// peer is down stops before anything changes for it, unless forced.
+func TestRotateGossipKey(t *testing.T) {
+	tc := newTestCluster(t, testPlan(1))
+	n00 := tc.live()["n00"]
+	w01 := tc.join("w01", "n00")
+	tc.join("w02", "w01")
+	tc.waitConverged(10*time.Second, 3)
+	old := n00.g.Keys()[0]
+
+	if _, err := w01.RotateGossipKey(context.Background(), false); !errors.Is(err, ErrNotMaster) {
+		t.Fatalf("a worker rotated the gossip key: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := n00.RotateGossipKey(ctx, false)
+	if err != nil || rep.Nodes != 3 || !rep.Dropped {
+		t.Fatalf("rotate: %+v %v", rep, err)
+	}
+	key := n00.g.Keys()
+	if len(key) != 1 || bytes.Equal(key[0], old) {
+		t.Fatalf("n00's keyring after rotation: %d keys, old one kept: %v", len(key), bytes.Equal(key[0], old))
+	}
+	for name, a := range tc.live() {
+		if k := a.g.Keys(); len(k) != 1 || !bytes.Equal(k[0], key[0]) {
+			t.Errorf("%s holds %d keys, not the new one alone", name, len(k))
+		}
+		var id datadir.Identity
+		if err := tc.dir(name).ReadJSON(datadir.NodeFile, &id); err != nil || len(id.GossipKeys) != 1 || !bytes.Equal(id.GossipKeys[0], key[0]) {
+			t.Errorf("%s did not save the new key (%v)", name, err)
+		}
+	}
+	// Gossip still works: a new node joins through a worker and is admitted
+	// with the new key.
+	tc.join("w03", "w02")
+	tc.waitConverged(10*time.Second, 4)
+	if k := tc.live()["w03"].g.Keys(); !bytes.Equal(k[0], key[0]) {
+		t.Error("a joiner after the rotation got another key")
+	}
+
+	// A node that is down: the rotation stops, nothing changes.
+	tc.kill("w03")
+	waitState(t, n00, "w03", gossip.StateDead)
+	short, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	rep, err = n00.RotateGossipKey(short, false)
+	if err == nil || !strings.Contains(err.Error(), "w03") || len(rep.Missing) != 1 {
+		t.Fatalf("rotation with a node down: %+v %v", rep, err)
+	}
+	waitFor(t, 5*time.Second, "the stopped rotation's key to be taken out", func() bool {
+		for _, a := range tc.live() {
+			if k := a.g.Keys(); len(k) != 1 || !bytes.Equal(k[0], key[0]) {
+				return false
+			}
+		}
+		return true
+	})
+	tc.waitConverged(10*time.Second, 4)
 }

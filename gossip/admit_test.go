@@ -112,3 +112,62 @@ func TestAdmissionAnswerIsSealed(t *testing.T) {
 		t.Fatalf("answer sealed under another token: %v", err)
 	}
 }
+
+func TestTokenRecordValidation(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := pki.NewToken(f.ca)
+	s := f.state(t)
+	good := f.tokenRecord(tok, time.Now().Add(time.Hour).Unix(), false)
+	msg := EncodeToken(good)
+	for i := 1; i < len(msg); i++ {
+		if _, err := decodeToken(msg[1:i]); err == nil {
+			t.Fatalf("truncated token record (%d of %d bytes) decoded", i, len(msg))
+		}
+	}
+	if _, err := decodeToken(append(bytes.Clone(msg[1:]), 0)); err == nil {
+		t.Fatal("padded token record decoded")
+	}
+	bad := map[string]TokenRecord{}
+	forged := good
+	forged.Expires = 0
+	bad["re-signed by nobody"] = forged
+	future := good
+	future.Gen = uint64(time.Now().Add(2 * time.Hour).UnixNano())
+	future.Sign(f.dec)
+	bad["generation from the future"] = future
+	name := good
+	name.By = "--all"
+	name.Sign(f.dec)
+	bad["option as author"] = name
+	for what, r := range bad {
+		if ch, _, _, err := s.MergeMessage(EncodeToken(r)); err == nil || ch {
+			t.Errorf("%s: accepted", what)
+		}
+	}
+	stale := f.tokenRecord(tok, time.Now().Add(-2*time.Hour).Unix(), false)
+	if _, err := s.MergeToken(stale); !errors.Is(err, ErrStale) {
+		t.Errorf("token expired two hours ago: %v, want ErrStale", err)
+	}
+	if ch, err := s.MergeToken(good); !ch || err != nil {
+		t.Fatalf("valid record: %v %v", ch, err)
+	}
+	other, _ := pki.NewToken(f.ca)
+	swapped := good
+	swapped.Verifier, swapped.Gen = Key(other.Verifier()), good.Gen+1
+	swapped.Sign(f.dec)
+	if _, err := s.MergeToken(swapped); err == nil {
+		t.Error("a token's verifier was replaced")
+	}
+	del := good
+	del.Deleted, del.Gen = true, good.Gen+1
+	del.Sign(f.dec)
+	if ch, err := s.MergeToken(del); !ch || err != nil {
+		t.Fatalf("deletion: %v %v", ch, err)
+	}
+	if ch, _ := s.MergeToken(good); ch {
+		t.Error("an older record undid a deletion")
+	}
+	if r, _ := s.Token(tok.ID()); r.ValidAt(time.Now()) {
+		t.Error("a deleted token is valid")
+	}
+}

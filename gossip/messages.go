@@ -38,7 +38,9 @@ const (
 	LetterRefused  LetterKind = 5 // Body: the refused claim's key, then why; from a master
 	LetterSyncReq  LetterKind = 6 // Body: the sender's version vector
 	LetterSyncData LetterKind = 7 // Body: records the receiver lacks
-	maxLetterKind             = LetterSyncData
+	LetterKey      LetterKind = 8 // Body: a gossip key step (KeyStep), sealed with pki.Seal; from a master
+	LetterKeyAck   LetterKind = 9 // Body: the step done and the key's hash; to the master that asked
+	maxLetterKind             = LetterKeyAck
 )
 
 func (k LetterKind) String() string {
@@ -57,6 +59,10 @@ func (k LetterKind) String() string {
 		return "sync-request"
 	case LetterSyncData:
 		return "sync-data"
+	case LetterKey:
+		return "gossip-key"
+	case LetterKeyAck:
+		return "gossip-key-ack"
 	}
 	return fmt.Sprintf("kind-%d", byte(k))
 }

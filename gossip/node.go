@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -347,4 +348,57 @@ func (n *Node) Shutdown() error { return n.ml.Shutdown() }
 // HostPort formats an address for Join.
 func HostPort(a netip.Addr, port uint16) string {
 	return net.JoinHostPort(a.String(), strconv.Itoa(int(port)))
+}
+
+// KeyStep is one step of a gossip key rotation, in the order a rotation
+// takes them on every node: install the new key beside the old ones, make it
+// the key this node sends with, then drop every other key.
+type KeyStep byte
+
+// Key rotation steps.
+const (
+	KeyInstall KeyStep = 1
+	KeyUse     KeyStep = 2
+	KeyDrop    KeyStep = 3
+	// KeyAbort removes a key installed by a rotation that stopped.
+	KeyAbort KeyStep = 4
+)
+
+// ApplyKeyStep changes the gossip keyring (memberlist decrypts with any
+// installed key and encrypts with the primary one, so no message is lost
+// while every node moves step by step).
+func (n *Node) ApplyKeyStep(step KeyStep, key []byte) error {
+	switch step {
+	case KeyInstall:
+		if slices.ContainsFunc(n.keyring.GetKeys(), func(k []byte) bool { return string(k) == string(key) }) {
+			return nil // a resent step
+		}
+		if len(n.keyring.GetKeys()) >= maxGossipKeys {
+			return fmt.Errorf("gossip keyring full (%d keys): finish or drop the rotation in progress first", maxGossipKeys)
+		}
+		return n.keyring.AddKey(key)
+	case KeyUse:
+		if err := n.keyring.AddKey(key); err != nil {
+			return err
+		}
+		return n.keyring.UseKey(key)
+	case KeyDrop:
+		if string(n.keyring.GetPrimaryKey()) != string(key) {
+			return errors.New("drop the old gossip keys: the new key is not in use here yet")
+		}
+		for _, k := range n.keyring.GetKeys() {
+			if string(k) != string(key) {
+				if err := n.keyring.RemoveKey(k); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case KeyAbort:
+		if string(n.keyring.GetPrimaryKey()) == string(key) {
+			return errors.New("the key of a stopped rotation is in use here")
+		}
+		return n.keyring.RemoveKey(key)
+	}
+	return fmt.Errorf("unknown gossip key step %d", step)
 }

@@ -15,10 +15,24 @@ func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 3 || args[1] == "kubectl" {
 		return args
 	}
-	takesValue := valueFlags(app, args[1])
+	// The command, and its subcommands as far as they are named
+	// (`knode token create --ttl 1h`).
 	out := []string{args[0], args[1]}
-	var pos []string
+	flags := append([]cli.Flag{cli.HelpFlag}, app.Flags...)
+	cmd := app.Command(args[1])
 	rest := args[2:]
+	for cmd != nil {
+		flags = append(flags, cmd.Flags...)
+		if len(rest) == 0 {
+			break
+		}
+		cmd = cmd.Command(rest[0])
+		if cmd != nil {
+			out, rest = append(out, rest[0]), rest[1:]
+		}
+	}
+	takesValue := valueFlags(flags)
+	var pos []string
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		switch {
@@ -39,14 +53,10 @@ func interspersed(app *cli.App, args []string) []string {
 	return append(out, pos...)
 }
 
-// valueFlags names (with aliases) the flags of the app and of its command
-// named command that take a value; --help takes none. An unknown command
-// yields no flags, so nothing is taken as a value and the parser reports it.
-func valueFlags(app *cli.App, command string) map[string]bool {
-	flags := append([]cli.Flag{cli.HelpFlag}, app.Flags...)
-	if cmd := app.Command(command); cmd != nil {
-		flags = append(flags, cmd.Flags...)
-	}
+// valueFlags names (with aliases) the flags that take a value; --help takes
+// none. An unknown command yields no flags of its own, so nothing is taken
+// as a value and the parser reports it.
+func valueFlags(flags []cli.Flag) map[string]bool {
 	takes := map[string]bool{}
 	for _, f := range flags {
 		df, ok := f.(cli.DocGenerationFlag)

@@ -192,6 +192,41 @@ func TestInitJoinStatusTokenReset(t *testing.T) {
 	if strings.Contains(table, "PRIVATE") || strings.Contains(table, tok) {
 		t.Error("status shows a secret")
 	}
+	// Tokens: made and deleted on a master only; a joiner keeps none.
+	if _, err := os.Stat(filepath.Join(d2, "token")); err == nil {
+		t.Error("the joiner kept its join token")
+	}
+	code, out, stderr := knode(context.Background(), "token", "create", "--data-dir", d2)
+	if code == 0 || !strings.Contains(stderr, "master") {
+		t.Errorf("token create on a worker: exit %d %q %q", code, out, stderr)
+	}
+	code, _, stderr = knode(context.Background(), "token", "create", "--ttl", "5s", "--data-dir", d1)
+	if code != exitUsage || !strings.Contains(stderr, "--ttl") {
+		t.Errorf("token create --ttl 5s: exit %d %q", code, stderr)
+	}
+	code, out, stderr = knode(context.Background(), "token", "create", "--ttl", "1h", "--description", "ci", "--json", "--data-dir", d1)
+	var made agent.NewToken
+	if code != 0 || json.Unmarshal([]byte(out), &made) != nil || made.Info.State != "valid" || made.Info.Description != "ci" {
+		t.Fatalf("token create: exit %d %q %q", code, out, stderr)
+	}
+	tokFile := filepath.Join(root, "tok")
+	if err := os.WriteFile(tokFile, []byte(made.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = knode(context.Background(), "token", "delete", made.Info.ID, "--data-dir", d1); code != 0 {
+		t.Fatalf("token delete: exit %d %q", code, stderr)
+	}
+	code, _, stderr = knode(context.Background(), "join", bind1, "--token-file", tokFile, "--dry-run", "--foreground", "--node-name", "y", "--bind", freePort(t), "--data-dir", filepath.Join(root, "y"))
+	if code != exitUsage || !strings.Contains(stderr, "--token-file") || !strings.Contains(stderr, "refused the token") {
+		t.Errorf("join with a deleted token from a file: exit %d %q", code, stderr)
+	}
+	waitFor(t, "the worker to list the deleted token", func() bool {
+		code, out, _ = knode(context.Background(), "token", "list", "--data-dir", d2)
+		return code == 0 && strings.Contains(out, made.Info.ID) && strings.Contains(out, "deleted") && strings.Contains(out, "made by init")
+	})
+	if strings.Contains(out, made.Token) {
+		t.Error("token list shows a secret")
+	}
 	// reset b while its agent runs: it leaves, its foreground process ends.
 	code, _, stderr = knode(context.Background(), "reset", "--data-dir", d2)
 	if code != 0 {

@@ -61,7 +61,7 @@ func joinCommand() *cli.Command {
 			}
 			p := newProgress(c.App.ErrWriter)
 			p.table = true
-			b := &bringUp{c: c, node: node, token: &tok, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
+			b := &bringUp{c: c, node: node, token: &tok, tokenFlag: flag, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
 			return b.run()
 		},
 	}

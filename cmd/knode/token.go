@@ -57,7 +57,7 @@ func tokenCommand() *cli.Command {
 			fmt.Fprintln(c.App.Writer, tok)
 			return nil
 		},
-		Subcommands: []*cli.Command{tokenCreateCommand(), tokenListCommand(), tokenDeleteCommand()},
+		Subcommands: []*cli.Command{tokenCreateCommand(), tokenListCommand(), tokenDeleteCommand(), rotateGossipKeyCommand()},
 	}
 }
 
@@ -159,6 +159,45 @@ func tokenDeleteCommand() *cli.Command {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "token %s deleted\n", id)
+			}
+			return nil
+		},
+	}
+}
+
+func rotateGossipKeyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "rotate-gossip-key",
+		Usage:     "replace the cluster's gossip key with a new one, with no downtime (on a master)",
+		ArgsUsage: " ",
+		Description: "Makes a new key and takes every node through three steps, each confirmed by every node before the\n" +
+			"next: install it beside the old key, send with it, drop the old key. Gossip keeps flowing throughout.\n" +
+			"A node that is down cannot take the new key: the rotation stops before anything changes for it,\n" +
+			"unless --force, after which such a node must be reset and join again with a token. Use it after\n" +
+			"removing a node you no longer trust: its copy of the old key stops opening the cluster's gossip.",
+		Flags: []cli.Flag{dataDirFlag(), jsonFlag(),
+			&cli.BoolFlag{Name: "force", Usage: "go on without the nodes that do not confirm (they must rejoin)"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "how long to wait for every node's confirmations"},
+		},
+		Action: func(c *cli.Context) error {
+			timeout := c.Duration("timeout")
+			if timeout < time.Second || timeout > 10*time.Minute {
+				return config.Usagef("--timeout %s: want between 1s and 10m", timeout)
+			}
+			ctx, cancel := context.WithTimeout(c.Context, timeout+10*time.Second)
+			defer cancel()
+			var rep agent.RotateReport
+			err := agent.Call(ctx, datadir.Dir{Root: c.String("data-dir")}.Socket(), http.MethodPost, "/v1/gossip-key/rotate",
+				agent.RotateRequest{Force: c.Bool("force"), Timeout: timeout}, &rep)
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return printJSON(c.App.Writer, rep)
+			}
+			fmt.Fprintf(c.App.Writer, "gossip key rotated on %d node(s); the old key is dropped\n", rep.Nodes)
+			if len(rep.Missing) > 0 {
+				fmt.Fprintf(c.App.Writer, "left out (reset them and join again): %s\n", strings.Join(rep.Missing, ", "))
 			}
 			return nil
 		},

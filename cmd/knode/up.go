@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,13 +22,15 @@ import (
 // agent, wait for this node's subnet, then either keep running (foreground) or
 // hand over to knode.service.
 type bringUp struct {
-	c       *cli.Context
-	node    config.Node
-	token   *pki.Token // joining
-	peers   []string
-	create  *agent.Genesis
-	p       *progress
-	timeout time.Duration
+	c     *cli.Context
+	node  config.Node
+	token *pki.Token // joining
+	// tokenFlag is how the user gave the token, for errors that blame it.
+	tokenFlag string
+	peers     []string
+	create    *agent.Genesis
+	p         *progress
+	timeout   time.Duration
 	// onReady prints the result once the node has its subnet.
 	onReady  func(addr string)
 	joinAddr string
@@ -63,7 +66,7 @@ func (b *bringUp) run() error {
 	})
 	if err != nil {
 		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) || errors.Is(err, gossip.ErrTokenRefused) {
-			err = config.Usagef("--token: %v", err) // the token is the bad value
+			err = config.Usagef("%s: %v", cmp.Or(b.tokenFlag, "--token"), err) // the token is the bad value
 		}
 		return b.fail(nil, 0, err)
 	}
