@@ -133,11 +133,17 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		return nil, err
 	}
 	a.g = g
-	if o.Create != nil {
-		// The first token: any member admits a machine holding it.
-		if _, err := a.publishToken(o.Create.Token, o.Create.TokenTTL, "made by init"); err != nil {
-			g.Shutdown()
-			return nil, err
+	if c := o.Create; c != nil {
+		// The first tokens: any member admits a machine holding one.
+		for _, t := range []struct {
+			tok    pki.Token
+			master bool
+			desc   string
+		}{{c.Token, false, "made by init"}, {c.MasterToken, true, "made by init, for masters"}} {
+			if _, err := a.publishToken(t.tok, c.TokenTTL, t.desc, t.master); err != nil {
+				g.Shutdown()
+				return nil, err
+			}
 		}
 	}
 	if err := a.join(); err != nil {
@@ -191,6 +197,7 @@ func (a *Agent) loadState(ctx context.Context) error {
 			}
 			a.id.GossipKeys = [][]byte{k}
 		}
+		a.proveSeat(o.Create.MasterToken)
 	case o.Token != nil:
 		adm, err := a.admit(ctx, *o.Token)
 		if err != nil {
@@ -203,6 +210,7 @@ func (a *Agent) loadState(ctx context.Context) error {
 			return fmt.Errorf("%w: %w", ErrWrongCluster, err)
 		}
 		a.id.GossipKeys = adm.Keys
+		a.proveSeat(*o.Token)
 	case len(a.id.GossipKeys) == 0:
 		return fmt.Errorf("%s holds no gossip keys: this node cannot rejoin; run `knode reset` and join again with a token", o.Dir.Path(datadir.NodeFile))
 	}
@@ -324,6 +332,9 @@ func (a *Agent) persistJoin() error {
 		// For `knode token` on the first node; joiners keep no token (it
 		// admits once, and expires).
 		if err := d.WriteFile(datadir.TokenFile, []byte(c.Token.String()+"\n")); err != nil {
+			return err
+		}
+		if err := d.WriteFile(datadir.MasterTokenFile, []byte(c.MasterToken.String()+"\n")); err != nil {
 			return err
 		}
 	}

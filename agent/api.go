@@ -60,7 +60,7 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		nt, err := a.CreateToken(req.TTL, req.Description)
+		nt, err := a.CreateToken(req.TTL, req.Description, req.Master)
 		if err != nil {
 			writeError(w, httpStatusOf(err), err)
 			return
@@ -104,6 +104,7 @@ func (s *apiServer) close() {
 type TokenRequest struct {
 	TTL         time.Duration `json:"ttl"` // 0: no expiry
 	Description string        `json:"description,omitempty"`
+	Master      bool          `json:"master,omitempty"` // may take a free master seat
 }
 
 // RotateRequest asks a master to rotate the gossip key.

@@ -18,8 +18,11 @@ import (
 // cluster's identity and its first join token.
 type Genesis struct {
 	Cluster *gossip.ClusterInfo
-	Token   pki.Token
-	// TokenTTL is how long the first token admits joiners; 0: no expiry.
+	Token   pki.Token // admits workers
+	// MasterToken also lets a joiner take a free master seat (the first
+	// node holds it too: that is how it takes seat 0).
+	MasterToken pki.Token
+	// TokenTTL is how long the first tokens admit joiners; 0: no expiry.
 	TokenTTL time.Duration
 }
 
@@ -45,6 +48,10 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*Genesis, error) 
 	if err != nil {
 		return nil, err
 	}
+	master, err := pki.NewToken(ca)
+	if err != nil {
+		return nil, err
+	}
 	decPub, decKey, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate the decision key: %w", err)
@@ -60,5 +67,5 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*Genesis, error) 
 	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub, DecisionKey: decKey.Seed()}); err != nil {
 		return nil, err
 	}
-	return &Genesis{Cluster: info, Token: tok, TokenTTL: DefaultTokenTTL}, nil
+	return &Genesis{Cluster: info, Token: tok, MasterToken: master, TokenTTL: DefaultTokenTTL}, nil
 }

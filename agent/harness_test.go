@@ -56,10 +56,13 @@ func (n *testNet) heal() {
 type testCluster struct {
 	t       testing.TB
 	cluster config.Cluster
-	token   pki.Token
-	net     *testNet
-	root    string
-	timing  gossip.Timing
+	token   pki.Token // the worker token
+	// masterToken lets a joiner take a free master seat: tc.join uses it,
+	// as an operator joining nodes of an HA cluster would.
+	masterToken pki.Token
+	net         *testNet
+	root        string
+	timing      gossip.Timing
 
 	mu       sync.Mutex
 	agents   map[string]*Agent
@@ -99,7 +102,7 @@ func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc.token, tc.first = gen.Token, "n00"
+	tc.token, tc.masterToken, tc.first = gen.Token, gen.MasterToken, "n00"
 	if _, err := tc.start("n00", nil, gen, gen.Token, false); err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +178,11 @@ func (tc *testCluster) addr(name string) string {
 	return tc.agents[name].Addr()
 }
 
+// join starts name with the master token (it takes a free seat, else it is
+// a worker), through via, and fails the test if it cannot.
 func (tc *testCluster) join(name string, via ...string) *Agent {
 	tc.t.Helper()
-	a, err := tc.start(name, via, nil, tc.token, false)
+	a, err := tc.start(name, via, nil, tc.masterToken, false)
 	if err != nil {
 		tc.t.Fatalf("join %s via %v: %v", name, via, err)
 	}

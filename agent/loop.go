@@ -155,6 +155,9 @@ func (a *Agent) myClaim() gossip.Claim {
 	addr := a.g.LocalAddr()
 	c := gossip.Claim{Name: a.id.Name, SignKey: a.signPub(), BoxKey: gossip.Key(a.key.PublicKey().Bytes()),
 		Addr: addr.Addr(), Port: addr.Port(), WantCIDR: a.currentCIDR(), Time: time.Now().UnixNano()}
+	a.mu.Lock()
+	c.TokenID, c.Proof = a.id.SeatToken, a.id.SeatProof
+	a.mu.Unlock()
 	c.Sign(a.sign)
 	return c
 }

@@ -31,6 +31,7 @@ type TokenInfo struct {
 	Created     time.Time  `json:"created"`
 	Expires     *time.Time `json:"expires"` // nil: never
 	State       string     `json:"state"`   // valid, expired or deleted
+	Master      bool       `json:"master"`  // may take a free master seat
 	By          string     `json:"by"`
 }
 
@@ -41,7 +42,7 @@ type NewToken struct {
 }
 
 func tokenInfo(t gossip.TokenRecord, now time.Time) TokenInfo {
-	ti := TokenInfo{ID: t.Name(), Description: t.Description, Created: time.Unix(0, int64(t.Gen)).UTC(), By: t.By, State: "valid"}
+	ti := TokenInfo{ID: t.Name(), Description: t.Description, Created: time.Unix(0, int64(t.Gen)).UTC(), By: t.By, State: "valid", Master: t.Master}
 	if t.Expires != 0 {
 		e := time.Unix(t.Expires, 0).UTC()
 		ti.Expires = &e
@@ -80,7 +81,7 @@ func (a *Agent) decisionKey() (ed25519.PrivateKey, error) {
 // CreateToken makes a join token valid for ttl (0: no expiry) and tells the
 // cluster, so that any member admits a machine holding it. Only a master
 // can: the record is signed with the decision key.
-func (a *Agent) CreateToken(ttl time.Duration, description string) (NewToken, error) {
+func (a *Agent) CreateToken(ttl time.Duration, description string, master bool) (NewToken, error) {
 	ci := a.state.Cluster()
 	if ci == nil {
 		return NewToken{}, gossip.ErrNoCluster
@@ -93,20 +94,20 @@ func (a *Agent) CreateToken(ttl time.Duration, description string) (NewToken, er
 	if err != nil {
 		return NewToken{}, err
 	}
-	rec, err := a.publishToken(tok, ttl, description)
+	rec, err := a.publishToken(tok, ttl, description, master)
 	if err != nil {
 		return NewToken{}, err
 	}
 	return NewToken{Token: tok.String(), Info: tokenInfo(rec, time.Now())}, nil
 }
 
-func (a *Agent) publishToken(tok pki.Token, ttl time.Duration, description string) (gossip.TokenRecord, error) {
+func (a *Agent) publishToken(tok pki.Token, ttl time.Duration, description string, master bool) (gossip.TokenRecord, error) {
 	key, err := a.decisionKey()
 	if err != nil {
 		return gossip.TokenRecord{}, err
 	}
 	now := time.Now()
-	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: description,
+	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: description, Master: master,
 		Gen: uint64(now.UnixNano()), By: a.id.Name}
 	if ttl > 0 {
 		rec.Expires = now.Add(ttl).Unix()
@@ -134,6 +135,14 @@ func (a *Agent) DeleteToken(id string) error {
 	rec.Gen = max(rec.Gen+1, uint64(time.Now().UnixNano()))
 	rec.Sign(key)
 	return a.g.PublishToken(rec)
+}
+
+// proveSeat keeps, for this node's claims, the proof that it holds tok:
+// when tok is a master token, it may take a free master seat. (It is bound
+// to this node's name and key, and is not the token.)
+func (a *Agent) proveSeat(tok pki.Token) {
+	a.id.SeatToken = tok.ID()
+	a.id.SeatProof = gossip.SeatProof(gossip.Key(tok.Verifier()), a.id.Name, a.signPub())
 }
 
 // admit proves the join token to the first peer that answers and returns

@@ -24,10 +24,10 @@ func TestTokenLifecycle(t *testing.T) {
 	w01 := tc.join("w01", "n00")
 	tc.waitConverged(10*time.Second, 2)
 
-	if _, err := w01.CreateToken(time.Hour, ""); !errors.Is(err, ErrNotMaster) {
+	if _, err := w01.CreateToken(time.Hour, "", false); !errors.Is(err, ErrNotMaster) {
 		t.Fatalf("a worker made a token: %v", err)
 	}
-	made, err := n00.CreateToken(time.Hour, "for w02")
+	made, err := n00.CreateToken(time.Hour, "for w02", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Fatalf("deleting an unknown token: %v", err)
 	}
 
-	short, err := n00.CreateToken(time.Second, "")
+	short, err := n00.CreateToken(time.Second, "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,4 +160,38 @@ func TestRotateGossipKey(t *testing.T) {
 		return true
 	})
 	tc.waitConverged(10*time.Second, 4)
+}
+
+// TestWorkerTokenTakesNoSeat: with master seats free, a machine admitted
+// with a worker token stays a worker (and gets no master keys); one with a
+// master token made later takes the seat.
+func TestWorkerTokenTakesNoSeat(t *testing.T) {
+	tc := newTestCluster(t, testPlan(3))
+	n00 := tc.live()["n00"]
+	w, err := tc.start("w01", []string{"n00"}, nil, tc.token, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if as, err := w.WaitAssigned(ctx); err != nil || as.Seat != -1 {
+		t.Fatalf("worker token: seat %d (%v), want a worker", as.Seat, err)
+	}
+	made, err := n00.CreateToken(time.Hour, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mt, _ := pki.ParseToken(made.Token)
+	m, err := tc.start("m01", []string{"w01"}, nil, mt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as, err := m.WaitAssigned(ctx); err != nil || as.Seat != 1 {
+		t.Fatalf("master token: seat %d (%v), want 1", as.Seat, err)
+	}
+	waitFor(t, 10*time.Second, "m01 to receive the master keys", m.HasSecrets)
+	time.Sleep(time.Second)
+	if w.HasSecrets() || tc.dir("w01").Exists("secrets/ca.key") {
+		t.Error("the worker-token node holds master keys")
+	}
 }

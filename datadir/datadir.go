@@ -5,7 +5,8 @@
 //
 //	cluster.json   the cluster's identity and CA certificate (public); its
 //	               presence marks an initialised node and is written last
-//	token          the join token (secret)
+//	token          the worker join token init printed (init's node only; secret)
+//	master-token   the master join token init printed (init's node only; secret)
 //	node.json      this node's identity: name, addresses, X25519 key, join time
 //	state.json     last known replicated state, to come back with after restart
 //	secrets/       CA key and service-account keys (masters only)
@@ -31,11 +32,13 @@ type Dir struct{ Root string }
 const (
 	ClusterFile = "cluster.json"
 	TokenFile   = "token"
-	NodeFile    = "node.json"
-	StateFile   = "state.bin" // the replicated records, in gossip's wire form
-	SecretsDir  = "secrets"
-	CredsDir    = "creds" // this node's client certificates, signed by a master
-	SocketFile  = "knode.sock"
+	// MasterTokenFile is init's master token (init's node only).
+	MasterTokenFile = "master-token"
+	NodeFile        = "node.json"
+	StateFile       = "state.bin" // the replicated records, in gossip's wire form
+	SecretsDir      = "secrets"
+	CredsDir        = "creds" // this node's client certificates, signed by a master
+	SocketFile      = "knode.sock"
 )
 
 // Path joins elem under the data directory.
@@ -108,7 +111,7 @@ func (d Dir) Exists(name string) bool {
 // in place. Used when init or join fails, so that it can simply be rerun.
 func (d Dir) RemoveState() error {
 	var errs []error
-	for _, name := range []string{ClusterFile, TokenFile, NodeFile, StateFile, SocketFile, SecretsDir, CredsDir} {
+	for _, name := range []string{ClusterFile, TokenFile, MasterTokenFile, NodeFile, StateFile, SocketFile, SecretsDir, CredsDir} {
 		if err := os.RemoveAll(d.Path(name)); err != nil {
 			errs = append(errs, err)
 		}

@@ -17,6 +17,10 @@ type Identity struct {
 	// GossipKeys is the cluster's gossip keyring (primary first), received
 	// at admission: a restarted node needs no token.
 	GossipKeys [][]byte `json:"gossipKeys"`
+	// SeatToken and SeatProof go into this node's claims: the proof that it
+	// joined with that token (a master token lets it take a free seat).
+	SeatToken [8]byte  `json:"seatToken,omitzero"`
+	SeatProof [32]byte `json:"seatProof,omitzero"`
 	// Host is set once knode configured this machine (not a --dry-run node):
 	// the agent then keeps the host's pod network current.
 	Host bool `json:"host,omitempty"`

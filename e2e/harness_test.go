@@ -160,6 +160,8 @@ func initCluster(t *testing.T, n int, initArgs ...string) *cluster {
 		t.Fatalf("knode init failed on %s (%s): %s", c.first().Name, exitOf(err), lastLines(out, 2))
 	}
 	timing(t, "knode init returned", time.Since(start))
+	// The first join command printed: with --masters 3 or 5, the master token's (the first nodes
+	// to join take the free seats, later ones are workers).
 	if m := tokenRE.FindStringSubmatch(out); m != nil {
 		c.token = m[1]
 	} else if tok, err := knode(ctx, c.first(), "token"); err == nil && strings.TrimSpace(tok) != "" {

@@ -47,6 +47,9 @@ const (
 	maxGossipKeys = 4
 	// admitTimeout bounds one exchange, on both sides.
 	admitTimeout = 10 * time.Second
+	// admitWait is how long a member waits for the record of a token it
+	// does not know yet (gossip spreads a new one in well under a second).
+	admitWait = 2 * time.Second
 	domainAdmit  = "knode join request v1\x00"
 	labelAdmit   = "knode join keys v1"
 )
@@ -223,6 +226,11 @@ func (n *Node) answerAdmission(conn net.Conn, r io.Reader) {
 		conn.Write(e.b)
 	}
 	rec, ok := n.state.Token(id)
+	// A token made a moment ago on a master may still be on its way here.
+	for wait := time.Now().Add(admitWait); !ok && time.Now().Before(wait); {
+		time.Sleep(100 * time.Millisecond)
+		rec, ok = n.state.Token(id)
+	}
 	if !ok || !rec.ValidAt(time.Now()) {
 		refuse("join request with an unknown, expired or deleted token")
 		return

@@ -171,6 +171,8 @@ func (c *Claim) body(e *enc) {
 	e.uvarint(uint64(c.Port))
 	e.prefix(c.WantCIDR)
 	e.varint(c.Time)
+	e.fixed(c.TokenID[:])
+	e.fixed(c.Proof[:])
 }
 
 // SignedBytes is what the claiming node signs.
@@ -200,6 +202,8 @@ func DecodeClaim(b []byte) (Claim, error) {
 	c.Addr, c.Port = d.addr(), d.port()
 	c.WantCIDR = d.prefix()
 	c.Time = d.varint()
+	d.fixed(c.TokenID[:])
+	d.fixed(c.Proof[:])
 	d.fixed(c.Sig[:])
 	return c, d.end()
 }

@@ -40,6 +40,7 @@ const (
 	domainClaim   = "knode claim v2\x00"
 	domainLetter  = "knode letter v2\x00"
 	domainToken   = "knode token v2\x00"
+	domainSeat    = "knode seat proof v2\x00"
 )
 
 // Key is an Ed25519 public key (node signing keys, the decision key) or an
@@ -88,6 +89,10 @@ type Claim struct {
 	Port     uint16       `json:"port"`
 	WantCIDR netip.Prefix `json:"wantCIDR,omitzero"` // the subnet held before, if any
 	Time     int64        `json:"time"`              // unix nanoseconds when made
+	// TokenID and Proof show that the claimant holds a master token
+	// (SeatProof); zero for a worker.
+	TokenID [8]byte  `json:"tokenID,omitzero"`
+	Proof   [32]byte `json:"proof,omitzero"`
 	Sig      Sig          `json:"sig"`
 }
 

@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +20,9 @@ type TokenRecord struct {
 	Verifier    Key
 	Expires     int64 // unix seconds; 0: never
 	Deleted     bool
+	// Master tokens also let a joiner take a free master seat (and with it
+	// the master keys); any other token admits workers only.
+	Master      bool
 	Description string
 	Gen         uint64 // unix nanoseconds when written; a newer one replaces it
 	By          string // the master that wrote it
@@ -48,7 +53,14 @@ func (t *TokenRecord) body(e *enc) {
 	e.fixed(t.ID[:])
 	e.fixed(t.Verifier[:])
 	e.varint(t.Expires)
-	e.bool(t.Deleted)
+	var flags byte
+	if t.Deleted {
+		flags |= 1
+	}
+	if t.Master {
+		flags |= 2
+	}
+	e.byte(flags)
 	e.string(t.Description)
 	e.uvarint(t.Gen)
 	e.string(t.By)
@@ -80,7 +92,11 @@ func decodeToken(b []byte) (TokenRecord, error) {
 	d.fixed(t.ID[:])
 	d.fixed(t.Verifier[:])
 	t.Expires = d.varint()
-	t.Deleted = d.bool()
+	flags := d.byte()
+	if flags > 3 {
+		d.fail(fmt.Errorf("unknown token flags %#x", flags))
+	}
+	t.Deleted, t.Master = flags&1 != 0, flags&2 != 0
 	t.Description = d.string(maxText)
 	t.Gen = d.uvarint()
 	t.By = d.string(maxName)
@@ -102,6 +118,31 @@ func (t TokenRecord) validate(now time.Time) error {
 		return ErrStale
 	}
 	return nil
+}
+
+// SeatProof is what a joiner adds to its claim to show that it holds the
+// master token with this verifier: bound to its name and key, so that it is
+// no use to anyone else.
+func SeatProof(verifier Key, name string, signKey Key) [32]byte {
+	m := hmac.New(sha256.New, verifier[:])
+	m.Write([]byte(domainSeat))
+	m.Write([]byte(name))
+	m.Write(signKey[:])
+	return [32]byte(m.Sum(nil))
+}
+
+// MaySeat reports whether claim c proves a master token that was valid when
+// the claim was made: only such a claimant may take a free master seat.
+func MaySeat(tokens map[string]TokenRecord, c Claim) bool {
+	if c.Proof == ([32]byte{}) {
+		return false
+	}
+	t, ok := tokens[hex.EncodeToString(c.TokenID[:])]
+	if !ok || !t.Master || !t.ValidAt(time.Unix(0, c.Time)) {
+		return false
+	}
+	want := SeatProof(t.Verifier, c.Name, c.SignKey)
+	return hmac.Equal(want[:], c.Proof[:])
 }
 
 // MergeToken keeps the newest valid token record of its ID.

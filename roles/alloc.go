@@ -70,6 +70,8 @@ func olderFirst(a, b gossip.Assignment) int {
 }
 
 // Plan returns the decisions the allocator should publish now, unsigned:
+// (a free master seat goes only to a claimant that proves a master token:
+// see gossip.MaySeat)
 // releases for nodes that announced their removal, fixes for subnets or seats
 // held twice (after a partition heals), new decisions for valid claims of
 // unbound (or released) names, and address updates for claims of bound
@@ -110,8 +112,11 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 			seats[a.Seat] = a
 		}
 	}
-	place := func(a gossip.Assignment, want netip.Prefix, old gossip.Assignment, hadOld bool) {
-		a.Seat = freeSeat(seats, c.Masters)
+	place := func(a gossip.Assignment, want netip.Prefix, old gossip.Assignment, hadOld, maySeat bool) {
+		a.Seat = Worker
+		if maySeat {
+			a.Seat = freeSeat(seats, c.Masters)
+		}
 		cidr, err := pickCIDR(c, holders, want)
 		if err != nil {
 			if hadOld && old.Error == err.Error() && old.SignKey == a.SignKey {
@@ -129,7 +134,8 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		}
 	}
 	for _, a := range redo {
-		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true)
+		// A master moved off a doubly-held seat stays eligible for one.
+		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true, a.Seat >= 0)
 	}
 	// Claims, oldest first.
 	for _, cl := range sortedClaims(claims) {
@@ -145,7 +151,8 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 			}
 			continue
 		}
-		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port}, cl.WantCIDR, old, hadOld)
+		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port}, cl.WantCIDR, old, hadOld,
+			gossip.MaySeat(s.Tokens, cl))
 	}
 	return out
 }

@@ -8,18 +8,62 @@ import (
 	"knode.dev/knode/gossip"
 )
 
+// masterToken is the master token every test snapshot holds (valid, no
+// expiry); claimOf proves it.
+var masterToken = gossip.TokenRecord{ID: [8]byte{1}, Verifier: gossip.Key{2}, Master: true, By: "m"}
+
 func emptySnap(masters int) gossip.Snapshot {
 	c := testPlan(masters)
-	return gossip.Snapshot{Cluster: &gossip.ClusterInfo{Cluster: c}, Nodes: map[string]gossip.NodeInfo{}, Assignments: map[string]gossip.Assignment{}}
+	return gossip.Snapshot{Cluster: &gossip.ClusterInfo{Cluster: c}, Nodes: map[string]gossip.NodeInfo{}, Assignments: map[string]gossip.Assignment{},
+		Tokens: map[string]gossip.TokenRecord{masterToken.Name(): masterToken}}
 }
 
 // claimOf is a claim for name with a key derived from its name (and a
-// variant, for "another machine with the same name").
+// variant, for "another machine with the same name"), proving the master
+// token: it may take a free seat.
 func claimOf(name string, at int64, variant byte) gossip.Claim {
+	c := workerClaimOf(name, at, variant)
+	c.TokenID, c.Proof = masterToken.ID, gossip.SeatProof(masterToken.Verifier, name, c.SignKey)
+	return c
+}
+
+// workerClaimOf is the same claim without a master token.
+func workerClaimOf(name string, at int64, variant byte) gossip.Claim {
 	var k gossip.Key
 	copy(k[:], name)
 	k[31] = variant
 	return gossip.Claim{Name: name, SignKey: k, BoxKey: k, Addr: netip.MustParseAddr("192.0.2.1"), Port: 7946, Time: at}
+}
+
+// TestSeatsNeedAMasterToken: a free seat goes only to a claim that proves a
+// master token valid when it was made.
+func TestSeatsNeedAMasterToken(t *testing.T) {
+	s := emptySnap(3)
+	expiring := gossip.TokenRecord{ID: [8]byte{3}, Verifier: gossip.Key{4}, Master: true, Expires: 100, By: "m"}
+	workerTok := gossip.TokenRecord{ID: [8]byte{5}, Verifier: gossip.Key{6}, By: "m"}
+	s.Tokens[expiring.Name()], s.Tokens[workerTok.Name()] = expiring, workerTok
+	proving := func(c gossip.Claim, r gossip.TokenRecord) gossip.Claim {
+		c.TokenID, c.Proof = r.ID, gossip.SeatProof(r.Verifier, c.Name, c.SignKey)
+		return c
+	}
+	stolen := claimOf("thief", 5, 0)
+	stolen.Name = "thief2" // a proof made for another name
+	cl := claims(
+		workerClaimOf("plain", 1, 0),
+		proving(workerClaimOf("worker-token", 2, 0), workerTok),
+		proving(workerClaimOf("late", 101e9, 0), expiring), // made after the token expired
+		stolen,
+		proving(workerClaimOf("in-time", 99e9, 0), expiring),
+	)
+	apply(s, Plan(s, cl, testPlan(3), "m", counter()))
+	for _, n := range []string{"plain", "worker-token", "late", "thief2"} {
+		if a := s.Assignments[n]; a.Seat != Worker || !a.PodCIDR.IsValid() {
+			t.Errorf("%s: seat %d %s, want a worker with a subnet", n, a.Seat, a.PodCIDR)
+		}
+	}
+	if a := s.Assignments["in-time"]; a.Seat != 0 {
+		t.Errorf("a claim proving a valid master token got seat %d", a.Seat)
+	}
 }
 
 func claims(cs ...gossip.Claim) map[string]gossip.Claim {

@@ -138,16 +138,22 @@ func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
 // printJSON prints the outcome and the timing table as one JSON object.
 func (b *bringUp) printJSON(spec hostprep.Spec) error {
 	out := struct {
-		Node    string   `json:"node"`
-		Master  bool     `json:"master"`
-		PodCIDR string   `json:"podCIDR"`
-		Join    string   `json:"join,omitempty"`
-		Seconds float64  `json:"seconds"`
-		Timings []timing `json:"timings"`
+		Node    string `json:"node"`
+		Master  bool   `json:"master"`
+		PodCIDR string `json:"podCIDR"`
+		Join    string `json:"join,omitempty"`
+		// MasterJoin is the command for machines that are to take the
+		// free master seats (with --masters 3 or 5).
+		MasterJoin string   `json:"masterJoin,omitempty"`
+		Seconds    float64  `json:"seconds"`
+		Timings    []timing `json:"timings"`
 	}{Node: spec.Self.Name, Master: spec.Self.Master, PodCIDR: spec.Self.PodCIDR.String(),
 		Seconds: seconds(b.p.Elapsed()), Timings: b.p.Timings()}
-	if b.create != nil {
-		out.Join = fmt.Sprintf("knode join %s --token %s", b.joinAddr, b.token)
+	if g := b.create; g != nil {
+		out.Join = fmt.Sprintf("knode join %s --token %s", b.joinAddr, g.Token)
+		if g.Cluster.Cluster.Masters > 1 {
+			out.MasterJoin = fmt.Sprintf("knode join %s --token %s", b.joinAddr, g.MasterToken)
+		}
 	}
 	enc := json.NewEncoder(b.c.App.Writer)
 	enc.SetIndent("", "  ")

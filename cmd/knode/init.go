@@ -65,8 +65,16 @@ func initCommand() *cli.Command {
 			}
 			b := &bringUp{c: c, node: node, create: gen, p: p, timeout: 30 * time.Second}
 			b.onReady = func(addr string) {
-				fmt.Fprintf(c.App.Writer, "knode cluster %q is up. On each other machine run:\n\n  knode join %s --token %s\n\n",
-					cl.Name, addr, tok)
+				w := c.App.Writer
+				fmt.Fprintf(w, "knode cluster %q is up.\n\n", cl.Name)
+				if cl.Masters > 1 {
+					fmt.Fprintf(w, "On the %d machines that are to be masters (they receive the CA key), run:\n\n  knode join %s --token %s\n\n",
+						cl.Masters-1, addr, gen.MasterToken)
+					fmt.Fprintf(w, "On every other machine (workers), run:\n\n  knode join %s --token %s\n\n", addr, tok)
+				} else {
+					fmt.Fprintf(w, "On each other machine run:\n\n  knode join %s --token %s\n\n", addr, tok)
+				}
+				fmt.Fprintf(w, "The tokens admit machines for %s (`knode token create` makes more; --master for masters).\n", ttlText(ttl))
 			}
 			return b.run()
 		},

@@ -30,10 +30,14 @@ func tokenCommand() *cli.Command {
 			"joined with it. Tokens are created and deleted on a master; every member admits with any valid one.\n" +
 			"Without a subcommand: the token `knode init` printed, if it is still valid (for scripts:\n" +
 			"`knode join <peer> --token $(knode token)`).",
-		Flags: []cli.Flag{dataDirFlag()},
+		Flags: []cli.Flag{dataDirFlag(), &cli.BoolFlag{Name: "master", Usage: "init's master token (it takes a free master seat)"}},
 		Action: func(c *cli.Context) error {
 			dir := datadir.Dir{Root: c.String("data-dir")}
-			b, err := dir.ReadFile(datadir.TokenFile)
+			file := datadir.TokenFile
+			if c.Bool("master") {
+				file = datadir.MasterTokenFile
+			}
+			b, err := dir.ReadFile(file)
 			if errors.Is(err, fs.ErrNotExist) || !dir.Initialised() {
 				return fmt.Errorf("no init token in %s: run `knode init` first, or `knode token create` on a master to make one", dir.Root)
 			}
@@ -42,7 +46,7 @@ func tokenCommand() *cli.Command {
 			}
 			tok, err := pki.ParseToken(string(b))
 			if err != nil {
-				return fmt.Errorf("%s: %w", dir.Path(datadir.TokenFile), err)
+				return fmt.Errorf("%s: %w", dir.Path(file), err)
 			}
 			infos, err := listTokens(c)
 			if err != nil {
@@ -59,6 +63,14 @@ func tokenCommand() *cli.Command {
 		},
 		Subcommands: []*cli.Command{tokenCreateCommand(), tokenListCommand(), tokenDeleteCommand(), rotateGossipKeyCommand()},
 	}
+}
+
+// ttlText says how long a token lasts.
+func ttlText(ttl time.Duration) string {
+	if ttl == 0 {
+		return "ever (no expiry)"
+	}
+	return ttl.String()
 }
 
 // tokenTTLFlag is --ttl (token create) or --token-ttl (init).
@@ -84,6 +96,7 @@ func tokenCreateCommand() *cli.Command {
 			tokenTTLFlag("ttl", "how long the token admits machines (0: no expiry)"),
 			&cli.StringFlag{Name: "description", Usage: "a note shown by `knode token list`"},
 			&cli.BoolFlag{Name: "print-join-command", Usage: "print the whole `knode join` command, not the token alone"},
+			&cli.BoolFlag{Name: "master", Usage: "a master token: the machine joining with it takes a free master seat and receives the CA key"},
 		},
 		Action: func(c *cli.Context) error {
 			ttl, err := tokenTTL(c, "ttl")
@@ -95,7 +108,7 @@ func tokenCreateCommand() *cli.Command {
 				return config.Usagef("--description: at most 256 printable characters")
 			}
 			var nt agent.NewToken
-			if err := callAgent(c, http.MethodPost, "/v1/tokens", agent.TokenRequest{TTL: ttl, Description: desc}, &nt); err != nil {
+			if err := callAgent(c, http.MethodPost, "/v1/tokens", agent.TokenRequest{TTL: ttl, Description: desc, Master: c.Bool("master")}, &nt); err != nil {
 				return err
 			}
 			switch {
@@ -224,7 +237,7 @@ func printJSON(w io.Writer, v any) error {
 
 func printTokens(w io.Writer, infos []agent.TokenInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tEXPIRES\tCREATED BY\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tEXPIRES\tCREATED BY\tDESCRIPTION")
 	for _, ti := range infos {
 		exp := "never"
 		if ti.Expires != nil {
@@ -233,7 +246,11 @@ func printTokens(w io.Writer, infos []agent.TokenInfo, now time.Time) {
 				exp += fmt.Sprintf(" (in %s)", d.Round(time.Minute))
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ti.ID, ti.State, exp, ti.By, ti.Description)
+		kind := "worker"
+		if ti.Master {
+			kind = "master"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ti.ID, kind, ti.State, exp, ti.By, ti.Description)
 	}
 	tw.Flush()
 }

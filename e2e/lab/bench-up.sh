@@ -37,7 +37,7 @@ for run in $(seq 1 "$RUNS"); do
   init=$!
   token=""
   for _ in $(seq 1 300); do
-    token=$(lab exec 1 knode token 2>/dev/null) && [ -n "$token" ] && break
+    token=$(lab exec 1 knode token --master 2>/dev/null) && [ -n "$token" ] && break
     sleep 0.1
   done
   [ -n "$token" ] || { say "run $run: no token from node 1"; exit 1; }

@@ -437,7 +437,9 @@ cmd_cluster() {
     knode_journal "$(node_name 1)"; fail "'knode init' failed on $(node_name 1) (output: $WORK/init.log)"
   fi
   say "knode init returned after $(since "$tinit")s"
-  token=$(grep -oE -- '--token[= ]+[^ ]+' "$WORK/init.log" | tail -1 | sed -E 's/--token[= ]+//') || true
+  # The first join command init prints: with --masters 3 or 5 it is the master token's (the first
+  # nodes to join take the free seats, the later ones are workers, as before tokens had kinds).
+  token=$(grep -oE -- '--token[= ]+[^ ]+' "$WORK/init.log" | head -1 | sed -E 's/--token[= ]+//') || true
   if [ -z "$token" ]; then
     say "WARNING: no '--token T' in the output of 'knode init' ($WORK/init.log); asking 'knode token'"
     token=$(d exec "$(node_name 1)" knode token 2>/dev/null | tail -1) || true
