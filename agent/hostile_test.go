@@ -31,6 +31,7 @@ type hostile struct {
 	key   ed25519.PrivateKey
 	ml    *memberlist.Memberlist
 	queue *memberlist.TransmitLimitedQueue
+	token pki.Token // the worker token it was admitted with
 
 	mu    sync.Mutex
 	kinds map[gossip.LetterKind]int // letters received, by kind
@@ -59,7 +60,7 @@ func (h *hostile) MergeRemoteState([]byte, bool) {}
 func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	h := &hostile{t: t, name: name, key: key, kinds: map[gossip.LetterKind]int{}}
+	h := &hostile{t: t, name: name, key: key, kinds: map[gossip.LetterKind]int{}, token: tc.token}
 	mc := memberlist.DefaultLocalConfig()
 	mc.Name, mc.BindAddr, mc.BindPort = name, "127.0.0.1", 0
 	mc.GossipInterval, mc.ProbeInterval, mc.ProbeTimeout = 50*time.Millisecond, 500*time.Millisecond, 400*time.Millisecond
@@ -112,7 +113,8 @@ func (h *hostile) raw(to string, msg []byte) {
 // claim asks to be admitted under name with the hostile's key.
 func (h *hostile) claim(name, to string) {
 	c := gossip.Claim{Name: name, SignKey: h.pub(), BoxKey: h.pub(), Addr: netip.MustParseAddr("127.0.0.1"),
-		Port: uint16(h.ml.LocalNode().Port), Time: time.Now().UnixNano()}
+		Port: uint16(h.ml.LocalNode().Port), Time: time.Now().UnixNano(), TokenID: h.token.ID()}
+	c.Proof = gossip.SeatProof(gossip.Key(h.token.Verifier()), name, h.pub())
 	c.Sign(h.key)
 	h.letter(gossip.LetterClaim, name, to, gossip.EncodeClaim(c))
 }
@@ -246,6 +248,11 @@ func TestHostileTokenHolder(t *testing.T) {
 		"secrets to a worker":   func() { h.letter(gossip.LetterSecrets, "evil", "w03", []byte("not a sealed box")) },
 		"refuse an honest node": func() { h.letter(gossip.LetterRefused, "evil", "w03", []byte("go away")) },
 		"claim a taken name":    func() { h.claim("w03", "n00") },
+		"invent a node without a token": func() {
+			c := gossip.Claim{Name: "ghost", SignKey: h.pub(), BoxKey: h.pub(), Addr: netip.MustParseAddr("127.0.0.1"), Port: 9, Time: time.Now().UnixNano()}
+			c.Sign(h.key)
+			h.letter(gossip.LetterClaim, "ghost", "n00", gossip.EncodeClaim(c))
+		},
 		"mint a token": func() {
 			h.broadcast(token(gossip.TokenRecord{ID: minted.ID(), Verifier: gossip.Key(minted.Verifier()), Gen: now, By: "n00"}))
 		},
@@ -282,6 +289,9 @@ func TestHostileTokenHolder(t *testing.T) {
 		}
 		if _, ok := snap.Assignments["--all"]; ok {
 			t.Errorf("%s stored a decision named --all", name)
+		}
+		if _, ok := snap.Assignments["ghost"]; ok {
+			t.Errorf("%s holds a decision for a name claimed without a token", name)
 		}
 		if _, err := a.HostSpec(nil); err != nil && !strings.Contains(err.Error(), "no pod subnet") {
 			t.Errorf("%s cannot build its host spec: %v", name, err)

@@ -49,9 +49,9 @@ const (
 	admitTimeout = 10 * time.Second
 	// admitWait is how long a member waits for the record of a token it
 	// does not know yet (gossip spreads a new one in well under a second).
-	admitWait = 2 * time.Second
-	domainAdmit  = "knode join request v1\x00"
-	labelAdmit   = "knode join keys v1"
+	admitWait   = 2 * time.Second
+	domainAdmit = "knode join request v1\x00"
+	labelAdmit  = "knode join keys v1"
 )
 
 // ErrTokenRefused says the member refused the token: unknown, expired or

@@ -93,7 +93,7 @@ type Claim struct {
 	// (SeatProof); zero for a worker.
 	TokenID [8]byte  `json:"tokenID,omitzero"`
 	Proof   [32]byte `json:"proof,omitzero"`
-	Sig      Sig          `json:"sig"`
+	Sig     Sig      `json:"sig"`
 }
 
 // Assignment is the allocator's decision for one node, signed with the

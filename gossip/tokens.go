@@ -16,10 +16,10 @@ import (
 // token is a newer record of it with Deleted set. The token's secret is never
 // in a record: a member can check a joiner, not make up a token.
 type TokenRecord struct {
-	ID          [8]byte
-	Verifier    Key
-	Expires     int64 // unix seconds; 0: never
-	Deleted     bool
+	ID       [8]byte
+	Verifier Key
+	Expires  int64 // unix seconds; 0: never
+	Deleted  bool
 	// Master tokens also let a joiner take a free master seat (and with it
 	// the master keys); any other token admits workers only.
 	Master      bool
@@ -131,18 +131,26 @@ func SeatProof(verifier Key, name string, signKey Key) [32]byte {
 	return [32]byte(m.Sum(nil))
 }
 
+// ProvenToken is the token claim c proves, if it proves one that was valid
+// when the claim was made. A new name is admitted only with one, so an
+// expired or deleted token admits nobody, whoever holds the gossip key.
+func ProvenToken(tokens map[string]TokenRecord, c Claim) (TokenRecord, bool) {
+	if c.Proof == ([32]byte{}) {
+		return TokenRecord{}, false
+	}
+	t, ok := tokens[hex.EncodeToString(c.TokenID[:])]
+	if !ok || !t.ValidAt(time.Unix(0, c.Time)) {
+		return TokenRecord{}, false
+	}
+	want := SeatProof(t.Verifier, c.Name, c.SignKey)
+	return t, hmac.Equal(want[:], c.Proof[:])
+}
+
 // MaySeat reports whether claim c proves a master token that was valid when
 // the claim was made: only such a claimant may take a free master seat.
 func MaySeat(tokens map[string]TokenRecord, c Claim) bool {
-	if c.Proof == ([32]byte{}) {
-		return false
-	}
-	t, ok := tokens[hex.EncodeToString(c.TokenID[:])]
-	if !ok || !t.Master || !t.ValidAt(time.Unix(0, c.Time)) {
-		return false
-	}
-	want := SeatProof(t.Verifier, c.Name, c.SignKey)
-	return hmac.Equal(want[:], c.Proof[:])
+	t, ok := ProvenToken(tokens, c)
+	return ok && t.Master
 }
 
 // MergeToken keeps the newest valid token record of its ID.

@@ -7,6 +7,7 @@ package roles
 
 import (
 	"cmp"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -151,8 +152,12 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 			}
 			continue
 		}
+		tok, proven := gossip.ProvenToken(s.Tokens, cl)
+		if !proven {
+			continue // no valid token: refused
+		}
 		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port}, cl.WantCIDR, old, hadOld,
-			gossip.MaySeat(s.Tokens, cl))
+			tok.Master)
 	}
 	return out
 }
@@ -173,8 +178,18 @@ func Answered(d gossip.Assignment, c gossip.Claim) bool {
 
 // Refusal says why a claim cannot be granted, or "" when it can.
 func Refusal(s gossip.Snapshot, cl gossip.Claim) string {
-	if old, ok := s.Assignments[cl.Name]; ok && old.Active() && old.SignKey != cl.SignKey {
+	old, ok := s.Assignments[cl.Name]
+	switch {
+	case ok && old.Active() && old.SignKey == cl.SignKey:
+		return "" // its own name: an address update needs no token
+	case ok && old.Active():
 		return fmt.Sprintf("the node name %q is held by another machine (its key differs): choose another --node-name, or free the name first (`knode reset` on that machine, or `knode remove %s` once it is gone)", cl.Name, cl.Name)
+	}
+	if _, known := s.Tokens[hex.EncodeToString(cl.TokenID[:])]; !known {
+		return "" // its record may still be on its way here: the claim is asked again
+	}
+	if _, proven := gossip.ProvenToken(s.Tokens, cl); !proven {
+		return "the join token expired or was deleted before this machine was given its place: make one with `knode token create` on a master and join again"
 	}
 	return ""
 }

@@ -56,9 +56,17 @@ func TestSeatsNeedAMasterToken(t *testing.T) {
 		proving(workerClaimOf("in-time", 99e9, 0), expiring),
 	)
 	apply(s, Plan(s, cl, testPlan(3), "m", counter()))
-	for _, n := range []string{"plain", "worker-token", "late", "thief2"} {
-		if a := s.Assignments[n]; a.Seat != Worker || !a.PodCIDR.IsValid() {
-			t.Errorf("%s: seat %d %s, want a worker with a subnet", n, a.Seat, a.PodCIDR)
+	if a := s.Assignments["worker-token"]; a.Seat != Worker || !a.PodCIDR.IsValid() {
+		t.Errorf("worker token: seat %d %s, want a worker with a subnet", a.Seat, a.PodCIDR)
+	}
+	// No valid token proven: no place at all, and a refusal once the token
+	// is known to be invalid (an unknown one may be on its way).
+	for n, refused := range map[string]bool{"plain": false, "late": true, "thief2": true} {
+		if a, ok := s.Assignments[n]; ok {
+			t.Errorf("%s admitted without a valid token: %+v", n, a)
+		}
+		if why := Refusal(s, cl[n]); (why != "") != refused {
+			t.Errorf("%s: refusal %q, want refused %v", n, why, refused)
 		}
 	}
 	if a := s.Assignments["in-time"]; a.Seat != 0 {
