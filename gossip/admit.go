@@ -283,10 +283,16 @@ type admitTransport struct {
 	n       *Node
 	streams chan net.Conn
 	done    chan struct{}
+	// busy bounds the join requests served at once: anyone can connect,
+	// so a flood of them is turned away rather than queued.
+	busy chan struct{}
 }
 
+// maxAdmitting bounds the join requests a member serves at once.
+const maxAdmitting = 32
+
 func newAdmitTransport(inner memberlist.Transport, n *Node) *admitTransport {
-	t := &admitTransport{Transport: inner, n: n, streams: make(chan net.Conn), done: make(chan struct{})}
+	t := &admitTransport{Transport: inner, n: n, streams: make(chan net.Conn), done: make(chan struct{}), busy: make(chan struct{}, maxAdmitting)}
 	go t.sort()
 	return t
 }
@@ -321,6 +327,14 @@ func (t *admitTransport) sortOne(c net.Conn) {
 		return
 	}
 	if string(head) == admitMagic {
+		select {
+		case t.busy <- struct{}{}:
+			defer func() { <-t.busy }()
+		default:
+			t.n.rejects.add("(joiner)", fmt.Errorf("join request from %s turned away: %d being served", c.RemoteAddr(), maxAdmitting))
+			c.Close()
+			return
+		}
 		r.Discard(len(admitMagic))
 		t.n.answerAdmission(c, r)
 		return
