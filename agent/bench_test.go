@@ -71,7 +71,7 @@ func formCluster(b *testing.B, n int) formation {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := tc.start(fmt.Sprintf("n%03d", i), []string{"n00"}, nil, tc.token, false); err != nil {
+			if _, err := tc.start(fmt.Sprintf("n%03d", i), []string{"n00"}, nil, tc.masterToken, false); err != nil {
 				b.Error(err)
 			}
 		}()
