@@ -61,7 +61,7 @@ func (a *Agent) loop() {
 	tick := time.NewTicker(a.interval() / 4)
 	defer tick.Stop()
 	var savedDigest uint64
-	lastSave, lastReconnect := time.Time{}, time.Now()
+	lastSave, lastReconnect, lastPass := time.Time{}, time.Now(), time.Now()
 	a.reconcile() // a joiner claims its place at once
 	for {
 		select {
@@ -71,9 +71,20 @@ func (a *Agent) loop() {
 			a.receive(l)
 			a.drainLetters() // many claims at once: decide for them together
 		case <-a.state.Changed():
+			// Records arrive in bursts (a joiner's state, a wave of
+			// decisions): take them together rather than one pass each,
+			// since each pass reads a fresh copy of the whole state.
+			if wait := a.interval()/40 - time.Since(lastPass); wait > 0 {
+				select {
+				case <-a.stop:
+					return
+				case <-time.After(wait):
+				}
+			}
 		case <-a.g.MembershipChanged():
 		case <-tick.C:
 		}
+		lastPass = time.Now()
 		a.reconcile()
 		a.kickHost()
 		if time.Since(lastReconnect) > 5*a.interval() {
@@ -150,7 +161,7 @@ func (a *Agent) allocate(snap gossip.Snapshot) {
 	}
 }
 
-// myClaim is this node's signed claim: its name, keys and address.
+// myClaim is this node's claim, unsigned: its name, keys and address.
 func (a *Agent) myClaim() gossip.Claim {
 	addr := a.g.LocalAddr()
 	c := gossip.Claim{Name: a.id.Name, SignKey: a.signPub(), BoxKey: gossip.Key(a.key.PublicKey().Bytes()),
@@ -158,7 +169,6 @@ func (a *Agent) myClaim() gossip.Claim {
 	a.mu.Lock()
 	c.TokenID, c.Proof = a.id.SeatToken, a.id.SeatProof
 	a.mu.Unlock()
-	c.Sign(a.sign)
 	return c
 }
 
@@ -176,6 +186,7 @@ func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
 	}
 	a.claimedAt = time.Now()
 	a.mu.Unlock()
+	c.Sign(a.sign) // only when sent: signing on every pass of the loop costs more than the rest of it
 	if a.isAllocator(snap, alive) {
 		a.mu.Lock()
 		a.claims[c.Name] = c
@@ -449,16 +460,12 @@ func (a *Agent) Remove(timeout time.Duration) error {
 // gossip, and one that missed the joiner's alive message would otherwise
 // wait for its periodic push/pull (30 s to minutes).
 func (a *Agent) meetUnknown() {
-	known := map[string]bool{}
-	for _, m := range a.g.Members() {
-		known[m.Name] = true
-	}
 	snap := a.state.Snapshot()
 	now := time.Now()
 	var target string
 	a.mu.Lock()
 	for name, as := range snap.Assignments {
-		if known[name] || !as.Active() || name == a.id.Name {
+		if !as.Active() || name == a.id.Name || a.g.Known(name) {
 			delete(a.unknownSince, name)
 			continue
 		}

@@ -30,6 +30,7 @@ type Member struct {
 type memberTable struct {
 	mu      sync.Mutex
 	m       map[string]Member
+	live    map[string]bool // the alive set, shared by readers until m changes
 	changed func()
 }
 
@@ -37,6 +38,7 @@ func (t *memberTable) update(n *memberlist.Node, state string) {
 	addr, _ := netip.AddrFromSlice(n.Addr)
 	t.mu.Lock()
 	t.m[n.Name] = Member{Name: n.Name, Addr: netip.AddrPortFrom(addr.Unmap(), n.Port), State: state, Version: metaVersion(n.Meta), LastSeen: time.Now()}
+	t.live = nil
 	t.mu.Unlock()
 	t.changed()
 }
@@ -48,16 +50,20 @@ func (t *memberTable) get(name string) (Member, bool) {
 	return m, ok
 }
 
+// alive is the set of alive members. The map is shared by every caller
+// until membership changes: it must not be modified.
 func (t *memberTable) alive() map[string]bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	out := make(map[string]bool, len(t.m))
-	for name, m := range t.m {
-		if m.State == StateAlive {
-			out[name] = true
+	if t.live == nil {
+		t.live = make(map[string]bool, len(t.m))
+		for name, m := range t.m {
+			if m.State == StateAlive {
+				t.live[name] = true
+			}
 		}
 	}
-	return out
+	return t.live
 }
 
 func (t *memberTable) list() []Member {

@@ -328,8 +328,14 @@ func (n *Node) Rejected() map[string]uint64 { return n.rejects.snapshot() }
 // Members lists every node this node has heard of, with its state.
 func (n *Node) Members() []Member { return n.members.list() }
 
+// Known reports whether memberlist has told this node of name (in any state).
+func (n *Node) Known(name string) bool {
+	_, ok := n.members.get(name)
+	return ok
+}
+
 // Alive is the set of names currently alive (suspects included: not yet
-// declared dead).
+// declared dead). It is shared: callers must not modify it.
 func (n *Node) Alive() map[string]bool { return n.members.alive() }
 
 // Leave announces a graceful departure, waiting up to timeout for it to spread,
