@@ -29,8 +29,9 @@ for i in $(seq 2 "$n"); do
     --bind "127.0.0.1:$port" --data-dir "$work/node$i" --log-level warn >"$work/node$i.out" 2>&1 &
   pids+=($!)
 done
+# Wait until the node whose view is shown sees every node with its subnet.
 for _ in $(seq 100); do
-  [ "$("$knode" status --json --data-dir "$work/node1" | grep -c '"podCIDR": "10')" -ge "$n" ] && break
+  [ "$("$knode" status --json --data-dir "$work/node$n" 2>/dev/null | grep -c '"podCIDR": "10')" -ge "$n" ] && break
   sleep 0.1
 done
 echo
