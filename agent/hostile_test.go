@@ -26,15 +26,17 @@ import (
 // with the cluster's gossip key and a node key of its own, that sends
 // whatever bytes it likes.
 type hostile struct {
-	t     *testing.T
-	name  string
-	key   ed25519.PrivateKey
-	ml    *memberlist.Memberlist
-	queue *memberlist.TransmitLimitedQueue
-	token pki.Token // the worker token it was admitted with
+	t         *testing.T
+	name      string
+	key       ed25519.PrivateKey
+	ml        *memberlist.Memberlist
+	queue     *memberlist.TransmitLimitedQueue
+	token     pki.Token // the worker token it was admitted with
+	gossipKey []byte    // what admission gave it
 
 	mu    sync.Mutex
 	kinds map[gossip.LetterKind]int // letters received, by kind
+	meta  []byte                    // its memberlist meta, signed as a real node's
 }
 
 type rawBroadcast []byte
@@ -43,7 +45,11 @@ func (b rawBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b rawBroadcast) Message() []byte                       { return b }
 func (b rawBroadcast) Finished()                             {}
 
-func (h *hostile) NodeMeta(int) []byte { return nil }
+func (h *hostile) NodeMeta(int) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.meta
+}
 func (h *hostile) NotifyMsg(b []byte) {
 	if len(b) > 1 && b[0] == 3 { // a letter: its kind is the next byte
 		h.mu.Lock()
@@ -70,6 +76,7 @@ func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 		t.Fatal(err)
 	}
 	mc.SecretKey = adm.Keys[0]
+	h.gossipKey = adm.Keys[0]
 	mc.Delegate = h
 	mc.LogOutput = discard{}
 	ml, err := memberlist.Create(mc)
@@ -79,6 +86,14 @@ func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 	t.Cleanup(func() { ml.Shutdown() })
 	h.ml = ml
 	h.queue = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 4}
+	// Its own name at its own address, signed with its key: what an honest
+	// node announces (the port is known only now).
+	h.mu.Lock()
+	h.meta = gossip.SignedMeta(name, "evil", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ml.LocalNode().Port), key)
+	h.mu.Unlock()
+	if err := ml.UpdateNode(time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ml.Join([]string{tc.addr(via)}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +333,35 @@ func TestHostileTokenHolder(t *testing.T) {
 		}
 	}
 	t.Logf("refusals counted across the cluster: %d", refused)
+
+	// A dead node's name announced at the attacker's address: memberlist
+	// alone takes a dead name back from any address at once (so that a
+	// restarted machine can come back), and would send that node's letters
+	// to the attacker.
+	realW04 := tc.addr("w04")
+	tc.kill("w04")
+	waitState(t, tc.live()["n00"], "w04", gossip.StateDead)
+	spoof := memberlist.DefaultLocalConfig()
+	spoof.Name, spoof.BindAddr, spoof.BindPort, spoof.LogOutput = "w04", "127.0.0.1", 0, discard{}
+	spoof.SecretKey = h.gossipKey
+	spoof.Delegate = &hostile{t: t, name: "w04", key: h.key, kinds: map[gossip.LetterKind]int{},
+		queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 1 }}}
+	sml, err := memberlist.Create(spoof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sml.Shutdown() })
+	if _, err := sml.Join([]string{tc.addr("w03")}); err != nil {
+		t.Logf("spoofer's join: %v", err)
+	}
+	time.Sleep(2 * time.Second)
+	for name, a := range tc.live() {
+		for _, m := range a.g.Members() {
+			if m.Name == "w04" && m.State == gossip.StateAlive && m.Addr.String() != realW04 {
+				t.Errorf("%s takes the spoofer at %s for w04", name, m.Addr)
+			}
+		}
+	}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, ok func() bool) {

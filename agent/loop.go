@@ -347,7 +347,12 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 		a.mu.Unlock()
 		if due {
 			a.log.Warn("refused a claim", "node", c.Name, "why", why)
-			a.send(gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: append(c.SignKey[:], why...)})
+			l := gossip.Letter{Kind: gossip.LetterRefused, To: c.Name, Body: append(c.SignKey[:], why...)}
+			a.spawn(func() {
+				if err := a.g.SendAt(l, netip.AddrPortFrom(c.Addr, c.Port)); err != nil {
+					a.log.Debug("send refusal", "to", c.Name, "err", err)
+				}
+			})
 		}
 		return
 	}

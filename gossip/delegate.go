@@ -19,6 +19,7 @@ var (
 	_ memberlist.Delegate      = delegate{}
 	_ memberlist.EventDelegate = delegate{}
 	_ memberlist.PingDelegate  = delegate{}
+	_ memberlist.AliveDelegate = delegate{}
 )
 
 func (d delegate) NodeMeta(limit int) []byte {

@@ -80,11 +80,3 @@ func (t *memberTable) list() []Member {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
-
-// metaVersion reads the knode version a node put in its meta (display only).
-func metaVersion(meta []byte) string {
-	if s := string(meta); validText(s) && len(s) <= 64 {
-		return s
-	}
-	return "?"
-}

@@ -98,7 +98,6 @@ func New(cfg Config, st *State) (*Node, error) {
 	n := &Node{
 		name:    cfg.Name,
 		key:     cfg.SignKey,
-		meta:    []byte(cfg.Version),
 		keyring: keyring,
 		state:   st,
 		letters: make(chan Letter, 256),
@@ -160,6 +159,14 @@ func New(cfg Config, st *State) (*Node, error) {
 	// Join requests share the gossip port (one port to open, one address
 	// to give a joiner).
 	mc.Transport = newAdmitTransport(inner, n)
+	ip, port, err := mc.Transport.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
+	if err != nil {
+		mc.Transport.Shutdown()
+		return nil, fmt.Errorf("gossip advertise address: %w", err)
+	}
+	adv, _ := netip.AddrFromSlice(ip)
+	n.meta = encodeMeta(cfg.Name, nodeMeta{Version: cfg.Version, Addr: netip.AddrPortFrom(adv.Unmap(), uint16(port))}, cfg.SignKey)
+	mc.Alive = delegate{n}
 	// A record missed by broadcast is repaired by the digest carried in
 	// probe acks, so memberlist's own retransmit multiplier is enough.
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int { return n.ml.NumMembers() }, RetransmitMult: mc.RetransmitMult}
@@ -300,19 +307,25 @@ func (n *Node) queueMsg(key string, msg []byte) {
 // Send signs a letter and delivers it to one live member over the reliable
 // (TCP, encrypted) channel; it is never broadcast.
 func (n *Node) Send(l Letter) error {
-	l.From, l.Time = n.name, time.Now().UnixNano()
-	l.Sign(n.key)
-	if own, ok := n.state.Binding(n.name); ok {
-		l.Cred = EncodeAssignment(own)
-	}
-	msg := EncodeLetter(l)
 	// The address comes from membership events (memberlist's own node
 	// structs are written under its lock and must not be read outside it).
 	m, ok := n.members.get(l.To)
 	if !ok || m.State != StateAlive {
 		return fmt.Errorf("send %s to %s: not a live member", l.Kind, l.To)
 	}
-	return n.ml.SendReliable(&memberlist.Node{Name: m.Name, Addr: m.Addr.Addr().AsSlice(), Port: m.Addr.Port()}, msg)
+	return n.SendAt(l, m.Addr)
+}
+
+// SendAt is Send to a given address: for a claimant that is not a member
+// (its name is bound to another machine's key, so its alive messages are
+// refused, and it must still hear why).
+func (n *Node) SendAt(l Letter, addr netip.AddrPort) error {
+	l.From, l.Time = n.name, time.Now().UnixNano()
+	l.Sign(n.key)
+	if own, ok := n.state.Binding(n.name); ok {
+		l.Cred = EncodeAssignment(own)
+	}
+	return n.ml.SendReliable(&memberlist.Node{Name: l.To, Addr: addr.Addr().AsSlice(), Port: addr.Port()}, EncodeLetter(l))
 }
 
 // Queued is the number of records waiting in the broadcast queue.
