@@ -14,8 +14,8 @@ import (
 	"knode.dev/knode/pki"
 )
 
-// Create makes a new cluster's trust material in dir: the CA, the
-// service-account key pair and the decision key (all kept under secrets/),
+// Create makes a new cluster's trust material in dir: the CA and the other
+// master-only keys (newSecrets, all kept under secrets/),
 // the cluster identity signed by the CA, and the join token. It
 // returns the cluster identity to pass to Start (Options.Create); the data
 // directory is marked initialised only once the agent has started, so a failed
@@ -25,10 +25,6 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*gossip.ClusterIn
 		return nil, pki.Token{}, config.Usagef("--data-dir %s already holds a node of a cluster: run `knode reset --data-dir %s` first, or choose another --data-dir", dir.Root, dir.Root)
 	}
 	ca, err := pki.NewCA(c.Name, now)
-	if err != nil {
-		return nil, pki.Token{}, err
-	}
-	saKey, saPub, err := pki.NewServiceAccountKey()
 	if err != nil {
 		return nil, pki.Token{}, err
 	}
@@ -48,7 +44,11 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*gossip.ClusterIn
 	if err := dir.Ensure(); err != nil {
 		return nil, pki.Token{}, err
 	}
-	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub, DecisionKey: decKey.Seed()}); err != nil {
+	sec, err := newSecrets(c.Name, ca.KeyPEM, decKey, now)
+	if err != nil {
+		return nil, pki.Token{}, err
+	}
+	if err := dir.SaveSecrets(sec); err != nil {
 		return nil, pki.Token{}, err
 	}
 	return info, tok, nil

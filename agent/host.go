@@ -63,7 +63,7 @@ func SavedSpec(dir datadir.Dir, h *HostOptions) (hostprep.Spec, error) {
 		sec = &s
 	}
 	creds := map[string]*pki.Credential{}
-	for _, kind := range []string{credKubelet, credKubeProxy} {
+	for _, kind := range credKinds() {
 		if c, err := loadCred(dir, kind); err == nil {
 			creds[kind] = c
 		}
@@ -109,14 +109,16 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	var keyPEM []byte
 	if sec != nil {
 		keyPEM = sec.CAKey
-		spec.PKI.ServiceAccountKeyPEM, spec.PKI.ServiceAccountPubPEM = sec.SAKey, sec.SAPub
+		if err := masterPKI(&spec.PKI, sec); err != nil {
+			return spec, err
+		}
 	}
 	ca, err := pki.LoadCA(snap.Cluster.CACert, keyPEM)
 	if err != nil {
 		return spec, err
 	}
 	spec.PKI.CA = ca
-	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
+	spec.PKI.Kubelet, spec.PKI.KubeProxy, spec.PKI.KubeletServing = creds[credKubelet], creds[credKubeProxy], creds[credKubeletServing]
 	return spec, nil
 }
 
