@@ -44,6 +44,7 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 			MaxPods: MaxPods(s.Cluster.NodeCIDRMask), CgroupDriver: cgroupDriver(s, f), CgroupV1: f.CgroupVersion == 1,
 			ClientCAFile: path.Join(PKIDir, manifests.CACert), StaticPodPath: ManifestsDir,
 			RuntimeEndpoint: "unix://" + ContainerdSocket, ResolvConf: resolvConf(e.Host.Files),
+			TLSCertFile: path.Join(PKIDir, manifests.KubeletServingCert), TLSKeyFile: path.Join(PKIDir, manifests.KubeletServingKey),
 		}),
 		KubeProxyConfigPath: manifests.KubeProxyConfig(manifests.KubeProxy{
 			Kubeconfig: KubeProxyKubeconfig, ClusterCIDR: s.Cluster.PodCIDR, Hostname: s.Self.Name, InContainer: f.InContainer,
@@ -56,7 +57,8 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 		// pod cgroups are then made while systemd is otherwise idle (on
 		// cgroup v1 with the systemd driver a pod whose cgroup is not ready
 		// waits out the kubelet's 10 s sync back-off).
-		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
+		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert),
+			path.Join(PKIDir, manifests.KubeletServingCert)}},
 	}
 	return us, configs
 }
