@@ -41,11 +41,11 @@ func ipChains(s *Spec, mode NetworkMode) []ipChain {
 
 func iptablesPhase() Phase {
 	return Phase{
-		Name:        PhaseIPTables,
+		Name: PhaseIPTables,
 		Description: "masquerade pod traffic leaving the pod range, forward pod traffic only from pods, members and services, " +
 			"take VXLAN and etcd traffic only from members, in knode-owned chains",
-		Plan:        planIPTables,
-		PlanReset:   planIPTablesReset,
+		Plan:      planIPTables,
+		PlanReset: planIPTablesReset,
 	}
 }
 
