@@ -1,6 +1,10 @@
 package manifests
 
-import "encoding/base64"
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+)
 
 // Files of the control plane's security material: the etcd CA, the
 // front-proxy CA and its client (the aggregation layer), the kubelet's
@@ -49,9 +53,13 @@ type encryptionKey struct {
 	Secret string `json:"secret"`
 }
 
-// EncryptionKeyName names the key of EncryptionConfig in the stored data
-// (etcd values start k8s:enc:secretbox:v1:<name>:).
-const EncryptionKeyName = "knode-1"
+// EncryptionKeyName names a key in the stored data (etcd values start
+// k8s:enc:secretbox:v1:<name>:): "knode-" and the first 8 hex digits of the
+// key's SHA-256, so that each key keeps its name through a rotation.
+func EncryptionKeyName(key []byte) string {
+	sum := sha256.Sum256(key)
+	return "knode-" + hex.EncodeToString(sum[:4])
+}
 
 // EncryptionConfig renders the apiserver's EncryptionConfiguration: Secrets
 // are written with secretbox under key (32 bytes); the identity provider
@@ -62,7 +70,7 @@ func EncryptionConfig(key []byte) []byte {
 		Resources: []encryptedResources{{
 			Resources: []string{"secrets"},
 			Providers: []encryptionProvider{
-				{Secretbox: &secretbox{Keys: []encryptionKey{{Name: EncryptionKeyName, Secret: base64.StdEncoding.EncodeToString(key)}}}},
+				{Secretbox: &secretbox{Keys: []encryptionKey{{Name: EncryptionKeyName(key), Secret: base64.StdEncoding.EncodeToString(key)}}}},
 				{Identity: &struct{}{}},
 			},
 		}},
