@@ -86,7 +86,6 @@ type auditPolicy struct {
 
 type auditRule struct {
 	Level           string       `json:"level"`
-	Users           []string     `json:"users,omitempty"`
 	Verbs           []string     `json:"verbs,omitempty"`
 	Resources       []auditGroup `json:"resources,omitempty"`
 	NonResourceURLs []string     `json:"nonResourceURLs,omitempty"`
