@@ -152,11 +152,13 @@ func SavedPeers(dir datadir.Dir, tok pki.Token, self string) []string {
 	return out
 }
 
-// peerKey summarises what the pod network depends on, to notice changes.
+// peerKey summarises what the pod network and the firewall depend on, to
+// notice changes.
 func peerKey(s hostprep.Spec) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "master=%v;", s.Self.Master) // the firewall lets masters reach etcd
 	for _, p := range s.Peers {
-		fmt.Fprintf(&b, "%s=%s@%s;", p.Name, p.PodCIDR, p.Address)
+		fmt.Fprintf(&b, "%s=%s@%s,%v;", p.Name, p.PodCIDR, p.Address, p.Master)
 	}
 	return b.String()
 }
