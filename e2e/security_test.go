@@ -26,7 +26,7 @@ spec:
     args: ["netexec", "--http-port=8080"]
 `
 
-// TestScenario9Security (issue 10): 1 master + 1 worker.
+// TestScenarioSecurity (issue 10): 1 master + 1 worker.
 //   - etcd: the worker's own kubelet credentials are refused by etcd (the host and the
 //     worker cannot even reach its ports; on the master's loopback its TLS refuses them),
 //     while the apiserver's etcd client certificate is accepted;
@@ -38,7 +38,7 @@ spec:
 //     super-admin.conf still works.
 //
 // Not covered: registering an aggregated API server (no such image is built in the lab).
-func TestScenario9Security(t *testing.T) {
+func TestScenarioSecurity(t *testing.T) {
 	c := formCluster(t, 2, "--masters", "1")
 	ctx := t.Context()
 	master, worker := c.nodes[0], c.nodes[1]
