@@ -63,6 +63,9 @@ func TestScenarioSecurity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if out, err := master.Exec(ctx, "test", "-s", "/etc/kubernetes/pki/worker-kubelet-client.crt", "-a", "-s", "/etc/kubernetes/pki/worker-kubelet-client.key"); err != nil {
+		t.Fatalf("the worker's credentials were not copied to the master: %v\n%s", err, out)
+	}
 	if out, err := etcdctl(ctx, master, "https://127.0.0.1:2379", "worker-kubelet-client", "get", "/registry/clusterrolebindings/cluster-admin", "--keys-only"); err == nil {
 		t.Errorf("etcd accepted the worker's kubelet client certificate:\n%s", out)
 	}
