@@ -18,12 +18,15 @@ import (
 // the cluster's objects in line with the agreed state, through the staged
 // kubectl and the admin kubeconfig: the CoreDNS addon, each Node's podCIDR
 // (knode owns CIDRs: the controller-manager runs --allocate-node-cidrs=false),
-// and removing the Node object of a node that `knode reset` took out.
+// and removing the Node object of a node that `knode reset` took out. Its
+// first chore binds admin.conf's group to cluster-admin, with super-admin.conf
+// (system:masters): every later one runs as the revocable admin.
 
 // clusterChores runs in the background; done records what needs no repeat.
 type clusterChores struct {
 	busy    bool
 	last    time.Time
+	admin   bool // admin.conf's ClusterRoleBinding applied
 	dns     bool
 	patched map[string]string // node -> podCIDR set on its Node object
 	deleted map[string]bool
@@ -32,9 +35,13 @@ type clusterChores struct {
 }
 
 func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	return a.kubectlAs(ctx, hostprep.AdminKubeconfig, stdin, args...)
+}
+
+func (a *Agent) kubectlAs(ctx context.Context, kubeconfig string, stdin []byte, args ...string) ([]byte, error) {
 	h := a.hostOpts()
 	bin := filepath.Join(h.Payload.BinDir, "kubectl")
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", hostprep.AdminKubeconfig}, args...)...)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -112,8 +119,18 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 	if ch.patched == nil {
 		ch.patched, ch.deleted, ch.waiting = map[string]string{}, map[string]bool{}, map[string]time.Time{}
 	}
-	dnsDone := ch.dns
+	dnsDone, adminDone := ch.dns, ch.admin
 	a.mu.Unlock()
+	if !adminDone {
+		if _, err := a.kubectlAs(ctx, hostprep.SuperAdminKubeconfig, manifests.AdminBinding(), "apply", "-f", "-"); err != nil {
+			a.log.Warn("bind admin.conf's group to cluster-admin", "err", err)
+			return // every other chore runs as that admin: next round
+		}
+		a.log.Info("bound admin.conf's group to cluster-admin")
+		a.mu.Lock()
+		ch.admin = true
+		a.mu.Unlock()
+	}
 	if !dnsDone {
 		h := a.hostOpts()
 		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, BinDir: hostprep.PayloadLink,
@@ -189,7 +206,7 @@ func (ch *clusterChores) fresh(snap gossip.Snapshot) bool {
 // pending reports whether a round has anything left to do; at rest it has
 // not, and no kubectl runs. Called with the agent's lock held.
 func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
-	if !ch.dns {
+	if !ch.dns || !ch.admin {
 		return true
 	}
 	for name, as := range snap.Assignments {

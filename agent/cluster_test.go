@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -307,6 +308,19 @@ func TestWorkerCredentialsSignedByMaster(t *testing.T) {
 	}
 	if err := cert.CheckSignatureFrom(mustCA(t, tc).Cert); err != nil {
 		t.Errorf("kubelet cert not signed by the cluster CA: %v", err)
+	}
+	// The serving certificate names the worker and the address its decision binds, nothing else.
+	serving, err := pki.ParseCert(creds[credKubeletServing].CertPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := w.Snapshot().Assignments["w01"].Addr
+	if len(serving.IPAddresses) != 1 || !serving.IPAddresses[0].Equal(bound.AsSlice()) || len(serving.DNSNames) != 1 || serving.DNSNames[0] != "w01" ||
+		len(serving.ExtKeyUsage) != 1 || serving.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
+		t.Errorf("kubelet serving cert names %v %v (usage %v), want w01 and %s for serving", serving.DNSNames, serving.IPAddresses, serving.ExtKeyUsage, bound)
+	}
+	if err := serving.CheckSignatureFrom(mustCA(t, tc).Cert); err != nil {
+		t.Errorf("kubelet serving cert not signed by the cluster CA: %v", err)
 	}
 	// Stored: a second call needs no master.
 	tc.kill("n00")

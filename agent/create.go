@@ -26,9 +26,9 @@ type Genesis struct {
 	TokenTTL time.Duration
 }
 
-// Create makes a new cluster's trust material in dir: the CA, the
-// service-account key pair and the decision key (all kept under secrets/),
-// the cluster identity signed by the CA, and the first join token (valid for
+// Create makes a new cluster's trust material in dir: the CA and the other
+// master-only keys (newSecrets, all kept under secrets/), the cluster
+// identity signed by the CA, and the first join tokens (valid for
 // DefaultTokenTTL; the caller may change Genesis.TokenTTL). The data
 // directory is marked initialised only once the agent has started, so a failed
 // init can simply be rerun.
@@ -37,10 +37,6 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*Genesis, error) 
 		return nil, config.Usagef("--data-dir %s already holds a node of a cluster: run `knode reset --data-dir %s` first, or choose another --data-dir", dir.Root, dir.Root)
 	}
 	ca, err := pki.NewCA(c.Name, now)
-	if err != nil {
-		return nil, err
-	}
-	saKey, saPub, err := pki.NewServiceAccountKey()
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +60,11 @@ func Create(dir datadir.Dir, c config.Cluster, now time.Time) (*Genesis, error) 
 	if err := dir.Ensure(); err != nil {
 		return nil, err
 	}
-	if err := dir.SaveSecrets(datadir.Secrets{CAKey: ca.KeyPEM, SAKey: saKey, SAPub: saPub, DecisionKey: decKey.Seed()}); err != nil {
+	sec, err := newSecrets(c.Name, ca.KeyPEM, decKey, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := dir.SaveSecrets(sec); err != nil {
 		return nil, err
 	}
 	return &Genesis{Cluster: info, Token: tok, MasterToken: master, TokenTTL: DefaultTokenTTL}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"knode.dev/knode/datadir"
@@ -13,23 +14,34 @@ import (
 )
 
 // Workers hold no CA key, so their client certificates (kubelet as
-// system:node:<name>, kube-proxy) are signed by a master: the worker keeps its
-// keys and sends certificate requests in a letter; a master signs them for the
-// sender's name only and answers with the certificates.
+// system:node:<name>, kube-proxy) and their kubelet's serving certificate are
+// signed by a master: the worker keeps its keys and sends certificate
+// requests in a letter; a master signs them for the sender's name only, and
+// the serving certificate only for the address the sender's decision binds.
 
 // Credential names, also their file names under creds/ in the data directory.
 const (
-	credKubelet   = "kubelet"
-	credKubeProxy = "kube-proxy"
+	credKubelet        = "kubelet"
+	credKubeProxy      = "kube-proxy"
+	credKubeletServing = "kubelet-serving"
 )
 
-// credSpec is what a master signs for the node name.
-func credSpec(kind, node string) (pki.CertSpec, bool) {
+// credKinds are the credentials a worker obtains from a master.
+func credKinds() []string { return []string{credKubelet, credKubeProxy, credKubeletServing} }
+
+// credSpec is what a master signs for the node name, whose decision binds
+// it to addr.
+func credSpec(kind, node string, addr netip.Addr) (pki.CertSpec, bool) {
 	switch kind {
 	case credKubelet:
 		return pki.KubeletClient(node), true
 	case credKubeProxy:
 		return pki.CertSpec{CommonName: "system:kube-proxy", Client: true}, true
+	case credKubeletServing:
+		if !addr.IsValid() {
+			return pki.CertSpec{}, false
+		}
+		return pki.KubeletServing(node, addr), true
 	}
 	return pki.CertSpec{}, false
 }
@@ -41,14 +53,19 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 	if a.HasSecrets() {
 		return nil, nil
 	}
-	ca, err := pki.LoadCA(a.state.Snapshot().Cluster.CACert, nil)
+	snap := a.state.Snapshot()
+	ca, err := pki.LoadCA(snap.Cluster.CACert, nil)
 	if err != nil {
 		return nil, err
 	}
+	addr := snap.Assignments[a.id.Name].Addr
 	out, missing := map[string]*pki.Credential{}, map[string][]byte{}
 	keys := map[string][]byte{}
-	for _, kind := range []string{credKubelet, credKubeProxy} {
-		spec, _ := credSpec(kind, a.id.Name)
+	for _, kind := range credKinds() {
+		spec, ok := credSpec(kind, a.id.Name, addr)
+		if !ok {
+			return nil, fmt.Errorf("node %s has no address bound by a decision yet: cannot ask for its %s certificate", a.id.Name, kind)
+		}
 		if c, err := a.loadCred(kind); err == nil && pki.Verify(ca, c, spec, time.Now(), 30*24*time.Hour) == nil {
 			out[kind] = c
 			continue
@@ -77,7 +94,7 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 					continue
 				}
 				c := &pki.Credential{CertPEM: cert, KeyPEM: key}
-				spec, _ := credSpec(kind, a.id.Name)
+				spec, _ := credSpec(kind, a.id.Name, addr)
 				if err := pki.Verify(ca, c, spec, time.Now(), time.Hour); err != nil {
 					a.log.Warn("certificate from a master rejected", "kind", kind, "err", err)
 					continue
@@ -110,7 +127,8 @@ func (a *Agent) requestCerts(body []byte) {
 	}
 }
 
-// signRequests signs a node's requests, each for the sender's own name.
+// signRequests signs a node's requests, each for the sender's own name (the
+// letter's verified author) and the address its decision binds.
 func (a *Agent) signRequests(l gossip.Letter) {
 	a.mu.Lock()
 	sec := a.secrets
@@ -118,7 +136,8 @@ func (a *Agent) signRequests(l gossip.Letter) {
 	if sec == nil {
 		return
 	}
-	ca, err := pki.LoadCA(a.state.Snapshot().Cluster.CACert, sec.CAKey)
+	snap := a.state.Snapshot()
+	ca, err := pki.LoadCA(snap.Cluster.CACert, sec.CAKey)
 	if err != nil {
 		a.log.Error("load CA", "err", err)
 		return
@@ -129,7 +148,7 @@ func (a *Agent) signRequests(l gossip.Letter) {
 	}
 	certs := map[string][]byte{}
 	for kind, csr := range reqs {
-		spec, ok := credSpec(kind, l.From)
+		spec, ok := credSpec(kind, l.From, snap.Assignments[l.From].Addr)
 		if !ok {
 			continue
 		}

@@ -59,7 +59,7 @@ func SavedSpec(dir datadir.Dir, h *HostOptions) (hostprep.Spec, error) {
 		sec = &s
 	}
 	creds := map[string]*pki.Credential{}
-	for _, kind := range []string{credKubelet, credKubeProxy} {
+	for _, kind := range credKinds() {
 		if c, err := loadCred(dir, kind); err == nil {
 			creds[kind] = c
 		}
@@ -105,14 +105,16 @@ func buildSpec(snap gossip.Snapshot, self string, dir datadir.Dir, sec *datadir.
 	var keyPEM []byte
 	if sec != nil {
 		keyPEM = sec.CAKey
-		spec.PKI.ServiceAccountKeyPEM, spec.PKI.ServiceAccountPubPEM = sec.SAKey, sec.SAPub
+		if err := masterPKI(&spec.PKI, sec); err != nil {
+			return spec, err
+		}
 	}
 	ca, err := pki.LoadCA(snap.Cluster.CACert, keyPEM)
 	if err != nil {
 		return spec, err
 	}
 	spec.PKI.CA = ca
-	spec.PKI.Kubelet, spec.PKI.KubeProxy = creds[credKubelet], creds[credKubeProxy]
+	spec.PKI.Kubelet, spec.PKI.KubeProxy, spec.PKI.KubeletServing = creds[credKubelet], creds[credKubeProxy], creds[credKubeletServing]
 	return spec, nil
 }
 
@@ -133,11 +135,13 @@ func SavedPeers(dir datadir.Dir, self string) []string {
 	return out
 }
 
-// peerKey summarises what the pod network depends on, to notice changes.
+// peerKey summarises what the pod network and the firewall depend on, to
+// notice changes.
 func peerKey(s hostprep.Spec) string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "master=%v;", s.Self.Master) // the firewall lets masters reach etcd
 	for _, p := range s.Peers {
-		fmt.Fprintf(&b, "%s=%s@%s;", p.Name, p.PodCIDR, p.Address)
+		fmt.Fprintf(&b, "%s=%s@%s,%v;", p.Name, p.PodCIDR, p.Address, p.Master)
 	}
 	return b.String()
 }

@@ -390,14 +390,8 @@ func (a *Agent) receiveSecrets(s gossip.Letter) {
 		a.log.Warn("secrets from "+s.From+" undecodable", "err", err)
 		return
 	}
-	ci := a.state.Cluster()
-	if _, err := pki.LoadCA(ci.CACert, sec.CAKey); err != nil {
-		a.log.Warn("secrets from "+s.From+" do not match the cluster CA", "err", err)
-		return
-	}
-	if len(sec.DecisionKey) != ed25519.SeedSize ||
-		gossip.Key(ed25519.NewKeyFromSeed(sec.DecisionKey).Public().(ed25519.PublicKey)) != ci.DecisionKey {
-		a.log.Warn("secrets from " + s.From + " do not hold the cluster's decision key")
+	if err := checkSecrets(a.state.Cluster(), sec); err != nil {
+		a.log.Warn("secrets from "+s.From+" rejected", "err", err)
 		return
 	}
 	if err := a.opts.Dir.SaveSecrets(sec); err != nil {

@@ -34,6 +34,15 @@ type Secrets struct {
 	// DecisionKey is the Ed25519 seed that signs decisions (seats, subnets,
 	// releases); the cluster identity carries its public half.
 	DecisionKey []byte `json:"decisionKey"`
+	// EtcdCACert and EtcdCAKey are the CA that etcd alone trusts.
+	EtcdCACert []byte `json:"etcdCACert"`
+	EtcdCAKey  []byte `json:"etcdCAKey"`
+	// FrontProxyCACert and FrontProxyCAKey sign the apiserver's aggregation
+	// proxy client certificate.
+	FrontProxyCACert []byte `json:"frontProxyCACert"`
+	FrontProxyCAKey  []byte `json:"frontProxyCAKey"`
+	// EncryptionKey encrypts Secrets in etcd (pki.EncryptionKeySize bytes).
+	EncryptionKey []byte `json:"encryptionKey"`
 }
 
 // Secret file names under secrets/.
@@ -42,25 +51,37 @@ const (
 	SAKeyFile       = "sa.key"
 	SAPubFile       = "sa.pub"
 	DecisionKeyFile = "decision.key"
+	EtcdCACertFile  = "etcd-ca.crt"
+	EtcdCAKeyFile   = "etcd-ca.key"
+	FrontProxyCert  = "front-proxy-ca.crt"
+	FrontProxyKey   = "front-proxy-ca.key"
+	EncryptionFile  = "encryption.key"
 )
+
+// files maps each secret file to its field.
+func (s *Secrets) files() map[string]*[]byte {
+	return map[string]*[]byte{CAKeyFile: &s.CAKey, SAKeyFile: &s.SAKey, SAPubFile: &s.SAPub, DecisionKeyFile: &s.DecisionKey,
+		EtcdCACertFile: &s.EtcdCACert, EtcdCAKeyFile: &s.EtcdCAKey, FrontProxyCert: &s.FrontProxyCACert, FrontProxyKey: &s.FrontProxyCAKey,
+		EncryptionFile: &s.EncryptionKey}
+}
 
 // SaveSecrets writes the master-only keys (0600 in a 0700 directory).
 func (d Dir) SaveSecrets(s Secrets) error {
 	if err := d.Ensure(); err != nil {
 		return err
 	}
-	for name, b := range map[string][]byte{CAKeyFile: s.CAKey, SAKeyFile: s.SAKey, SAPubFile: s.SAPub, DecisionKeyFile: s.DecisionKey} {
-		if err := d.WriteFile(SecretsDir+"/"+name, b); err != nil {
+	for name, b := range s.files() {
+		if err := d.WriteFile(SecretsDir+"/"+name, *b); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// LoadSecrets reads the master-only keys; ok is false when this node has none.
+// LoadSecrets reads the master-only keys; ok is false when this node has none
+// (or only some: a data directory from before the etcd and front-proxy CAs).
 func (d Dir) LoadSecrets() (s Secrets, ok bool, err error) {
-	files := map[string]*[]byte{CAKeyFile: &s.CAKey, SAKeyFile: &s.SAKey, SAPubFile: &s.SAPub, DecisionKeyFile: &s.DecisionKey}
-	for name, dst := range files {
+	for name, dst := range s.files() {
 		if !d.Exists(SecretsDir + "/" + name) {
 			return Secrets{}, false, nil
 		}

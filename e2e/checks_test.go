@@ -4,11 +4,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
@@ -148,56 +145,40 @@ func contains(ss []string, s string) bool {
 	return false
 }
 
-// etcdMembers lists etcd's members through its gRPC gateway on a master's address, with the
-// apiserver's etcd client certificate read from that master.
+// etcdMembers lists etcd's members with the payload's etcdctl on a master, through its
+// loopback (etcd's ports take other masters only) with the apiserver's etcd client
+// certificate and the etcd CA.
 func etcdMembers(ctx context.Context, m *lab.Node) ([]string, error) {
-	read := func(f string) ([]byte, error) {
-		out, err := m.Exec(ctx, "cat", "/etc/kubernetes/pki/"+f)
-		return []byte(out), err
-	}
-	caPEM, err := read("ca.crt")
+	out, err := etcdctl(ctx, m, "https://127.0.0.1:2379", "apiserver-etcd-client", "member", "list", "-w", "json")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("etcd member list on %s: %w: %s", m.Name, err, lastLines(out, 3))
 	}
-	certPEM, err := read("apiserver-etcd-client.crt")
-	if err != nil {
-		return nil, err
-	}
-	keyPEM, err := read("apiserver-etcd-client.key")
-	if err != nil {
-		return nil, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client certificate of %s: %w", m.Name, err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
-	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+m.IP+":2379/v3/cluster/member/list", strings.NewReader("{}"))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("etcd member list on %s: %w", m.Name, err)
-	}
-	defer resp.Body.Close()
 	var list struct {
 		Members []struct {
 			Name string `json:"name"`
 		} `json:"members"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return nil, fmt.Errorf("etcd member list on %s: %s: %w", m.Name, resp.Status, err)
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, fmt.Errorf("etcd member list on %s: %w", m.Name, err)
 	}
 	var names []string
 	for _, mm := range list.Members {
 		names = append(names, mm.Name)
 	}
 	return names, nil
+}
+
+// etcdctl runs the payload's etcdctl on n against endpoint, trusting the etcd CA when n has
+// it (else the cluster CA) and presenting the client certificate /etc/kubernetes/pki/<cred>.
+func etcdctl(ctx context.Context, n *lab.Node, endpoint, cred string, args ...string) (string, error) {
+	ca := "/etc/kubernetes/pki/etcd/ca.crt"
+	if _, err := n.Exec(ctx, "test", "-e", ca); err != nil {
+		ca = "/etc/kubernetes/pki/ca.crt"
+	}
+	base := []string{nodeEtcdctl, "--endpoints", endpoint, "--cacert", ca,
+		"--cert", "/etc/kubernetes/pki/" + cred + ".crt", "--key", "/etc/kubernetes/pki/" + cred + ".key",
+		"--dial-timeout", "5s", "--command-timeout", "10s"}
+	return n.Exec(ctx, append(base, args...)...)
 }
 
 // diffLines shows the lines only in a ("-") or only in b ("+"), in order; enough to read why

@@ -24,6 +24,7 @@ import (
 const (
 	nodeKubectl     = "/var/lib/knode/bin/kubectl"
 	nodeCtr         = "/var/lib/knode/bin/ctr"
+	nodeEtcdctl     = "/var/lib/knode/bin/etcdctl"
 	adminKubeconfig = "/etc/kubernetes/admin.conf"
 	gossipPort      = "7946"
 	podRange        = "10.10.0.0/16"

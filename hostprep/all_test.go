@@ -37,7 +37,8 @@ func golden(t *testing.T, name, got string) {
 // fullSpec is testSpec with the cluster's trust material and payload names.
 func fullSpec(t *testing.T, mode hostprep.NetworkMode) (*hostprep.Spec, *pki.CA) {
 	t.Helper()
-	ca, err := pki.NewCA("demo", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ca, err := pki.NewCA("demo", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,8 +46,17 @@ func fullSpec(t *testing.T, mode hostprep.NetworkMode) (*hostprep.Spec, *pki.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
+	etcdCA, err := pki.NewEtcdCA("demo", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxyCA, err := pki.NewFrontProxyCA("demo", now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := testSpec(mode)
-	s.PKI = hostprep.PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub}
+	s.PKI = hostprep.PKI{CA: ca, ServiceAccountKeyPEM: saKey, ServiceAccountPubPEM: saPub,
+		EtcdCA: etcdCA, FrontProxyCA: proxyCA, EncryptionKey: []byte("0123456789abcdef0123456789abcdef")}
 	s.Images = hostprep.Images{Pause: "knode.local/pause:3.10", ControlPlane: "knode.local/control-plane:v1.36.3",
 		Archives: []hostprep.ImageArchive{{Path: "/var/lib/knode/images/control-plane.tar", SHA256: "aaaa", MasterOnly: true}, {Path: "/var/lib/knode/images/pause.tar", SHA256: "bbbb"}}}
 	return s, ca
@@ -73,7 +83,11 @@ func TestAllPhases(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				s.PKI = hostprep.PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}, Kubelet: kubelet, KubeProxy: proxy}
+				serving, err := pki.Issue(ca, pki.KubeletServing(s.Self.Name, s.Self.Address), f.Probe.F.Now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.PKI = hostprep.PKI{CA: &pki.CA{Cert: ca.Cert, CertPEM: ca.CertPEM}, Kubelet: kubelet, KubeProxy: proxy, KubeletServing: serving}
 			}
 			var out strings.Builder
 			cs, err := (&hostprep.Runner{Out: &out}).Apply(context.Background(), s, f.Host())

@@ -78,7 +78,7 @@ func joinEtcd(ctx context.Context, e *Env, others []Node) ([]manifests.EtcdMembe
 	}
 	base := []string{
 		"--endpoints", strings.Join(endpoints, ","),
-		"--cacert", path.Join(PKIDir, manifests.CACert),
+		"--cacert", path.Join(PKIDir, manifests.EtcdCACert),
 		"--cert", path.Join(PKIDir, manifests.APIServerEtcdCert),
 		"--key", path.Join(PKIDir, manifests.APIServerEtcdKey),
 		"--dial-timeout", "5s", "--command-timeout", "15s",

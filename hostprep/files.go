@@ -22,6 +22,9 @@ func planFile(e *Env, name string, data []byte, perm fs.FileMode) ([]Change, err
 		what = "update " + name
 	}
 	return []Change{change(what, func(context.Context) error {
+		if err := noteWrite(e, name); err != nil {
+			return err
+		}
 		if err := e.Host.Files.WriteFile(name, data, perm); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
@@ -29,19 +32,18 @@ func planFile(e *Env, name string, data []byte, perm fs.FileMode) ([]Change, err
 	})}, nil
 }
 
-// planRemove returns changes removing each existing file.
+// planRemove returns changes undoing knode's work at each name (undoPath):
+// what knode created is removed, what it overwrote is put back, and another
+// installation's state stays.
 func planRemove(e *Env, names ...string) []Change {
+	l, err := readLedger(e)
+	if err != nil {
+		e.Log.Warn("ledger unreadable: removing what knode would have created", "err", err)
+		l = map[string]string{}
+	}
 	var cs []Change
 	for _, name := range names {
-		if !e.Host.Files.Exists(name) {
-			continue
-		}
-		cs = append(cs, change("remove "+name, func(context.Context) error {
-			if err := e.Host.Files.RemoveAll(name); err != nil {
-				return fmt.Errorf("remove %s: %w", name, err)
-			}
-			return nil
-		}))
+		cs = append(cs, undoPath(e, l, name)...)
 	}
 	return cs
 }

@@ -10,6 +10,7 @@ import (
 const (
 	NATChain     = "KNODE-POSTROUTING"
 	ForwardChain = "KNODE-FORWARD"
+	InputChain   = "KNODE-INPUT"
 )
 
 // ipChain is one knode-owned chain, the built-in chain it hangs from, and
@@ -23,37 +24,39 @@ func (c ipChain) hook() []string {
 	return []string{"-m", "comment", "--comment", c.comment, "-j", c.chain}
 }
 
-// ipChains returns knode's chains. pods is the pod range, or "" when only
-// the chain names matter (reset).
-func ipChains(pods string) []ipChain {
-	return []ipChain{
-		{
-			table: "nat", builtin: "POSTROUTING", chain: NATChain,
-			comment: "knode: masquerade traffic leaving the pod range",
-			// The guide's rule: everything not going to a pod or to this host.
-			rules: [][]string{{"!", "-d", pods, "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "MASQUERADE"}},
-		},
-		{
-			table: "filter", builtin: "FORWARD", chain: ForwardChain,
-			comment: "knode: forward pod traffic",
-			rules:   [][]string{{"-s", pods, "-j", "ACCEPT"}, {"-d", pods, "-j", "ACCEPT"}},
-		},
+// ipChains returns knode's chains for s in network mode (Routed or VXLAN),
+// or only their names when s is nil (reset). The rules are as narrow as the
+// cluster allows (firewall.go).
+func ipChains(s *Spec, mode NetworkMode) []ipChain {
+	cs := []ipChain{
+		{table: "nat", builtin: "POSTROUTING", chain: NATChain, comment: "knode: masquerade traffic leaving the pod range"},
+		{table: "filter", builtin: "FORWARD", chain: ForwardChain, comment: "knode: forward pod traffic"},
+		{table: "filter", builtin: "INPUT", chain: InputChain, comment: "knode: VXLAN and etcd from cluster members only"},
 	}
+	if s != nil {
+		cs[0].rules, cs[1].rules, cs[2].rules = masqueradeRules(s), forwardRules(s), inputRules(s, mode)
+	}
+	return cs
 }
 
 func iptablesPhase() Phase {
 	return Phase{
-		Name:        PhaseIPTables,
-		Description: "masquerade traffic leaving the pod range and accept forwarded pod traffic, in knode-owned chains",
-		Plan:        planIPTables,
-		PlanReset:   planIPTablesReset,
+		Name: PhaseIPTables,
+		Description: "masquerade pod traffic leaving the pod range, forward pod traffic only from pods, members and services, " +
+			"take VXLAN and etcd traffic only from members, in knode-owned chains",
+		Plan:      planIPTables,
+		PlanReset: planIPTablesReset,
 	}
 }
 
 func planIPTables(ctx context.Context, e *Env) ([]Change, error) {
 	ipt := e.Host.IPTables
 	var cs []Change
-	for _, c := range ipChains(e.Spec.Cluster.PodCIDR.String()) {
+	n, err := inspectNet(e)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ipChains(e.Spec, n.mode) {
 		ok, err := ipt.ChainExists(c.table, c.chain)
 		if err != nil {
 			return nil, fmt.Errorf("check chain %s/%s: %w", c.table, c.chain, err)
@@ -130,7 +133,7 @@ func planIPTablesReset(ctx context.Context, e *Env) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range ipChains("") {
+	for _, c := range ipChains(nil, "") {
 		ok, err := ipt.ChainExists(c.table, c.chain)
 		if err != nil {
 			return nil, fmt.Errorf("check chain %s/%s: %w", c.table, c.chain, err)

@@ -3,6 +3,7 @@ package hostprep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -78,28 +79,44 @@ route 10.10.3.0/24 via 10.10.3.0 dev knode.vxlan proto knode onlink
 route 172.31.0.0/24 dev eth0 proto kernel
 `},
 	}
+	// The firewall (firewall.go) of master b: forwarding to pods from pods,
+	// members and Services only; etcd from masters; VXLAN from members.
 	const restWant = `## iptables
 *filter
 :FORWARD ACCEPT
 :INPUT ACCEPT
 :KNODE-FORWARD -
+:KNODE-INPUT -
 :OUTPUT ACCEPT
 -A FORWARD -m comment --comment knode: forward pod traffic -j KNODE-FORWARD
+-A INPUT -m comment --comment knode: VXLAN and etcd from cluster members only -j KNODE-INPUT
+-A KNODE-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+-A KNODE-FORWARD -m conntrack --ctstate DNAT -j ACCEPT
 -A KNODE-FORWARD -s 10.10.0.0/16 -j ACCEPT
--A KNODE-FORWARD -d 10.10.0.0/16 -j ACCEPT
+-A KNODE-FORWARD -s 172.31.0.3/32 -d 10.10.0.0/16 -j ACCEPT
+-A KNODE-FORWARD -s 172.31.0.2/32 -d 10.10.0.0/16 -j ACCEPT
+-A KNODE-FORWARD -s 172.31.0.4/32 -d 10.10.0.0/16 -j ACCEPT
+-A KNODE-FORWARD -d 10.10.0.0/16 -j DROP
+%s-A KNODE-INPUT -i lo -p tcp --dport 2379:2380 -j ACCEPT
+-A KNODE-INPUT -p tcp -s 172.31.0.3/32 --dport 2379:2380 -j ACCEPT
+-A KNODE-INPUT -p tcp --dport 2379:2380 -j DROP
 *nat
 :INPUT ACCEPT
 :KNODE-POSTROUTING -
 :OUTPUT ACCEPT
 :POSTROUTING ACCEPT
 :PREROUTING ACCEPT
--A KNODE-POSTROUTING ! -d 10.10.0.0/16 -m addrtype ! --dst-type LOCAL -j MASQUERADE
+-A KNODE-POSTROUTING -s 10.10.0.0/16 ! -d 10.10.0.0/16 -m addrtype ! --dst-type LOCAL -j MASQUERADE
 -A POSTROUTING -m comment --comment knode: masquerade traffic leaving the pod range -j KNODE-POSTROUTING
 ## sysctl
 net.bridge.bridge-nf-call-ip6tables = 1
 net.bridge.bridge-nf-call-iptables = 1
 net.ipv4.ip_forward = 1
 `
+	vxlanInput := map[hostprep.NetworkMode]string{hostprep.VXLAN: `-A KNODE-INPUT -p udp -s 172.31.0.2/32 --dport 8472 -j ACCEPT
+-A KNODE-INPUT -p udp -s 172.31.0.4/32 --dport 8472 -j ACCEPT
+-A KNODE-INPUT -p udp --dport 8472 -j DROP
+`}
 	for _, tt := range tests {
 		t.Run(string(tt.mode), func(t *testing.T) {
 			f := newNetFake()
@@ -111,8 +128,8 @@ net.ipv4.ip_forward = 1
 				t.Errorf("net state:\n%s\nwant:\n%s", net, tt.net)
 			}
 			rest, _, _ = strings.Cut("## iptables"+rest, "## modules")
-			if rest != restWant {
-				t.Errorf("iptables and sysctl:\n%s\nwant:\n%s", rest, restWant)
+			if want := fmt.Sprintf(restWant, vxlanInput[tt.mode]); rest != want {
+				t.Errorf("iptables and sysctl:\n%s\nwant:\n%s", rest, want)
 			}
 			if cs := runNet(t, testSpec(tt.mode), f.Host()); len(cs) != 0 {
 				t.Errorf("second apply changed %v", cs)
@@ -147,7 +164,12 @@ func TestUpdatePeers(t *testing.T) {
 			if !strings.Contains(state, "route 10.10.4.0/24") {
 				t.Errorf("new peer d has no route:\n%s", state)
 			}
-			wantN := map[hostprep.NetworkMode]int{hostprep.Routed: 2, hostprep.VXLAN: 6}[mode]
+			if fw := f.IPTables.String(); strings.Contains(fw, "172.31.0.4") || !strings.Contains(fw, "-s 172.31.0.5/32 -d 10.10.0.0/16 -j ACCEPT") {
+				t.Errorf("firewall does not follow the members:\n%s", fw)
+			}
+			// Routes or overlay entries, then the rewritten firewall chains
+			// (flush and 7 rules of FORWARD; in VXLAN mode flush and 6 of INPUT).
+			wantN := map[hostprep.NetworkMode]int{hostprep.Routed: 2 + 8, hostprep.VXLAN: 6 + 8 + 7}[mode]
 			if len(cs) != wantN {
 				t.Errorf("changes = %d %v, want %d", len(cs), cs, wantN)
 			}

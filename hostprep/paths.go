@@ -17,6 +17,8 @@ const (
 	ContainerdConfPath  = "/etc/containerd/config.toml"
 	SystemdUnitDir      = "/etc/systemd/system"
 	EtcdDataDir         = "/var/lib/etcd"
+	// AuditLogDir holds the apiserver's audit log, rotated by size.
+	AuditLogDir = "/var/log/kubernetes/audit"
 	// PayloadLink points at the staged binaries (the data directory's bin),
 	// at the same path on every node whatever its --data-dir: pods of a
 	// Deployment (CoreDNS) mount it to run them.

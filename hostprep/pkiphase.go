@@ -17,6 +17,11 @@ const (
 	KubeletKubeconfig   = KubernetesDir + "/kubelet.conf"
 	KubeProxyKubeconfig = KubernetesDir + "/kube-proxy.conf"
 	AdminKubeconfig     = KubernetesDir + "/admin.conf"
+	// SuperAdminKubeconfig is in system:masters, which no RBAC change can
+	// revoke: for emergencies and for binding admin.conf's group.
+	SuperAdminKubeconfig = KubernetesDir + "/super-admin.conf"
+	// AuditPolicyPath is the apiserver's audit policy.
+	AuditPolicyPath = KubernetesDir + "/" + manifests.AuditPolicyFile
 )
 
 // certMinLeft is how long an existing certificate must stay valid to be reused.
@@ -29,6 +34,8 @@ type leaf struct {
 	spec pki.CertSpec
 	// given is a pre-issued credential, used when this node cannot sign.
 	given *pki.Credential
+	// ca signs it: nil for the cluster CA.
+	ca *pki.CA
 	// kubeconfig, when set, is written with this credential embedded.
 	kubeconfig string
 }
@@ -51,21 +58,25 @@ func leaves(s *Spec) []leaf {
 	ls := []leaf{
 		{name: "kubelet-client", spec: pki.KubeletClient(self.Name), given: s.PKI.Kubelet, kubeconfig: KubeletKubeconfig},
 		{name: "kube-proxy", spec: pki.CertSpec{CommonName: "system:kube-proxy", Client: true}, given: s.PKI.KubeProxy, kubeconfig: KubeProxyKubeconfig},
+		{name: "kubelet-serving", spec: pki.KubeletServing(self.Name, self.Address), given: s.PKI.KubeletServing},
 	}
 	if !self.Master {
 		return ls
 	}
 	dns, ips := apiServerNames(s)
+	etcd := s.PKI.EtcdCA
 	local := []netip.Addr{self.Address, netip.MustParseAddr("127.0.0.1")}
 	return append(ls,
 		leaf{name: "apiserver", spec: pki.CertSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true}},
 		leaf{name: "apiserver-kubelet-client", spec: pki.CertSpec{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
-		leaf{name: "apiserver-etcd-client", spec: pki.CertSpec{CommonName: "kube-apiserver-etcd-client", Client: true}},
-		leaf{name: "etcd/server", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}},
-		leaf{name: "etcd/peer", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}},
+		leaf{name: "apiserver-etcd-client", spec: pki.CertSpec{CommonName: "kube-apiserver-etcd-client", Client: true}, ca: etcd},
+		leaf{name: "etcd/server", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}, ca: etcd},
+		leaf{name: "etcd/peer", spec: pki.CertSpec{CommonName: self.Name, DNSNames: []string{self.Name, "localhost"}, IPs: local, Server: true, Client: true}, ca: etcd},
+		leaf{name: "front-proxy-client", spec: pki.CertSpec{CommonName: manifests.FrontProxyClientName, Client: true}, ca: s.PKI.FrontProxyCA},
 		leaf{name: "controller-manager", spec: pki.CertSpec{CommonName: "system:kube-controller-manager", Client: true}, kubeconfig: path.Join(KubernetesDir, manifests.ControllerManagerConf)},
 		leaf{name: "scheduler", spec: pki.CertSpec{CommonName: "system:kube-scheduler", Client: true}, kubeconfig: path.Join(KubernetesDir, manifests.SchedulerConf)},
-		leaf{name: "admin", spec: pki.CertSpec{CommonName: "kubernetes-admin", Organizations: []string{"system:masters"}, Client: true}, kubeconfig: AdminKubeconfig},
+		leaf{name: "super-admin", spec: pki.CertSpec{CommonName: "kubernetes-super-admin", Organizations: []string{"system:masters"}, Client: true}, kubeconfig: SuperAdminKubeconfig},
+		leaf{name: "admin", spec: pki.CertSpec{CommonName: "kubernetes-admin", Organizations: []string{manifests.ClusterAdminsGroup}, Client: true}, kubeconfig: AdminKubeconfig},
 	)
 }
 
@@ -88,7 +99,7 @@ func pkiPhase() Phase {
 		Description: "write the CA, this node's certificates and the kubeconfigs; valid existing ones are reused",
 		Plan:        planPKI,
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
-			return planRemove(e, PKIDir, KubeletKubeconfig, KubeProxyKubeconfig, AdminKubeconfig,
+			return planRemove(e, PKIDir, KubeletKubeconfig, KubeProxyKubeconfig, AdminKubeconfig, SuperAdminKubeconfig, AuditPolicyPath,
 				path.Join(KubernetesDir, manifests.ControllerManagerConf), path.Join(KubernetesDir, manifests.SchedulerConf)), nil
 		},
 	}
@@ -133,6 +144,15 @@ func planPKI(ctx context.Context, e *Env) ([]Change, error) {
 		if err := add(path.Join(PKIDir, manifests.ServiceAccountPub), s.PKI.ServiceAccountPubPEM, 0o644); err != nil {
 			return nil, err
 		}
+		sec, err := masterFiles(s)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range sec {
+			if err := add(f.path, f.data, f.perm); err != nil {
+				return nil, err
+			}
+		}
 	}
 	for _, l := range leaves(s) {
 		cred, err := credential(e, l, f.Now)
@@ -161,6 +181,9 @@ func planPKI(ctx context.Context, e *Env) ([]Change, error) {
 // valid for the spec, else the pre-issued one, else a new one signed here.
 func credential(e *Env, l leaf, now time.Time) (*pki.Credential, error) {
 	ca := e.Spec.PKI.CA
+	if l.ca != nil {
+		ca = l.ca
+	}
 	base := path.Join(PKIDir, l.name)
 	certPEM, errC := e.Host.Files.ReadFile(base + ".crt")
 	keyPEM, errK := e.Host.Files.ReadFile(base + ".key")

@@ -217,10 +217,11 @@ func planPodNetworkReset(ctx context.Context, e *Env) ([]Change, error) {
 }
 
 // UpdatePeers brings the pod network up to date with s.Peers: routes or
-// overlay entries for new peers are added, those of departed peers removed.
+// overlay entries for new peers are added, those of departed peers removed,
+// and the firewall's member addresses (firewall.go) follow.
 // Call it whenever membership changes; it changes nothing when the host is
 // current. A failure leaves the entries already updated in place.
 func UpdatePeers(ctx context.Context, s *Spec, h *Host, out io.Writer, log *slog.Logger) ([]Change, error) {
-	r := &Runner{Only: []string{PhasePodNetwork}, NoRollback: true, Out: out, Log: log}
+	r := &Runner{Only: []string{PhasePodNetwork, PhaseIPTables}, NoRollback: true, Out: out, Log: log}
 	return r.Apply(ctx, s, h)
 }

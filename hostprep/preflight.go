@@ -1,10 +1,14 @@
 package hostprep
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"strings"
+
+	"knode.dev/knode/manifests"
 )
 
 // Check is one preflight check. Its errors stop the run unless its name is
@@ -26,6 +30,7 @@ func Checks() []Check {
 		{"ports", checkPorts},
 		{"clock", checkClock},
 		{"container", checkContainer},
+		{"existing-runtime", checkExistingRuntime},
 		{"pod-range", func(ctx context.Context, e *Env) ([]error, []error) { return nil, one(checkPodRangeFree(e)) }},
 	}
 }
@@ -39,9 +44,10 @@ func one(err error) []error {
 
 func preflightPhase() Phase {
 	return Phase{
-		Name:        PhasePreflight,
-		Description: "check the host can become a node: root, kernel features, cgroups, systemd, swap, ports, clock",
-		Plan:        runPreflight,
+		Name: PhasePreflight,
+		Description: "check the host can become a node: root, kernel features, cgroups, systemd, swap, ports, clock, " +
+			"no container runtime, kubelet or etcd of another installation; on the first run, record the host's state for reset",
+		Plan: runPreflight,
 	}
 }
 
@@ -64,7 +70,7 @@ func runPreflight(ctx context.Context, e *Env) ([]Change, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("preflight checks failed (--ignore-preflight-errors=NAME,... to go on):\n%w", errors.Join(errs...))
 	}
-	return nil, nil
+	return planRecordHost(ctx, e)
 }
 
 func facts(ctx context.Context, e *Env) (Facts, []error) {
@@ -138,8 +144,8 @@ func nodePorts(s *Spec) []int {
 }
 
 func checkPorts(ctx context.Context, e *Env) ([]error, []error) {
-	// Once the kubelet runs, the ports are the node's own.
-	if active, _, err := e.Host.Systemd.State(ctx, "kubelet.service"); err == nil && active == "active" {
+	// Once knode's kubelet runs, the ports are the node's own.
+	if active, _, err := e.Host.Systemd.State(ctx, "kubelet.service"); err == nil && active == "active" && ownUnit(e, "kubelet.service") {
 		return nil, nil
 	}
 	var busy []string
@@ -166,6 +172,33 @@ func checkContainer(ctx context.Context, e *Env) ([]error, []error) {
 	f, errs := facts(ctx, e)
 	if errs == nil && f.InContainer {
 		return []error{errors.New("this host runs in a container: containerd gets restrict_oom_score_adj and / is made rshared")}, nil
+	}
+	return nil, errs
+}
+
+// ownUnit reports whether knode installed the unit (its file opens with
+// manifests.OwnHeader).
+func ownUnit(e *Env, unit string) bool {
+	b, err := e.Host.Files.ReadFile(path.Join(SystemdUnitDir, unit))
+	return err == nil && bytes.HasPrefix(b, []byte(manifests.OwnHeader))
+}
+
+// checkExistingRuntime refuses a host where another installation's
+// container runtime, kubelet or etcd runs: knode would take over its socket,
+// configuration and ports. Allowed to go on, knode backs up what it
+// overwrites and reset puts it back and restarts the service.
+func checkExistingRuntime(ctx context.Context, e *Env) ([]error, []error) {
+	var errs []error
+	for _, u := range foreignUnits() {
+		active, _, err := e.Host.Systemd.State(ctx, u)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state of %s: %w", u, err))
+			continue
+		}
+		if active == "active" && !ownUnit(e, u) {
+			errs = append(errs, fmt.Errorf("%s is running and is not knode's: stop and disable it first, or pass "+
+				"--ignore-preflight-errors=existing-runtime to let knode take over (knode reset puts its files back and starts it again)", u))
+		}
 	}
 	return nil, errs
 }

@@ -132,6 +132,14 @@ type PKI struct {
 	// KubeProxy is kube-proxy's client credential (CN system:kube-proxy),
 	// pre-issued for workers like Kubelet.
 	KubeProxy *pki.Credential
+	// KubeletServing is the kubelet's serving certificate (pki.KubeletServing),
+	// pre-issued for workers like Kubelet.
+	KubeletServing *pki.Credential
+	// EtcdCA and FrontProxyCA, with their keys, and EncryptionKey (Secrets
+	// at rest) are the other master-only material; nil on workers.
+	EtcdCA        *pki.CA
+	FrontProxyCA  *pki.CA
+	EncryptionKey []byte
 }
 
 // Defaults used when a Spec field is zero.

@@ -21,7 +21,7 @@ func staticPodsPhase() Phase {
 			for _, n := range staticPodNames() {
 				names = append(names, path.Join(ManifestsDir, n))
 			}
-			return planRemove(e, append(names, EtcdDataDir)...), nil
+			return planRemove(e, append(names, EtcdDataDir, AuditLogDir)...), nil
 		},
 	}
 }
@@ -47,6 +47,7 @@ func controlPlane(s *Spec) manifests.ControlPlane {
 		ServiceCIDR: s.Cluster.ServiceCIDR, PodCIDR: s.Cluster.PodCIDR,
 		Image: s.Images.ControlPlane, EtcdImage: s.Images.Etcd, Command: s.Images.ControlPlaneCommand,
 		KubernetesDir: KubernetesDir, PKIDir: PKIDir, EtcdDataDir: EtcdDataDir, BinDir: s.Payload.BinDir,
+		AuditLogDir: AuditLogDir,
 	}
 	for _, m := range s.Masters() {
 		cp.Members = append(cp.Members, manifests.EtcdMember{Name: m.Name, Address: m.Address})

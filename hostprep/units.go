@@ -44,6 +44,7 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 			MaxPods: MaxPods(s.Cluster.NodeCIDRMask), CgroupDriver: cgroupDriver(s, f), CgroupV1: f.CgroupVersion == 1,
 			ClientCAFile: path.Join(PKIDir, manifests.CACert), StaticPodPath: ManifestsDir,
 			RuntimeEndpoint: "unix://" + ContainerdSocket, ResolvConf: resolvConf(e.Host.Files),
+			TLSCertFile: path.Join(PKIDir, manifests.KubeletServingCert), TLSKeyFile: path.Join(PKIDir, manifests.KubeletServingKey),
 		}),
 		KubeProxyConfigPath: manifests.KubeProxyConfig(manifests.KubeProxy{
 			Kubeconfig: KubeProxyKubeconfig, ClusterCIDR: s.Cluster.PodCIDR, Hostname: s.Self.Name, InContainer: f.InContainer,
@@ -56,7 +57,8 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 		// pod cgroups are then made while systemd is otherwise idle (on
 		// cgroup v1 with the systemd driver a pod whose cgroup is not ready
 		// waits out the kubelet's 10 s sync back-off).
-		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert)}},
+		{name: "kubelet.service", data: manifests.KubeletUnit(n), configs: []string{KubeletConfigPath, KubeletKubeconfig, path.Join(PKIDir, manifests.CACert),
+			path.Join(PKIDir, manifests.KubeletServingCert)}},
 	}
 	return us, configs
 }
@@ -173,16 +175,38 @@ func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
 	return append(cs, planRemove(e, KubeletConfigPath, KubeProxyConfigPath, ManifestsDir, "/var/lib/kubelet", "/var/lib/kube-proxy")...), nil
 }
 
-// planServicesReset stops, disables and removes the installed units among
-// names; before containerd stops, every Kubernetes container is removed.
+// planServicesReset stops, disables and removes the units knode installed
+// among names; before containerd stops, every Kubernetes container is
+// removed. A service the host ran before knode took it over is enabled and
+// started again, from its own unit.
 func planServicesReset(e *Env, names []string) []Change {
 	sd := e.Host.Systemd
 	var cs []Change
 	installed := false
+	l, err := readLedger(e)
+	if err != nil {
+		e.Log.Warn("ledger unreadable: no service of the host's restarted", "err", err)
+	}
+	var prior []Change
 	for _, u := range names {
 		p := path.Join(SystemdUnitDir, u)
-		if !e.Host.Files.Exists(p) {
+		if !ownUnit(e, u) {
 			continue
+		}
+		if enabled, active := priorUnit(l, u); enabled || active {
+			prior = append(prior, change("bring back the host's "+u, func(ctx context.Context) error {
+				if enabled {
+					if err := sd.Enable(ctx, u); err != nil {
+						return fmt.Errorf("enable %s: %w", u, err)
+					}
+				}
+				if active {
+					if err := sd.Restart(ctx, u); err != nil {
+						return fmt.Errorf("start %s: %w", u, err)
+					}
+				}
+				return nil
+			}))
 		}
 		installed = true
 		if u == "containerd.service" {
@@ -202,7 +226,7 @@ func planServicesReset(e *Env, names []string) []Change {
 	if installed {
 		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error { return sd.DaemonReload(ctx) }))
 	}
-	return cs
+	return append(cs, prior...)
 }
 
 // removeContainers kills and deletes every Kubernetes container, which

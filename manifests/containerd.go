@@ -84,5 +84,5 @@ func ContainerdConfig(c Containerd) []byte {
 	if err != nil {
 		panic(fmt.Sprintf("manifests: render containerd config: %v", err)) // strings, ints, bools only
 	}
-	return append([]byte("# Written by knode; knode reset removes it.\n"), b...)
+	return append([]byte(OwnHeader), b...)
 }

@@ -246,6 +246,7 @@ type roleRef struct {
 
 type subject struct {
 	Kind      string `json:"kind"`
+	APIGroup  string `json:"apiGroup,omitempty"`
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
 }

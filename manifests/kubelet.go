@@ -20,6 +20,10 @@ type Kubelet struct {
 	RuntimeEndpoint  string
 	ResolvConf       string
 	KubeletConfigDir string
+	// TLSCertFile and TLSKeyFile are the kubelet's serving certificate,
+	// signed by the cluster CA for the node's name and address, which the
+	// apiserver verifies.
+	TLSCertFile, TLSKeyFile string
 }
 
 // ClusterDNS is the address of the cluster DNS service: the tenth address
@@ -60,6 +64,8 @@ type kubeletConfiguration struct {
 	PodCIDR                  string   `json:"podCIDR"`
 	ResolvConf               string   `json:"resolvConf"`
 	StaticPodPath            string   `json:"staticPodPath"`
+	TLSCertFile              string   `json:"tlsCertFile,omitempty"`
+	TLSPrivateKeyFile        string   `json:"tlsPrivateKeyFile,omitempty"`
 }
 
 // KubeletConfig renders the KubeletConfiguration.
@@ -75,6 +81,8 @@ func KubeletConfig(k Kubelet) []byte {
 		PodCIDR:                  k.PodCIDR.String(),
 		ResolvConf:               k.ResolvConf,
 		StaticPodPath:            k.StaticPodPath,
+		TLSCertFile:              k.TLSCertFile,
+		TLSPrivateKeyFile:        k.TLSKeyFile,
 	}
 	c.Authentication.Anonymous.Enabled = false
 	c.Authentication.Webhook.Enabled = true

@@ -16,6 +16,7 @@ func controlPlane() ControlPlane {
 		Members: []EtcdMember{{"m1", netip.MustParseAddr("172.31.0.2")}, {"m2", netip.MustParseAddr("172.31.0.3")}, {"m3", netip.MustParseAddr("172.31.0.4")}},
 		Image:   "knode.local/control-plane:v1.36.3", EtcdImage: "knode.local/etcd:v3.6.16", Command: []string{"/usr/local/bin/kube"},
 		KubernetesDir: "/etc/kubernetes", PKIDir: "/etc/kubernetes/pki", EtcdDataDir: "/var/lib/etcd", BinDir: "/var/lib/knode/bin",
+		AuditLogDir: "/var/log/kubernetes/audit",
 	}
 }
 
@@ -31,7 +32,8 @@ func TestGolden(t *testing.T) {
 	kubelet := Kubelet{ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), ClusterDomain: "cluster.local",
 		PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), MaxPods: 110, CgroupDriver: "cgroupfs",
 		ClientCAFile: "/etc/kubernetes/pki/ca.crt", StaticPodPath: "/etc/kubernetes/manifests",
-		RuntimeEndpoint: "unix:///run/containerd/containerd.sock", ResolvConf: "/etc/resolv.conf"}
+		RuntimeEndpoint: "unix:///run/containerd/containerd.sock", ResolvConf: "/etc/resolv.conf",
+		TLSCertFile: "/etc/kubernetes/pki/kubelet-serving.crt", TLSKeyFile: "/etc/kubernetes/pki/kubelet-serving.key"}
 	kubeletV1 := kubelet
 	kubeletV1.CgroupV1, kubeletV1.MaxPods = true, 29
 	containerd := Containerd{Root: "/var/lib/containerd", State: "/run/containerd", Socket: "/run/containerd/containerd.sock",
@@ -55,11 +57,14 @@ func TestGolden(t *testing.T) {
 		"kubeconfig.yaml": KubeconfigFile(Kubeconfig{Cluster: "demo", Server: "https://172.31.0.2:6443",
 			CAPEM: []byte("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"), User: "system:node:m1",
 			CertPEM: []byte("cert"), KeyPEM: []byte("key")}),
-		"containerd.service":    ContainerdUnit(nodeUnits()),
-		"kubelet.service":       KubeletUnit(nodeUnits()),
-		"kube-proxy.service":    KubeProxyUnit(nodeUnits()),
-		"knode.service":         KnodeUnit(nodeUnits()),
-		"knode-rshared.service": RSharedUnit(),
+		"encryption-config.yaml": EncryptionConfig([]byte("0123456789abcdef0123456789abcdef")),
+		"audit-policy.yaml":      AuditPolicy(),
+		"admin-binding.yaml":     AdminBinding(),
+		"containerd.service":     ContainerdUnit(nodeUnits()),
+		"kubelet.service":        KubeletUnit(nodeUnits()),
+		"kube-proxy.service":     KubeProxyUnit(nodeUnits()),
+		"knode.service":          KnodeUnit(nodeUnits()),
+		"knode-rshared.service":  RSharedUnit(),
 	} {
 		t.Run(name, func(t *testing.T) { golden(t, name, got) })
 	}

@@ -58,6 +58,9 @@ type ControlPlane struct {
 	// BinDir is the node's directory of staged binaries, mounted read-only
 	// at PodBinDir in every pod (the image holds no binary); empty: none.
 	BinDir string
+	// AuditLogDir receives the apiserver's audit log (audit.log, rotated by
+	// size); its policy is KubernetesDir/AuditPolicyFile.
+	AuditLogDir string
 }
 
 func (c ControlPlane) pki(f string) string { return path.Join(c.PKIDir, f) }
@@ -163,46 +166,65 @@ func EtcdPod(c ControlPlane) []byte {
 		"peer-client-cert-auth":       "true",
 		"cert-file":                   c.pki(EtcdServerCert),
 		"key-file":                    c.pki(EtcdServerKey),
-		"trusted-ca-file":             c.pki(CACert),
+		"trusted-ca-file":             c.pki(EtcdCACert),
 		"peer-cert-file":              c.pki(EtcdPeerCert),
 		"peer-key-file":               c.pki(EtcdPeerKey),
-		"peer-trusted-ca-file":        c.pki(CACert),
+		"peer-trusted-ca-file":        c.pki(EtcdCACert),
 		"snapshot-count":              "10000",
 	}
 	return staticPod("etcd", c.EtcdImage, c.BinDir, c.cmd("etcd", flags), liveness("127.0.0.1", 2381, "/health?serializable=true", "HTTP"), []hostPath{
 		{"etcd-data", c.EtcdDataDir, "DirectoryOrCreate", false},
 		{"etcd-certs", path.Join(c.PKIDir, "etcd"), "DirectoryOrCreate", true},
-		{"ca", c.pki(CACert), "File", true},
 	})
 }
 
 // APIServerPod renders kube-apiserver.yaml. It talks to the local etcd
-// member: each master runs one.
+// member (each master runs one) with a client certificate of the etcd CA,
+// verifies kubelets' serving certificates, runs the aggregation layer with
+// the front-proxy CA, encrypts Secrets at rest and writes an audit log.
 func APIServerPod(c ControlPlane) []byte {
+	policy := path.Join(c.KubernetesDir, AuditPolicyFile)
 	flags := map[string]string{
-		"advertise-address":                c.AdvertiseAddress.String(),
-		"allow-privileged":                 "true",
-		"authorization-mode":               "Node,RBAC",
-		"client-ca-file":                   c.pki(CACert),
-		"enable-admission-plugins":         "NodeRestriction",
-		"enable-bootstrap-token-auth":      "false",
-		"etcd-cafile":                      c.pki(CACert),
-		"etcd-certfile":                    c.pki(APIServerEtcdCert),
-		"etcd-keyfile":                     c.pki(APIServerEtcdKey),
-		"etcd-servers":                     "https://127.0.0.1:2379",
-		"kubelet-client-certificate":       c.pki(APIServerKubeletCert),
-		"kubelet-client-key":               c.pki(APIServerKubeletKey),
-		"kubelet-preferred-address-types":  "InternalIP,Hostname",
-		"secure-port":                      "6443",
-		"service-account-issuer":           "https://kubernetes.default.svc." + c.ClusterDomain,
-		"service-account-key-file":         c.pki(ServiceAccountPub),
-		"service-account-signing-key-file": c.pki(ServiceAccountKey),
-		"service-cluster-ip-range":         c.ServiceCIDR.String(),
-		"tls-cert-file":                    c.pki(APIServerCert),
-		"tls-private-key-file":             c.pki(APIServerKey),
+		"audit-log-maxage":                   "30",
+		"audit-log-maxbackup":                "10",
+		"audit-log-maxsize":                  "100",
+		"audit-log-path":                     path.Join(c.AuditLogDir, "audit.log"),
+		"audit-policy-file":                  policy,
+		"enable-aggregator-routing":          "true",
+		"encryption-provider-config":         c.pki(EncryptionConfigFile),
+		"kubelet-certificate-authority":      c.pki(CACert),
+		"proxy-client-cert-file":             c.pki(FrontProxyClientCert),
+		"proxy-client-key-file":              c.pki(FrontProxyClientKey),
+		"requestheader-allowed-names":        FrontProxyClientName,
+		"requestheader-client-ca-file":       c.pki(FrontProxyCACert),
+		"requestheader-extra-headers-prefix": "X-Remote-Extra-",
+		"requestheader-group-headers":        "X-Remote-Group",
+		"requestheader-username-headers":     "X-Remote-User",
+		"advertise-address":                  c.AdvertiseAddress.String(),
+		"allow-privileged":                   "true",
+		"authorization-mode":                 "Node,RBAC",
+		"client-ca-file":                     c.pki(CACert),
+		"enable-admission-plugins":           "NodeRestriction",
+		"enable-bootstrap-token-auth":        "false",
+		"etcd-cafile":                        c.pki(EtcdCACert),
+		"etcd-certfile":                      c.pki(APIServerEtcdCert),
+		"etcd-keyfile":                       c.pki(APIServerEtcdKey),
+		"etcd-servers":                       "https://127.0.0.1:2379",
+		"kubelet-client-certificate":         c.pki(APIServerKubeletCert),
+		"kubelet-client-key":                 c.pki(APIServerKubeletKey),
+		"kubelet-preferred-address-types":    "InternalIP,Hostname",
+		"secure-port":                        "6443",
+		"service-account-issuer":             "https://kubernetes.default.svc." + c.ClusterDomain,
+		"service-account-key-file":           c.pki(ServiceAccountPub),
+		"service-account-signing-key-file":   c.pki(ServiceAccountKey),
+		"service-cluster-ip-range":           c.ServiceCIDR.String(),
+		"tls-cert-file":                      c.pki(APIServerCert),
+		"tls-private-key-file":               c.pki(APIServerKey),
 	}
 	return staticPod("kube-apiserver", c.Image, c.BinDir, c.cmd("kube-apiserver", flags), liveness(c.AdvertiseAddress.String(), 6443, "/livez", "HTTPS"), []hostPath{
 		{"k8s-certs", c.PKIDir, "DirectoryOrCreate", true},
+		{"audit-policy", policy, "File", true},
+		{"audit-log", c.AuditLogDir, "DirectoryOrCreate", false},
 	})
 }
 

@@ -22,6 +22,10 @@ type Unit struct {
 	RemainAfterExit bool
 }
 
+// OwnHeader opens every unit and configuration file knode writes: a unit
+// starting with it is knode's, any other one the host's.
+const OwnHeader = "# Written by knode; knode reset removes it.\n"
+
 // UnitFile renders a unit installed for multi-user.target.
 func UnitFile(u Unit) []byte {
 	var b strings.Builder
@@ -31,7 +35,7 @@ func UnitFile(u Unit) []byte {
 			w("%s=%s", key, strings.Join(v, " "))
 		}
 	}
-	w("# Written by knode; knode reset removes it.")
+	w("%s", strings.TrimSuffix(OwnHeader, "\n"))
 	w("[Unit]")
 	w("Description=%s", u.Description)
 	list("Wants", u.Wants)

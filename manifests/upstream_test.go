@@ -9,7 +9,10 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
+	auditv1 "k8s.io/apiserver/pkg/apis/audit/v1"
 	clientcmdv1 "k8s.io/client-go/tools/clientcmd/api/v1"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -61,7 +64,7 @@ func TestArtefactsDecodeStrictly(t *testing.T) {
 	kubelet := Kubelet{ServiceCIDR: netip.MustParsePrefix("10.0.0.0/16"), ClusterDomain: "cluster.local",
 		PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), MaxPods: 110, CgroupDriver: "systemd", CgroupV1: true,
 		ClientCAFile: "/etc/kubernetes/pki/ca.crt", StaticPodPath: "/etc/kubernetes/manifests",
-		RuntimeEndpoint: "unix:///run/containerd/containerd.sock", ResolvConf: "/etc/resolv.conf"}
+		RuntimeEndpoint: "unix:///run/containerd/containerd.sock", ResolvConf: "/etc/resolv.conf", TLSCertFile: "/c", TLSKeyFile: "/k"}
 	tests := []struct {
 		name string
 		doc  []byte
@@ -75,6 +78,9 @@ func TestArtefactsDecodeStrictly(t *testing.T) {
 		{"kubelet", KubeletConfig(kubelet), &kubeletv1beta1.KubeletConfiguration{}, meta("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration")},
 		{"kube-proxy", KubeProxyConfig(KubeProxy{Kubeconfig: "/k", ClusterCIDR: netip.MustParsePrefix("10.10.0.0/16"), Hostname: "m1", InContainer: true}),
 			&kubeproxyv1alpha1.KubeProxyConfiguration{}, meta("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration")},
+		{"encryption-config", EncryptionConfig(make([]byte, 32)), &apiserverv1.EncryptionConfiguration{}, meta("apiserver.config.k8s.io/v1", "EncryptionConfiguration")},
+		{"audit-policy", AuditPolicy(), &auditv1.Policy{}, meta("audit.k8s.io/v1", "Policy")},
+		{"admin-binding", AdminBinding(), &rbacv1.ClusterRoleBinding{}, meta("rbac.authorization.k8s.io/v1", "ClusterRoleBinding")},
 		{"kubeconfig", KubeconfigFile(Kubeconfig{Cluster: "demo", Server: "https://172.31.0.2:6443", CAPEM: []byte("ca"), User: "u", CertPEM: []byte("c"), KeyPEM: []byte("k")}),
 			&clientcmdv1.Config{}, meta("v1", "Config")},
 	}

@@ -31,11 +31,29 @@ type CA struct {
 	KeyPEM  []byte
 }
 
-// NewCA creates an ECDSA P-256 CA valid for ten years from now.
+// NewCA creates the cluster CA: ECDSA P-256, valid for ten years from now.
 func NewCA(clusterName string, now time.Time) (*CA, error) {
+	return newCA("knode-ca-"+clusterName, now)
+}
+
+// NewEtcdCA creates the etcd CA, which alone etcd trusts (for its clients
+// and peers): certificates of the cluster CA, which every node holds some
+// of, do not open etcd.
+func NewEtcdCA(clusterName string, now time.Time) (*CA, error) {
+	return newCA("knode-etcd-ca-"+clusterName, now)
+}
+
+// NewFrontProxyCA creates the CA of the aggregation layer: the apiserver's
+// proxy client certificate, which extension apiservers trust for the
+// identity headers it forwards.
+func NewFrontProxyCA(clusterName string, now time.Time) (*CA, error) {
+	return newCA("knode-front-proxy-ca-"+clusterName, now)
+}
+
+func newCA(commonName string, now time.Time) (*CA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("generate CA key: %w", err)
+		return nil, fmt.Errorf("generate key of CA %s: %w", commonName, err)
 	}
 	serial, err := randSerial()
 	if err != nil {
@@ -43,7 +61,7 @@ func NewCA(clusterName string, now time.Time) (*CA, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "knode-ca-" + clusterName, Organization: []string{"knode"}},
+		Subject:               pkix.Name{CommonName: commonName, Organization: []string{"knode"}},
 		NotBefore:             now.Add(-5 * time.Minute),
 		NotAfter:              now.Add(CAValidity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -52,11 +70,11 @@ func NewCA(clusterName string, now time.Time) (*CA, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, fmt.Errorf("sign CA certificate: %w", err)
+		return nil, fmt.Errorf("sign CA certificate %s: %w", commonName, err)
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("encode CA key: %w", err)
+		return nil, fmt.Errorf("encode key of CA %s: %w", commonName, err)
 	}
 	return LoadCA(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}))

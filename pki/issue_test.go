@@ -1,7 +1,13 @@
 package pki
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -97,5 +103,43 @@ func TestLeafNotAfterCA(t *testing.T) {
 	cert, _ := ParseCert(cred.CertPEM)
 	if cert.NotAfter.After(ca.Cert.NotAfter) {
 		t.Errorf("leaf outlives CA: %v > %v", cert.NotAfter, ca.Cert.NotAfter)
+	}
+}
+
+// TestSignCSRIgnoresRequestedNames: the signer decides a certificate's names;
+// a CSR asking for more (another address, the apiserver's name) gets only
+// those of the spec.
+func TestSignCSRIgnoresRequestedNames(t *testing.T) {
+	now := time.Now()
+	ca, err := NewCA("demo", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := KubeletServing("w1", netip.MustParseAddr("172.31.0.5"))
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:     pkix.Name{CommonName: spec.CommonName, Organization: spec.Organizations},
+		DNSNames:    []string{"w1", "kubernetes", "m1"},
+		IPAddresses: []net.IP{net.ParseIP("172.31.0.5"), net.ParseIP("172.31.0.2")},
+	}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := SignCSR(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), spec, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ParseCert(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.DNSNames) != 1 || cert.DNSNames[0] != "w1" || len(cert.IPAddresses) != 1 || !cert.IPAddresses[0].Equal(net.ParseIP("172.31.0.5")) {
+		t.Errorf("certificate names %v %v, want only w1 and 172.31.0.5", cert.DNSNames, cert.IPAddresses)
+	}
+	if err := cert.VerifyHostname("172.31.0.2"); err == nil {
+		t.Error("certificate valid for another node's address")
 	}
 }
