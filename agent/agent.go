@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
+	"knode.dev/knode/apilb"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
@@ -42,6 +44,9 @@ type Options struct {
 	// Create is the identity of a new cluster (from Create); nil when joining
 	// or restarting.
 	Create *gossip.ClusterInfo
+	// APIEndpoint, when valid, is where the agent serves the node-local
+	// apiserver endpoint (hostprep.APIEndpoint on a configured node).
+	APIEndpoint netip.AddrPort
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
@@ -56,6 +61,9 @@ type Agent struct {
 	key     *ecdh.PrivateKey   // secrets are sealed to its public half
 	sign    ed25519.PrivateKey // signs this node's records and letters
 	api     *apiServer
+
+	endpoint     *apilb.Balancer // nil without Options.APIEndpoint
+	lastBackends []string        // the endpoint's backends; owned by the loop
 
 	mu        sync.Mutex
 	id        datadir.Identity
@@ -140,9 +148,17 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		g.Leave(time.Second)
 		return nil, err
 	}
+	if err := a.startEndpoint(); err != nil {
+		a.cancel()
+		g.Leave(time.Second)
+		return nil, err
+	}
 	if o.Serve {
 		if a.api, err = serveAPI(o.Dir.Socket(), a); err != nil {
 			a.cancel()
+			if a.endpoint != nil {
+				a.endpoint.Stop()
+			}
 			g.Leave(time.Second)
 			return nil, err
 		}

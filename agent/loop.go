@@ -75,6 +75,7 @@ func (a *Agent) loop() {
 		case <-tick.C:
 		}
 		a.reconcile()
+		a.keepEndpoint()
 		a.kickHost()
 		if time.Since(lastReconnect) > 5*a.interval() {
 			a.reconnect()
@@ -409,6 +410,9 @@ func (a *Agent) Stop(leave bool) error {
 		a.cancel()
 		if a.api != nil {
 			a.api.close()
+		}
+		if a.endpoint != nil {
+			a.endpoint.Stop()
 		}
 		a.saveState()
 		if leave {

@@ -22,10 +22,6 @@ import (
 	"time"
 )
 
-// DefaultPort is the endpoint's port on 127.0.0.1. It is k3s's choice too:
-// 6443 is the apiserver's own port on masters.
-const DefaultPort = 6444
-
 // Options configure a Balancer. Zero durations take the defaults below.
 type Options struct {
 	// Listen is the endpoint's address, e.g. 127.0.0.1:6444.

@@ -1,0 +1,174 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"knode.dev/knode/agent"
+	"knode.dev/knode/e2e/lab"
+)
+
+// workerKubeconfig is the kubelet's kubeconfig: the one credential a worker holds, pointing
+// at the node-local apiserver endpoint.
+const workerKubeconfig = "/etc/kubernetes/kubelet.conf"
+
+// nodeGrace is how long the scenario watches the survivors after a master is lost: longer
+// than the node lifecycle controller's grace period (50 s), after which a node whose kubelet
+// cannot report is NotReady.
+const nodeGrace = 75 * time.Second
+
+// TestScenario9MasterLoss: 3 masters + 1 worker with the echo workload; the first master
+// (seat 0, the one every worker's endpoint uses first) is stopped for good. The worker's
+// endpoint moves to another master; every surviving node stays Ready past the grace period;
+// the workload keeps serving through the worker's NodePort; kubectl works from the worker
+// with its kubelet's credential through the local endpoint; new pods schedule.
+func TestScenario9MasterLoss(t *testing.T) {
+	c := formCluster(t, 4, "--masters", "3")
+	ctx := t.Context()
+	st, err := status(ctx, c.first())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := c.first()
+	var worker, survivor *lab.Node
+	for _, n := range c.nodes[1:] {
+		switch m := member(st, n.Name); {
+		case m == nil:
+			t.Fatalf("%s is not a member: %+v", n.Name, st.Members)
+		case slices.Contains(m.Roles, "master") && survivor == nil:
+			survivor = n
+		case slices.Contains(m.Roles, "worker"):
+			worker = n
+		}
+	}
+	if worker == nil || survivor == nil || !slices.Contains(member(st, victim.Name).Roles, "master") {
+		t.Fatalf("want the first node a master, another master and a worker: %+v", st.Members)
+	}
+	checkWorkload(t, c)
+
+	if out, err := worker.Exec(ctx, "grep", "server:", workerKubeconfig); err != nil || !strings.Contains(out, "https://127.0.0.1:6444") {
+		t.Fatalf("the worker's kubelet.conf does not name the local endpoint: %q %v", out, err)
+	}
+	victimAPI := victim.IP + ":6443"
+	waitFor(t, "the worker's endpoint uses "+victimAPI, time.Minute, func() (bool, string) {
+		st, err := status(ctx, worker)
+		if err != nil {
+			return false, err.Error()
+		}
+		return connectedTo(st) == victimAPI, fmt.Sprintf("%+v", st.APIEndpoint)
+	})
+
+	start := time.Now()
+	if err := victim.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	moved := waitFor(t, "the worker's endpoint connected to another master", time.Minute, func() (bool, string) {
+		st, err := status(ctx, worker)
+		if err != nil {
+			return false, err.Error()
+		}
+		to := connectedTo(st)
+		return to != "" && to != victimAPI, fmt.Sprintf("%+v", st.APIEndpoint)
+	})
+	timing(t, "master 0 stopped -> worker's endpoint talks to another master", moved)
+	waitFor(t, "kubectl on the worker (kubelet credential, local endpoint)", time.Minute, func() (bool, string) {
+		out, err := worker.Exec(ctx, nodeKubectl, "--kubeconfig", workerKubeconfig, "--request-timeout=5s", "get", "node", worker.Name, "-o", "name")
+		return err == nil && strings.TrimSpace(out) == "node/"+worker.Name, fmt.Sprintf("%q %v", out, err)
+	})
+	timing(t, "master 0 stopped -> kubectl on the worker answered", time.Since(start))
+
+	// Survivors stay Ready past the grace period; the workload answers throughout.
+	url := "http://" + worker.IP + ":30080/hostname"
+	fails, tries := 0, 0
+	for time.Since(start) < nodeGrace {
+		nodes, err := kubeNodes(ctx, survivor)
+		if err != nil {
+			t.Errorf("kubectl on %s: %v", survivor.Name, err)
+		}
+		for _, n := range nodes {
+			if n.Metadata.Name != victim.Name && !n.Ready() {
+				t.Errorf("%s NotReady %s after master 0 stopped", n.Metadata.Name, time.Since(start).Round(time.Second))
+			}
+		}
+		tries++
+		if err := get(ctx, url); err != nil {
+			fails++
+			t.Logf("NodePort %s: %v", url, err)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("NodePort through the worker during the grace period: %d of %d requests failed (a pod on the lost master stays an endpoint until its node is NotReady)", fails, tries)
+	waitFor(t, "NodePort "+url+" answers 10 times in a row", time.Minute, func() (bool, string) {
+		for i := range 10 {
+			if err := get(ctx, url); err != nil {
+				return false, fmt.Sprintf("request %d: %v", i, err)
+			}
+		}
+		return true, ""
+	})
+	out, err := worker.Exec(ctx, nodeKubectl, "--kubeconfig", workerKubeconfig, "get", "nodes", "-o", "name")
+	if err != nil || strings.Count(out, "node/") != 4 {
+		t.Errorf("kubectl get nodes on the worker: %v\n%s", err, out)
+	}
+
+	// New pods schedule (on the survivors: the lost master is tainted unreachable by now).
+	start = time.Now()
+	if out, err := kubectl(ctx, survivor, "create", "deployment", "after-loss", "--image="+echoImage, "--replicas=3",
+		"--", "/agnhost", "netexec", "--http-port=8080"); err != nil {
+		t.Fatalf("create deployment after-loss: %v\n%s", err, out)
+	}
+	waitFor(t, "3 after-loss pods Running", readyTimeout(), func() (bool, string) {
+		ps, err := kubePods(ctx, survivor, "-l", "app=after-loss")
+		if err != nil {
+			return false, err.Error()
+		}
+		running := 0
+		for _, p := range ps {
+			if p.Status.Phase == "Running" && p.Spec.NodeName != victim.Name {
+				running++
+			}
+		}
+		return running == 3, fmt.Sprintf("%d of %d Running", running, len(ps))
+	})
+	timing(t, "new deployment Running with master 0 gone", time.Since(start))
+}
+
+// connectedTo is the backend the node's endpoint holds connections to (the one with the
+// most), or "".
+func connectedTo(st agent.Status) string {
+	best, n := "", 0
+	for _, b := range st.APIEndpoint {
+		if b.Connections > n {
+			best, n = b.Addr, b.Connections
+		}
+	}
+	return best
+}
+
+// get fetches url from the host with a short timeout; any answer but 200 is an error.
+func get(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
