@@ -150,6 +150,17 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 	return out
 }
 
+// Release is the decision that frees name's subnet and seat when the node
+// cannot announce its own removal (`knode remove` of a dead node); false when
+// name holds neither. The caller stamps, signs and publishes it.
+func Release(s gossip.Snapshot, name string) (gossip.Assignment, bool) {
+	a, ok := s.Assignments[name]
+	if !ok || a.Released {
+		return gossip.Assignment{}, false
+	}
+	return released(a), true
+}
+
 // released is the decision that frees a's subnet and seat; the keys stay
 // bound, so the removed node's last record still verifies.
 func released(a gossip.Assignment) gossip.Assignment {

@@ -191,3 +191,29 @@ func TestSubnet(t *testing.T) {
 		t.Errorf("/26 #5: %s", got)
 	}
 }
+
+// A dead master released by `knode remove`: its seat and subnet are free for
+// the next claimant, and it is no longer a master.
+func TestReleaseFreesSeatAndSubnet(t *testing.T) {
+	s := emptySnap(1)
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "w", counter()))
+	if _, ok := Release(s, "nobody"); ok {
+		t.Fatal("released a node that holds nothing")
+	}
+	d, ok := Release(s, "m")
+	if !ok || !d.Released || d.Seat != Worker || d.PodCIDR.IsValid() || d.SignKey != s.Assignments["m"].SignKey {
+		t.Fatalf("Release(m) = %v, %v", d, ok)
+	}
+	d.Version = 100
+	apply(s, []gossip.Assignment{d})
+	if IsMaster(s, "m") {
+		t.Fatal("a released master still holds its seat")
+	}
+	if _, ok := Release(s, "m"); ok {
+		t.Fatal("released twice")
+	}
+	apply(s, Plan(s, claims(claimOf("n", 9, 0)), testPlan(1), "w", counter()))
+	if n := s.Assignments["n"]; n.Seat != 0 || n.PodCIDR != netip.MustParsePrefix("10.10.0.0/24") {
+		t.Errorf("the released seat and subnet not given to the next claimant: %v", n)
+	}
+}

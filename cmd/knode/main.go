@@ -75,6 +75,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			tokenCommand(),
 			resetCommand(),
+			removeCommand(),
 			phaseCommand(),
 			kubectlCommand(),
 			agentCommand(),
