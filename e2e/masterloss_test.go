@@ -141,6 +141,88 @@ func TestScenario9MasterLoss(t *testing.T) {
 		return running == 3, fmt.Sprintf("%d of %d Running", running, len(ps))
 	})
 	timing(t, "new deployment Running with master 0 gone", time.Since(start))
+
+	// knode remove on a surviving master: the lost master's etcd member, seat and Node go.
+	start = time.Now()
+	out, err = knode(ctx, survivor, "remove", victim.Name)
+	t.Logf("%s: knode remove %s\n%s", survivor.Name, victim.Name, indent(out))
+	if err != nil {
+		t.Fatalf("knode remove %s (%s): %s", victim.Name, exitOf(err), lastLines(out, 2))
+	}
+	timing(t, "knode remove of the lost master returned", time.Since(start))
+	if ms, err := etcdMembers(ctx, survivor); err != nil || len(ms) != 2 || slices.Contains(ms, victim.Name) {
+		t.Errorf("etcd members after the removal: %v %v, want the two survivors", ms, err)
+	}
+	nodes, err := kubeNodes(ctx, survivor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Metadata.Name == victim.Name {
+			t.Errorf("Node %s still there after knode remove", victim.Name)
+		}
+	}
+	if st, err := status(ctx, survivor); err != nil || member(st, victim.Name) != nil {
+		t.Errorf("knode status on %s still lists %s: %v", survivor.Name, victim.Name, err)
+	}
+}
+
+// TestScenario10MasterResetRejoin: `knode reset` on a healthy master removes its own etcd
+// member first; the same host (same address) joins again and is a healthy master with etcd
+// back to three members.
+func TestScenario10MasterResetRejoin(t *testing.T) {
+	c := formCluster(t, 3, "--masters", "3")
+	ctx := t.Context()
+	m := c.nodes[2]
+	if ms, err := etcdMembers(ctx, c.first()); err != nil || len(ms) != 3 {
+		t.Fatalf("etcd members %v (%v), want 3", ms, err)
+	}
+	start := time.Now()
+	out, err := knode(ctx, m, "reset")
+	t.Logf("%s: knode reset\n%s", m.Name, indent(out))
+	if err != nil {
+		t.Fatalf("knode reset on %s (%s): %s", m.Name, exitOf(err), lastLines(out, 2))
+	}
+	timing(t, "knode reset of a master returned", time.Since(start))
+	if ms, err := etcdMembers(ctx, c.first()); err != nil || len(ms) != 2 || slices.Contains(ms, m.Name) {
+		t.Fatalf("etcd members after the reset: %v %v, want the other two", ms, err)
+	}
+	waitFor(t, "Node "+m.Name+" deleted", 2*time.Minute, func() (bool, string) {
+		nodes, err := kubeNodes(ctx, c.first())
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range nodes {
+			if n.Metadata.Name == m.Name {
+				return false, "still there"
+			}
+		}
+		return true, ""
+	})
+
+	start = time.Now()
+	out, err = c.join(ctx, 2)
+	t.Logf("%s: knode join again\n%s", m.Name, indent(out))
+	if err != nil {
+		t.Fatalf("knode join of the reset master (%s): %s", exitOf(err), lastLines(out, 2))
+	}
+	timing(t, "reset master joined again", time.Since(start))
+	waitFor(t, m.Name+" a master again, etcd at 3 members, its apiserver ready", readyTimeout(), func() (bool, string) {
+		st, err := status(ctx, c.first())
+		if err != nil {
+			return false, err.Error()
+		}
+		if mm := member(st, m.Name); mm == nil || !slices.Contains(mm.Roles, "master") {
+			return false, fmt.Sprintf("member %+v", mm)
+		}
+		ms, err := etcdMembers(ctx, m)
+		if err != nil || len(ms) != 3 || slices.Contains(ms, "") {
+			return false, fmt.Sprintf("etcd on %s: %v %v", m.Name, ms, err)
+		}
+		out, err := kubectl(ctx, m, "--server", "https://"+m.IP+":6443", "get", "--raw", "/readyz")
+		return err == nil && strings.TrimSpace(out) == "ok", fmt.Sprintf("/readyz on %s: %q %v", m.Name, out, err)
+	})
+	c.waitReady(t, 3, start, "all 3 nodes Ready after the rejoin")
 }
 
 // poll is waitFor at a finer pace (200 ms), for what is measured in fractions of a second;
