@@ -9,18 +9,6 @@ import (
 	"knode.dev/knode/config"
 )
 
-// waitUntil polls cond for up to timeout.
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestRemoveNode(t *testing.T) {
 	tc := newTestCluster(t, testPlan(1))
 	tc.join("n01", "n00")
@@ -43,12 +31,12 @@ func TestRemoveNode(t *testing.T) {
 
 	gone, _ := tc.live()["n02"].Assignment()
 	tc.kill("n02")
-	waitUntil(t, "n00 to see n02 dead", 15*time.Second, func() bool { return !m.g.Alive()["n02"] })
+	waitFor(t, 15*time.Second, "n00 to see n02 dead", func() bool { return !m.g.Alive()["n02"] })
 	res, err := m.RemoveNode(ctx, "n02", false)
 	if err != nil || !res.Released || res.EtcdMember != "" {
 		t.Fatalf("RemoveNode(n02) = %+v, %v", res, err)
 	}
-	waitUntil(t, "n01 to see n02 released", 10*time.Second, func() bool {
+	waitFor(t, 10*time.Second, "n01 to see n02 released", func() bool {
 		as, ok := w.state.Binding("n02")
 		return ok && as.Released
 	})
@@ -73,7 +61,7 @@ func TestRemoveMasterNeedsEtcd(t *testing.T) {
 	tc.waitConverged(10*time.Second, 2)
 	tc.kill("n01")
 	m := tc.live()["n00"]
-	waitUntil(t, "n00 to see n01 dead", 15*time.Second, func() bool { return !m.g.Alive()["n01"] })
+	waitFor(t, 15*time.Second, "n00 to see n01 dead", func() bool { return !m.g.Alive()["n01"] })
 	if _, err := m.RemoveNode(context.Background(), "n01", true); err == nil {
 		t.Fatal("a master was removed with no etcd to remove it from")
 	}

@@ -23,24 +23,31 @@ func TestPreferredBackendWhileHealthy(t *testing.T) {
 	}
 }
 
-// A backend that vanishes (no RST, no FIN) is found unhealthy by its checks;
-// its connections are cut, and the client's next request reaches the other.
-func TestDeadBackendFailover(t *testing.T) {
-	p := newTestPKI(t)
-	a, b := newAPIServer(t, p, "a"), newAPIServer(t, p, "b")
-	lb := startBalancer(t, p, a.addr(), a, b)
-	waitHealthy(t, lb, 2)
-	c := client(p, 500*time.Millisecond)
-	if got, err := who(c, lb); err != nil || got != "a" {
-		t.Fatalf("who = %q, %v; want a", got, err)
-	}
-	a.gate.freeze()
-	took := until(t, c, lb, "b", 10*time.Second)
-	t.Logf("failover to b after %s", took)
-	for _, s := range lb.Backends() {
-		if s.Addr == a.addr() && (s.Healthy || s.Connections != 0) {
-			t.Errorf("dead backend still healthy or connected: %+v", s)
-		}
+// A backend that vanishes (no RST, no FIN: only timeouts tell) or answers
+// /readyz with an error (an apiserver shutting down) is found unhealthy by
+// its checks; its connections are cut, and the client's next request
+// reaches the other backend.
+func TestFailover(t *testing.T) {
+	for name, fail := range map[string]func(*apiserver){
+		"vanished": func(a *apiserver) { a.gate.freeze() },
+		"unready":  func(a *apiserver) { a.unready.Store(true) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newTestPKI(t)
+			a, b := newAPIServer(t, p, "a"), newAPIServer(t, p, "b")
+			lb := startBalancer(t, p, a.addr(), a, b)
+			waitHealthy(t, lb, 2)
+			c := client(p, 500*time.Millisecond)
+			expectWho(t, c, lb, "a")
+			fail(a)
+			took := until(t, c, lb, "b", 10*time.Second)
+			t.Logf("failover to b after %s", took)
+			for _, s := range lb.Backends() {
+				if s.Addr == a.addr() && (s.Healthy || s.Connections != 0) {
+					t.Errorf("failed backend still healthy or connected: %+v", s)
+				}
+			}
+		})
 	}
 }
 
@@ -61,9 +68,7 @@ func TestRefusingBackendSkipped(t *testing.T) {
 	}
 	defer lb.Stop()
 	lb.SetBackends([]string{dead, b.addr()})
-	if got, err := who(client(p, 2*time.Second), lb); err != nil || got != "b" {
-		t.Fatalf("who = %q, %v; want b", got, err)
-	}
+	expectWho(t, client(p, 2*time.Second), lb, "b")
 }
 
 // Backends change with no restart: a removed backend's connections are cut
@@ -74,9 +79,7 @@ func TestBackendSetChanges(t *testing.T) {
 	lb := startBalancer(t, p, "", a)
 	waitHealthy(t, lb, 1)
 	c := client(p, 2*time.Second)
-	if got, err := who(c, lb); err != nil || got != "a" {
-		t.Fatalf("who = %q, %v; want a", got, err)
-	}
+	expectWho(t, c, lb, "a")
 	lb.SetBackends([]string{b.addr(), c3.addr()})
 	got, err := who(c, lb)
 	if err != nil || (got != "b" && got != "c") {
@@ -88,9 +91,7 @@ func TestBackendSetChanges(t *testing.T) {
 	}
 	lb.SetBackends([]string{c3.addr(), c3.addr()})
 	waitHealthy(t, lb, 1)
-	if got, err := who(c, lb); err != nil || got != "c" {
-		t.Fatalf("who = %q, %v; want c", got, err)
-	}
+	expectWho(t, c, lb, "c")
 	if s := lb.Backends(); len(s) != 1 {
 		t.Fatalf("duplicates kept: %+v", s)
 	}
@@ -105,27 +106,11 @@ func TestUnreadyBackendsStillServe(t *testing.T) {
 	lb := startBalancer(t, p, "", a)
 	waitHealthy(t, lb, 0)
 	c := client(p, 2*time.Second)
-	if got, err := who(c, lb); err != nil || got != "a" {
-		t.Fatalf("who = %q, %v; want a", got, err)
-	}
+	expectWho(t, c, lb, "a")
 	time.Sleep(300 * time.Millisecond) // a few more checks
 	if s := lb.Backends(); s[0].Connections != 1 {
 		t.Fatalf("the only backend's connection was cut or not tracked: %+v", s)
 	}
-}
-
-// An unready backend's connections move once another is ready.
-func TestUnreadyBackendCutWhenAnotherReady(t *testing.T) {
-	p := newTestPKI(t)
-	a, b := newAPIServer(t, p, "a"), newAPIServer(t, p, "b")
-	lb := startBalancer(t, p, a.addr(), a, b)
-	waitHealthy(t, lb, 2)
-	c := client(p, 2*time.Second)
-	if got, err := who(c, lb); err != nil || got != "a" {
-		t.Fatalf("who = %q, %v; want a", got, err)
-	}
-	a.unready.Store(true) // an apiserver shutting down answers 500
-	until(t, c, lb, "b", 10*time.Second)
 }
 
 func TestStopClosesEverything(t *testing.T) {
@@ -175,9 +160,7 @@ func BenchmarkFailover(b *testing.B) {
 		lb.SetBackends([]string{x.addr(), y.addr()})
 		waitHealthy(b, lb, 2)
 		c := client(p, 500*time.Millisecond)
-		if got, err := who(c, lb); err != nil || got != "x" {
-			b.Fatalf("who = %q, %v", got, err)
-		}
+		expectWho(b, c, lb, "x")
 		// Failures happen at any point of the check cycle.
 		time.Sleep(time.Duration(len(took)%3) * 100 * time.Millisecond)
 		x.gate.freeze()

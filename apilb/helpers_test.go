@@ -184,6 +184,14 @@ func who(c *http.Client, b *Balancer) (string, error) {
 	return strings.TrimSpace(string(body)), err
 }
 
+// expectWho fails the test unless the endpoint's answer comes from want.
+func expectWho(t testing.TB, c *http.Client, b *Balancer, want string) {
+	t.Helper()
+	if got, err := who(c, b); err != nil || got != want {
+		t.Fatalf("who = %q, %v; want %s", got, err, want)
+	}
+}
+
 // startBalancer runs a balancer with fast checks over the given apiservers.
 func startBalancer(t testing.TB, p testPKI, prefer string, backends ...*apiserver) *Balancer {
 	t.Helper()
