@@ -78,6 +78,7 @@ type Agent struct {
 	unknownSince map[string]time.Time // decided nodes memberlist has not reported
 	lastPeers    string               // peerKey of the last pod-network update
 	restored     bool                 // RestoreHost succeeded since start
+	promoting    bool                 // becomeMaster started and has not finished
 	chores       clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and

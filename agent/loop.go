@@ -100,6 +100,7 @@ func (a *Agent) reconcile() {
 	a.claim(snap, alive)
 	if a.isAllocator(snap, alive) {
 		a.allocate(snap)
+		a.promote(alive)
 		snap = a.state.Snapshot()
 	}
 	a.announce(snap)

@@ -29,7 +29,8 @@ const nodeGrace = 75 * time.Second
 // (seat 0, the one every worker's endpoint uses first) is killed for good. The worker's
 // endpoint moves to another master; every surviving node stays Ready past the grace period;
 // the workload keeps serving through the worker's NodePort; kubectl works from the worker
-// with its kubelet's credential through the local endpoint; new pods schedule.
+// with its kubelet's credential through the local endpoint; new pods schedule. Then
+// `knode remove` of the lost master frees its seat, and the worker becomes a master.
 func TestScenario9MasterLoss(t *testing.T) {
 	c := formCluster(t, 4, "--masters", "3")
 	ctx := t.Context()
@@ -165,6 +166,37 @@ func TestScenario9MasterLoss(t *testing.T) {
 	if st, err := status(ctx, survivor); err != nil || member(st, victim.Name) != nil {
 		t.Errorf("knode status on %s still lists %s: %v", survivor.Name, victim.Name, err)
 	}
+
+	// The free seat goes to the worker with no operator step: three etcd members again.
+	waitFor(t, worker.Name+" promoted: a master, etcd at 3 members, its apiserver ready", readyTimeout(), func() (bool, string) {
+		st, err := status(ctx, survivor)
+		if err != nil {
+			return false, err.Error()
+		}
+		if m := member(st, worker.Name); m == nil || !slices.Contains(m.Roles, "master") {
+			return false, fmt.Sprintf("member %+v", m)
+		}
+		ms, err := etcdMembers(ctx, survivor)
+		if err != nil || len(ms) != 3 || !slices.Contains(ms, worker.Name) {
+			return false, fmt.Sprintf("etcd members %v %v", ms, err)
+		}
+		out, err := kubectl(ctx, survivor, "--server", "https://"+worker.IP+":6443", "get", "--raw", "/readyz")
+		return err == nil && strings.TrimSpace(out) == "ok", fmt.Sprintf("/readyz on %s: %q %v", worker.Name, out, err)
+	})
+	timing(t, "knode remove -> the worker promoted, etcd at 3 members, its apiserver ready", time.Since(start))
+	waitFor(t, "the 3 remaining nodes Ready", readyTimeout(), func() (bool, string) {
+		nodes, err := kubeNodes(ctx, survivor)
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, n := range nodes {
+			if n.Ready() {
+				ready++
+			}
+		}
+		return ready == 3 && len(nodes) == 3, fmt.Sprintf("%d of %d Ready", ready, len(nodes))
+	})
 }
 
 // TestScenario10MasterResetRejoin: `knode reset` on a healthy master removes its own etcd

@@ -150,6 +150,38 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 	return out
 }
 
+// Promotions fills the master seats left free (a master removed or reset)
+// with the oldest alive workers, one decision per seat: the node keeps its
+// keys, address and subnet and takes the seat. A seat whose holder is merely
+// dead is not free: seats are sticky until released. The caller stamps,
+// signs and publishes the decisions.
+func Promotions(s gossip.Snapshot, alive map[string]bool) []gossip.Assignment {
+	if s.Cluster == nil {
+		return nil
+	}
+	held := map[int]bool{}
+	for _, m := range Masters(s) {
+		held[s.Assignments[m].Seat] = true
+	}
+	var workers []gossip.Assignment
+	for _, a := range ByAge(s.Assignments) {
+		if a.Active() && a.Seat == Worker && alive[a.Node] && !s.Nodes[a.Node].Removed {
+			workers = append(workers, a)
+		}
+	}
+	var out []gossip.Assignment
+	for seat := 0; seat < s.Cluster.Cluster.Masters && len(workers) > 0; seat++ {
+		if held[seat] {
+			continue
+		}
+		a := workers[0]
+		workers = workers[1:]
+		a.Seat = seat
+		out = append(out, a)
+	}
+	return out
+}
+
 // Release is the decision that frees name's subnet and seat when the node
 // cannot announce its own removal (`knode remove` of a dead node); false when
 // name holds neither. The caller stamps, signs and publishes it.

@@ -217,3 +217,27 @@ func TestReleaseFreesSeatAndSubnet(t *testing.T) {
 		t.Errorf("the released seat and subnet not given to the next claimant: %v", n)
 	}
 }
+
+// A released seat goes to the oldest alive worker; a dead master's seat is
+// never taken.
+func TestPromotions(t *testing.T) {
+	s := emptySnap(2)
+	apply(s, Plan(s, claims(claimOf("m0", 1, 0), claimOf("m1", 2, 0), claimOf("w1", 3, 0), claimOf("w2", 4, 0)), testPlan(2), "m0", counter()))
+	alive := map[string]bool{"m0": true, "m1": false, "w1": true, "w2": true}
+	if p := Promotions(s, alive); len(p) != 0 {
+		t.Fatalf("promoted while every seat is held (m1 dead, not released): %v", p)
+	}
+	d, _ := Release(s, "m1")
+	d.Version = 100
+	apply(s, []gossip.Assignment{d})
+	alive["w1"] = false // the oldest worker is dead: the next one is promoted
+	p := Promotions(s, alive)
+	if len(p) != 1 || p[0].Node != "w2" || p[0].Seat != 1 || p[0].PodCIDR != s.Assignments["w2"].PodCIDR || p[0].SignKey != s.Assignments["w2"].SignKey {
+		t.Fatalf("Promotions = %v, want w2 into seat 1 with its subnet and keys", p)
+	}
+	p[0].Version = 101
+	apply(s, p)
+	if !IsMaster(s, "w2") || len(Promotions(s, map[string]bool{"w1": true})) != 0 {
+		t.Fatalf("after the promotion: masters %v", Masters(s))
+	}
+}
