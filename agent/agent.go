@@ -47,6 +47,9 @@ type Options struct {
 	// APIEndpoint, when valid, is where the agent serves the node-local
 	// apiserver endpoint (hostprep.APIEndpoint on a configured node).
 	APIEndpoint netip.AddrPort
+	// Snapshots, when set, makes the agent save scheduled etcd snapshots
+	// while this node is a master with a configured host.
+	Snapshots *SnapshotPolicy
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
@@ -166,6 +169,9 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	go a.loop()
 	a.spawn(a.hostLoop)
+	if p := o.Snapshots; p != nil && p.Every > 0 {
+		a.spawn(func() { a.snapshotLoop(*p) })
+	}
 	return a, nil
 }
 

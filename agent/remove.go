@@ -6,14 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path"
 	"strconv"
 
 	"knode.dev/knode/config"
 	"knode.dev/knode/etcdmember"
 	"knode.dev/knode/gossip"
-	"knode.dev/knode/hostprep"
-	"knode.dev/knode/manifests"
 	"knode.dev/knode/roles"
 )
 
@@ -94,17 +91,14 @@ func (a *Agent) removeEtcdMember(ctx context.Context, name string, addr netip.Ad
 		return "", errors.New("this node's host is not configured by knode: no etcd to reach")
 	}
 	// This master's etcd first, then the other masters' (not the one removed).
-	endpoints := []string{"https://127.0.0.1:2379"}
+	endpoints := []string{LocalEtcd}
 	snap := a.state.Snapshot()
 	for _, m := range roles.Masters(snap) {
 		if as := snap.Assignments[m]; m != name && m != a.id.Name && as.Addr.IsValid() {
 			endpoints = append(endpoints, "https://"+netip.AddrPortFrom(as.Addr, 2379).String())
 		}
 	}
-	cli, err := etcdmember.Dial(etcdmember.Config{Endpoints: endpoints,
-		CAFile:   path.Join(hostprep.PKIDir, manifests.CACert),
-		CertFile: path.Join(hostprep.PKIDir, manifests.APIServerEtcdCert),
-		KeyFile:  path.Join(hostprep.PKIDir, manifests.APIServerEtcdKey)})
+	cli, err := etcdmember.Dial(EtcdConfig(endpoints...))
 	if err != nil {
 		return "", err
 	}

@@ -1,7 +1,8 @@
-// Package etcdmember lists, checks and removes the members of the cluster's
-// etcd through etcd's own client (go.etcd.io/etcd/client/v3, the version the
-// payload embeds), with the apiserver's etcd client certificate. Whether a
-// removal keeps quorum is decided by CheckRemove, a pure function.
+// Package etcdmember talks to the cluster's etcd through etcd's own client
+// (go.etcd.io/etcd/client/v3, the version the payload embeds), with the
+// apiserver's etcd client certificate: it lists, checks and removes members
+// (whether a removal keeps quorum is decided by CheckRemove, a pure
+// function) and saves, lists and prunes snapshots.
 package etcdmember
 
 import (
@@ -39,6 +40,7 @@ type Config struct {
 // Client is a connection to the cluster's etcd.
 type Client struct {
 	cli     *clientv3.Client
+	cfg     clientv3.Config
 	timeout time.Duration
 }
 
@@ -59,14 +61,15 @@ func Dial(c Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate %s: %w", c.CertFile, err)
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	cfg := clientv3.Config{
 		Endpoints: c.Endpoints, DialTimeout: c.Timeout, Logger: zap.NewNop(),
 		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-	})
+	}
+	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", c.Endpoints, err)
 	}
-	return &Client{cli: cli, timeout: c.Timeout}, nil
+	return &Client{cli: cli, cfg: cfg, timeout: c.Timeout}, nil
 }
 
 // Close ends the connection.

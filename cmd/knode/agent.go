@@ -39,6 +39,8 @@ func agentCommand() *cli.Command {
 				}
 				// and serve the node-local apiserver endpoint its kubeconfigs name.
 				o.APIEndpoint = hostprep.APIEndpoint()
+				// and, on a master, save scheduled etcd snapshots.
+				o.Snapshots = &agent.SnapshotPolicy{Every: agent.SnapshotEvery, Keep: agent.SnapshotKeep}
 			}
 			o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			o.Serve = true

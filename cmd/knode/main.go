@@ -76,6 +76,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			tokenCommand(),
 			resetCommand(),
 			removeCommand(),
+			etcdCommand(),
 			phaseCommand(),
 			kubectlCommand(),
 			agentCommand(),
