@@ -52,7 +52,7 @@ func (a *Agent) becomeMaster(ctx context.Context, spec hostprep.Spec, h *HostOpt
 		return nil
 	}
 	if !a.HasSecrets() {
-		a.log.Info("seated as a master; waiting for the master keys")
+		a.log.Debug("seated as a master; waiting for the master keys")
 		return nil // the loop kicks the host again when they arrive
 	}
 	a.mu.Lock()
