@@ -77,6 +77,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			resetCommand(),
 			removeCommand(),
 			etcdCommand(),
+			certsCommand(),
 			phaseCommand(),
 			kubectlCommand(),
 			agentCommand(),
