@@ -185,17 +185,11 @@ func TestScenario9MasterLoss(t *testing.T) {
 	})
 	timing(t, "knode remove -> the worker promoted, etcd at 3 members, its apiserver ready", time.Since(start))
 	waitFor(t, "the 3 remaining nodes Ready", readyTimeout(), func() (bool, string) {
-		nodes, err := kubeNodes(ctx, survivor)
+		ready, total, err := readyNodes(ctx, survivor)
 		if err != nil {
 			return false, err.Error()
 		}
-		ready := 0
-		for _, n := range nodes {
-			if n.Ready() {
-				ready++
-			}
-		}
-		return ready == 3 && len(nodes) == 3, fmt.Sprintf("%d of %d Ready", ready, len(nodes))
+		return ready == 3 && total == 3, fmt.Sprintf("%d of %d Ready", ready, total)
 	})
 }
 
