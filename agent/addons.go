@@ -164,6 +164,10 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 				a.log.Info("deleted the Node of a removed node", "node", name)
 				a.mu.Lock()
 				ch.deleted[name] = true
+				// The name may come back (a reset host joining again, often
+				// with the same subnet): its new Node needs the patch again.
+				delete(ch.patched, name)
+				delete(ch.waiting, name)
 				a.mu.Unlock()
 			}
 		case as.Active() && !done:

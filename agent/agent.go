@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
+	"knode.dev/knode/apilb"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
@@ -44,6 +46,12 @@ type Options struct {
 	Host *HostOptions
 	// Create is a new cluster (from Create); nil when joining or restarting.
 	Create *Genesis
+	// APIEndpoint, when valid, is where the agent serves the node-local
+	// apiserver endpoint (hostprep.APIEndpoint on a configured node).
+	APIEndpoint netip.AddrPort
+	// Snapshots, when set, makes the agent save scheduled etcd snapshots
+	// while this node is a master with a configured host.
+	Snapshots *SnapshotPolicy
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
@@ -58,6 +66,9 @@ type Agent struct {
 	key     *ecdh.PrivateKey   // secrets are sealed to its public half
 	sign    ed25519.PrivateKey // signs this node's records and letters
 	api     *apiServer
+
+	endpoint     *apilb.Balancer // nil without Options.APIEndpoint
+	lastBackends []string        // the endpoint's backends; owned by the loop
 
 	mu        sync.Mutex
 	id        datadir.Identity
@@ -77,6 +88,7 @@ type Agent struct {
 	unknownSince map[string]time.Time // decided nodes memberlist has not reported
 	lastPeers    string               // peerKey of the last pod-network update
 	restored     bool                 // RestoreHost succeeded since start
+	promoting    bool                 // becomeMaster started and has not finished
 	chores       clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and
@@ -156,15 +168,26 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 		g.Leave(time.Second)
 		return nil, err
 	}
+	if err := a.startEndpoint(); err != nil {
+		a.cancel()
+		g.Leave(time.Second)
+		return nil, err
+	}
 	if o.Serve {
 		if a.api, err = serveAPI(o.Dir.Socket(), a); err != nil {
 			a.cancel()
+			if a.endpoint != nil {
+				a.endpoint.Stop()
+			}
 			g.Leave(time.Second)
 			return nil, err
 		}
 	}
 	go a.loop()
 	a.spawn(a.hostLoop)
+	if p := o.Snapshots; p != nil && p.Every > 0 {
+		a.spawn(func() { a.snapshotLoop(*p) })
+	}
 	return a, nil
 }
 

@@ -10,8 +10,12 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
+
+	"knode.dev/knode/config"
+	"knode.dev/knode/etcdmember"
 )
 
 // The local agent serves its status over a unix socket in the data directory
@@ -49,7 +53,24 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 	mux.HandleFunc("POST /v1/remove", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		// Remove stops this server: run it after the answer is sent.
-		go a.Remove(10 * time.Second)
+		go func() {
+			ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+			a.leaveEtcd(ctx, a.state.Snapshot())
+			cancel()
+			a.Remove(10 * time.Second)
+		}()
+	})
+	mux.HandleFunc("POST /v1/nodes/{name}/remove", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		res, err := a.RemoveNode(ctx, r.PathValue("name"), r.URL.Query().Get("force") == "true")
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			w.WriteHeader(removeStatus(err))
+			json.NewEncoder(w).Encode(apiError{Error: err.Error()})
+			return
+		}
+		json.NewEncoder(w).Encode(res)
 	})
 	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Tokens())
@@ -226,6 +247,53 @@ func RequestRemove(ctx context.Context, socket string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return ctx.Err()
+}
+
+// removeStatus is the HTTP status of a refused removal: the client turns
+// 400 back into a usage error (exit code 2).
+func removeStatus(err error) int {
+	switch {
+	case config.IsUsage(err):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrNotMaster):
+		return http.StatusForbidden
+	case errors.Is(err, ErrAlive), errors.Is(err, etcdmember.ErrQuorum):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+// RequestRemoveNode asks the agent on socket (a master's) to remove the node
+// name (`knode remove`).
+func RequestRemoveNode(ctx context.Context, socket, name string, force bool) (RemoveResult, error) {
+	u := "http://knode/v1/nodes/" + url.PathEscape(name) + "/remove"
+	if force {
+		u += "?force=true"
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return RemoveResult{}, err
+	}
+	resp, err := socketClient(socket).Do(req)
+	if err != nil {
+		return RemoveResult{}, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e apiError
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error == "" {
+			return RemoveResult{}, fmt.Errorf("agent on %s answered %s", socket, resp.Status)
+		}
+		if resp.StatusCode == http.StatusBadRequest {
+			return RemoveResult{}, config.Usagef("%s", e.Error)
+		}
+		return RemoveResult{}, errors.New(e.Error)
+	}
+	var res RemoveResult
+	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
+		return res, fmt.Errorf("agent on %s sent an unreadable answer: %w", socket, err)
+	}
+	return res, nil
 }
 
 // socketClient talks HTTP to the agent's unix socket.

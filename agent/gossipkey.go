@@ -51,8 +51,8 @@ func keyHash(k []byte) [8]byte {
 // runs at a time. Nodes that do not confirm the install step within ctx stop
 // the rotation (the old key stays in use) unless force is set.
 func (a *Agent) RotateGossipKey(ctx context.Context, force bool) (RotateReport, error) {
-	if _, err := a.decisionKey(); err != nil {
-		return RotateReport{}, err
+	if _, ok := a.decisionKey(); !ok {
+		return RotateReport{}, ErrNotMaster
 	}
 	if !a.rotating.CompareAndSwap(false, true) {
 		return RotateReport{}, errors.New("a gossip key rotation is already running on this node")

@@ -200,6 +200,9 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err != nil {
 		return nil // no subnet yet: nothing to route
 	}
+	if err := a.becomeMaster(ctx, spec, h); err != nil {
+		return err
+	}
 	key := peerKey(spec)
 	if key == last {
 		return nil

@@ -86,6 +86,7 @@ func (a *Agent) loop() {
 		}
 		lastPass = time.Now()
 		a.reconcile()
+		a.keepEndpoint()
 		a.kickHost()
 		if time.Since(lastReconnect) > 5*a.interval() {
 			a.reconnect()
@@ -110,6 +111,7 @@ func (a *Agent) reconcile() {
 	a.claim(snap, alive)
 	if a.isAllocator(snap, alive) {
 		a.allocate(snap)
+		a.promote(alive)
 		snap = a.state.Snapshot()
 	}
 	a.announce(snap)
@@ -422,6 +424,9 @@ func (a *Agent) Stop(leave bool) error {
 		a.cancel()
 		if a.api != nil {
 			a.api.close()
+		}
+		if a.endpoint != nil {
+			a.endpoint.Stop()
 		}
 		a.saveState()
 		if leave {

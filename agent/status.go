@@ -4,6 +4,7 @@ import (
 	"slices"
 	"time"
 
+	"knode.dev/knode/apilb"
 	"knode.dev/knode/gossip"
 )
 
@@ -17,6 +18,9 @@ type Status struct {
 	// (bad signature, invalid values, unknown author), by the author they
 	// named: a non-zero count means a misbehaving or hostile peer.
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// APIEndpoint is the node-local apiserver endpoint's view of each
+	// master's apiserver (configured nodes only).
+	APIEndpoint []apilb.Status `json:"apiEndpoint,omitempty"`
 }
 
 // ClusterStatus is the cluster's identity and ranges.
@@ -81,6 +85,7 @@ func (a *Agent) Status() Status {
 				Roles: []string{}, Version: m.Version, LastSeen: m.LastSeen.UTC().Truncate(time.Second)})
 		}
 	}
+	st.APIEndpoint = a.EndpointStatus()
 	if r := a.g.Rejected(); len(r) > 0 {
 		st.Refused = r
 	}

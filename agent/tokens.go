@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,7 +18,7 @@ import (
 const DefaultTokenTTL = 24 * time.Hour
 
 // ErrNotMaster says a request needs the master keys this node does not hold.
-var ErrNotMaster = errors.New("this node holds no master keys: run it on a master (`knode status` shows the roles)")
+var ErrNotMaster = errors.New("this node holds no master keys (no decision key): run it on a master (`knode status` shows the roles)")
 
 // ErrNoToken says no token has the given ID.
 var ErrNoToken = errors.New("no such token")
@@ -68,16 +67,6 @@ func (a *Agent) Tokens() []TokenInfo {
 	return out
 }
 
-// decisionKey is the master key that signs decisions and token records.
-func (a *Agent) decisionKey() (ed25519.PrivateKey, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.secrets == nil || len(a.secrets.DecisionKey) != ed25519.SeedSize {
-		return nil, ErrNotMaster
-	}
-	return ed25519.NewKeyFromSeed(a.secrets.DecisionKey), nil
-}
-
 // CreateToken makes a join token valid for ttl (0: no expiry) and tells the
 // cluster, so that any member admits a machine holding it. Only a master
 // can: the record is signed with the decision key.
@@ -102,9 +91,9 @@ func (a *Agent) CreateToken(ttl time.Duration, description string, master bool) 
 }
 
 func (a *Agent) publishToken(tok pki.Token, ttl time.Duration, description string, master bool) (gossip.TokenRecord, error) {
-	key, err := a.decisionKey()
-	if err != nil {
-		return gossip.TokenRecord{}, err
+	key, ok := a.decisionKey()
+	if !ok {
+		return gossip.TokenRecord{}, ErrNotMaster
 	}
 	now := time.Now()
 	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: description, Master: master,
@@ -127,9 +116,9 @@ func (a *Agent) DeleteToken(id string) error {
 	if !ok {
 		return fmt.Errorf("%w with ID %s (see `knode token list`)", ErrNoToken, id)
 	}
-	key, err := a.decisionKey()
-	if err != nil {
-		return err
+	key, ok := a.decisionKey()
+	if !ok {
+		return ErrNotMaster
 	}
 	rec.Deleted, rec.By = true, a.id.Name
 	rec.Gen = max(rec.Gen+1, uint64(time.Now().UnixNano()))

@@ -39,6 +39,9 @@ const (
 	SecretsDir      = "secrets"
 	CredsDir        = "creds" // this node's client certificates, signed by a master
 	SocketFile      = "knode.sock"
+	// SnapshotsDir holds a master's etcd snapshots; `reset --keep-data`
+	// keeps them.
+	SnapshotsDir = "snapshots"
 )
 
 // Path joins elem under the data directory.

@@ -212,19 +212,24 @@ func formCluster(t *testing.T, n int, initArgs ...string) *cluster {
 func (c *cluster) waitReady(t *testing.T, want int, start time.Time, what string) {
 	t.Helper()
 	waitFor(t, what, readyTimeout(), func() (bool, string) {
-		nodes, err := kubeNodes(t.Context(), c.first())
+		ready, _, err := readyNodes(t.Context(), c.first())
 		if err != nil {
 			return false, err.Error()
-		}
-		ready := 0
-		for _, n := range nodes {
-			if n.Ready() {
-				ready++
-			}
 		}
 		return ready >= want, fmt.Sprintf("%d/%d Ready", ready, want)
 	})
 	timing(t, what, time.Since(start))
+}
+
+// readyNodes counts the Node objects, and the Ready ones, as node on sees them.
+func readyNodes(ctx context.Context, on *lab.Node) (ready, total int, err error) {
+	nodes, err := kubeNodes(ctx, on)
+	for _, n := range nodes {
+		if n.Ready() {
+			ready++
+		}
+	}
+	return ready, len(nodes), err
 }
 
 // kubeNode is the part of a Node object the scenarios look at.

@@ -48,9 +48,10 @@ func TestScenario3HostKubectl(t *testing.T) {
 		}
 		raw = out
 	}
-	server := regexp.MustCompile(`(server:\s*https://)(127\.0\.0\.1|localhost)`)
+	// The node-local endpoint (127.0.0.1:6444) becomes the master's own apiserver.
+	server := regexp.MustCompile(`(server:\s*https://)(127\.0\.0\.1|localhost)(:\d+)?`)
 	kc := filepath.Join(t.TempDir(), "admin.kubeconfig")
-	if err := os.WriteFile(kc, []byte(server.ReplaceAllString(raw, "${1}"+c.first().IP)), 0o600); err != nil {
+	if err := os.WriteFile(kc, []byte(server.ReplaceAllString(raw, "${1}"+c.first().IP+":6443")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(t.Context(), hostKubectl, "--kubeconfig", kc, "get", "nodes", "-o", "name").CombinedOutput()
@@ -131,7 +132,8 @@ func TestScenario4HA(t *testing.T) {
 		if err != nil || len(ms) != 3 {
 			return false, fmt.Sprintf("etcd on %s: %v %v", victim.Name, ms, err)
 		}
-		out, err := kubectl(ctx, victim, "get", "--raw", "/readyz")
+		// Its own apiserver, not the node-local endpoint (which another master answers).
+		out, err := kubectl(ctx, victim, "--server", "https://"+victim.IP+":6443", "get", "--raw", "/readyz")
 		return err == nil && strings.TrimSpace(out) == "ok", fmt.Sprintf("/readyz on %s: %q %v", victim.Name, out, err)
 	})
 	timing(t, "restarted master healthy again", time.Since(start))

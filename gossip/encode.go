@@ -120,7 +120,14 @@ func (a *Assignment) body(e *enc) {
 	e.prefix(a.PodCIDR)
 	e.varint(int64(a.Seat))
 	e.string(a.Error)
-	e.bool(a.Released)
+	var flags byte
+	if a.Released {
+		flags |= 1
+	}
+	if a.MaySeat {
+		flags |= 2
+	}
+	e.byte(flags)
 	e.uvarint(a.Version)
 	e.string(a.By)
 }
@@ -156,7 +163,11 @@ func decodeAssignment(b []byte) (Assignment, error) {
 	}
 	a.Seat = int(seat)
 	a.Error = d.string(maxText)
-	a.Released = d.bool()
+	flags := d.byte()
+	if flags > 3 {
+		d.fail(fmt.Errorf("unknown decision flags %#x", flags))
+	}
+	a.Released, a.MaySeat = flags&1 != 0, flags&2 != 0
 	a.Version = d.uvarint()
 	a.By = d.string(maxName)
 	d.fixed(a.Sig[:])

@@ -113,9 +113,12 @@ type Assignment struct {
 	// Error is set when no decision is possible (pod range exhausted).
 	Error    string `json:"error,omitempty"`
 	Released bool   `json:"released,omitempty"`
-	Version  uint64 `json:"version"` // Lamport time of the decision
-	By       string `json:"by"`      // the allocator that made it
-	Sig      Sig    `json:"sig"`
+	// MaySeat: the node was admitted with a master token, so it may hold a
+	// master seat (now, or when one is released and it is promoted).
+	MaySeat bool   `json:"maySeat,omitempty"`
+	Version uint64 `json:"version"` // Lamport time of the decision
+	By      string `json:"by"`      // the allocator that made it
+	Sig     Sig    `json:"sig"`
 }
 
 // Newer reports whether a should replace b: higher version, then author name,

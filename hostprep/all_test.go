@@ -103,8 +103,20 @@ func TestAllPhases(t *testing.T) {
 				t.Errorf("second apply: %v %v", cs, err)
 			}
 			kc, _ := f.Files.ReadFile(hostprep.KubeletKubeconfig)
-			if !strings.Contains(string(kc), "server: https://172.31.0.") || !strings.Contains(string(kc), "system:node:b") {
+			// Every client goes through the node-local endpoint, and every
+			// master's serving certificate names it.
+			if !strings.Contains(string(kc), "server: https://"+hostprep.APIEndpoint().String()+"\n") || !strings.Contains(string(kc), "system:node:b") {
 				t.Errorf("kubelet.conf:\n%s", kc)
+			}
+			if tt.master {
+				certPEM, _ := f.Files.ReadFile(hostprep.PKIDir + "/apiserver.crt")
+				cert, err := pki.ParseCert(certPEM)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := cert.VerifyHostname(hostprep.APIEndpoint().Addr().String()); err != nil {
+					t.Errorf("the apiserver certificate does not cover the node-local endpoint: %v", err)
+				}
 			}
 			if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
 				t.Fatalf("reset: %v", err)

@@ -1,6 +1,9 @@
 package hostprep
 
-import "path"
+import (
+	"net/netip"
+	"path"
+)
 
 // Host paths knode owns. They are absolute paths on the host; a Files
 // implementation may place them under a root prefix.
@@ -24,6 +27,23 @@ const (
 	// Deployment (CoreDNS) mount it to run them.
 	PayloadLink = "/opt/knode/bin"
 )
+
+// Ports of the apiserver.
+const (
+	// APIServerPort is each master's apiserver, on all its addresses.
+	APIServerPort = 6443
+	// APIEndpointPort is the node-local apiserver endpoint's port on
+	// 127.0.0.1 (see APIEndpoint): 6443 is taken by the apiserver on
+	// masters; 6444 is also k3s's choice.
+	APIEndpointPort = 6444
+)
+
+// APIEndpoint is the node-local apiserver endpoint the agent serves on every
+// node (package apilb): a balancer over the masters' apiservers, which every
+// kubeconfig knode writes points at.
+func APIEndpoint() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), APIEndpointPort)
+}
 
 // statePath is where hostprep keeps what it must know to undo its changes.
 func (s *Spec) statePath(name string) string {

@@ -80,18 +80,10 @@ func leaves(s *Spec) []leaf {
 	)
 }
 
-// apiServerURL is the apiserver this node's clients talk to: its own on a
-// master, the first master's elsewhere.
-func apiServerURL(s *Spec) (string, error) {
-	if s.Self.Master {
-		return "https://" + netip.AddrPortFrom(s.Self.Address, 6443).String(), nil
-	}
-	ms := s.Masters()
-	if len(ms) == 0 {
-		return "", errors.New("no master known: cannot point kubeconfigs at an apiserver")
-	}
-	return "https://" + netip.AddrPortFrom(ms[0].Address, 6443).String(), nil
-}
+// apiServerURL is the apiserver this node's clients talk to: the node-local
+// endpoint, which the agent keeps pointed at the healthy masters, so that no
+// client depends on one master and a change of masters rewrites no file.
+func apiServerURL() string { return "https://" + APIEndpoint().String() }
 
 func pkiPhase() Phase {
 	return Phase{
@@ -115,10 +107,7 @@ func planPKI(ctx context.Context, e *Env) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	server, err := apiServerURL(s)
-	if err != nil {
-		return nil, err
-	}
+	server := apiServerURL()
 	var cs []Change
 	add := func(name string, data []byte, perm uint32) error {
 		c, err := planFile(e, name, data, fsMode(perm))

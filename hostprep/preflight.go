@@ -136,9 +136,9 @@ func checkSwap(ctx context.Context, e *Env) ([]error, []error) {
 
 // nodePorts returns the TCP ports the node's components will listen on.
 func nodePorts(s *Spec) []int {
-	ports := []int{10250, 10256}
+	ports := []int{10250, 10256, APIEndpointPort}
 	if s.Self.Master {
-		ports = append(ports, 6443, 2379, 2380, 2381, 10257, 10259)
+		ports = append(ports, APIServerPort, 2379, 2380, 2381, 10257, 10259)
 	}
 	return ports
 }

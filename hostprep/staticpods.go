@@ -85,7 +85,7 @@ func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	if len(cs) == 0 {
 		return nil, nil
 	}
-	url := "https://" + netip.AddrPortFrom(s.Self.Address, 6443).String() + "/readyz"
+	url := "https://" + netip.AddrPortFrom(s.Self.Address, APIServerPort).String() + "/readyz"
 	wait := change("wait for the local apiserver ("+url+")", func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, apiServerWait)
 		defer cancel()

@@ -1,5 +1,11 @@
 package manifests
 
+import (
+	"fmt"
+
+	"sigs.k8s.io/yaml"
+)
+
 // Kubeconfig is a client configuration with embedded credentials.
 type Kubeconfig struct {
 	Cluster string
@@ -61,4 +67,19 @@ func KubeconfigFile(k Kubeconfig) []byte {
 		Contexts:       []namedContext{ctx},
 		CurrentContext: ctx.Name,
 	})
+}
+
+// ParseKubeconfig reads back a kubeconfig KubeconfigFile wrote (its first
+// cluster and user), strictly: an unknown field is an error.
+func ParseKubeconfig(data []byte) (Kubeconfig, error) {
+	var kc kubeconfig
+	if err := yaml.UnmarshalStrict(data, &kc); err != nil {
+		return Kubeconfig{}, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if len(kc.Clusters) == 0 || len(kc.Users) == 0 {
+		return Kubeconfig{}, fmt.Errorf("kubeconfig: no cluster or no user")
+	}
+	cl, u := kc.Clusters[0], kc.Users[0]
+	return Kubeconfig{Cluster: cl.Name, Server: cl.Cluster.Server, CAPEM: cl.Cluster.CAData,
+		User: u.Name, CertPEM: u.User.CertData, KeyPEM: u.User.KeyData}, nil
 }

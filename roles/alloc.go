@@ -114,7 +114,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		}
 	}
 	place := func(a gossip.Assignment, want netip.Prefix, old gossip.Assignment, hadOld, maySeat bool) {
-		a.Seat = Worker
+		a.Seat, a.MaySeat = Worker, maySeat
 		if maySeat {
 			a.Seat = freeSeat(seats, c.Masters)
 		}
@@ -135,8 +135,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		}
 	}
 	for _, a := range redo {
-		// A master moved off a doubly-held seat stays eligible for one.
-		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true, a.Seat >= 0)
+		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true, a.MaySeat || a.Seat >= 0)
 	}
 	// Claims, oldest first.
 	for _, cl := range sortedClaims(claims) {
@@ -160,6 +159,50 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 			tok.Master)
 	}
 	return out
+}
+
+// Promotions fills the master seats left free (a master removed or reset)
+// with the oldest alive workers admitted with a master token (MaySeat), one
+// decision per seat: a worker token never leads to a seat. The node keeps its
+// keys, address and subnet and takes the seat. A seat whose holder is merely
+// dead is not free: seats are sticky until released. The caller stamps,
+// signs and publishes the decisions.
+func Promotions(s gossip.Snapshot, alive map[string]bool) []gossip.Assignment {
+	if s.Cluster == nil {
+		return nil
+	}
+	held := map[int]bool{}
+	for _, m := range Masters(s) {
+		held[s.Assignments[m].Seat] = true
+	}
+	var workers []gossip.Assignment
+	for _, a := range ByAge(s.Assignments) {
+		if a.Active() && a.Seat == Worker && a.MaySeat && alive[a.Node] && !s.Nodes[a.Node].Removed {
+			workers = append(workers, a)
+		}
+	}
+	var out []gossip.Assignment
+	for seat := 0; seat < s.Cluster.Cluster.Masters && len(workers) > 0; seat++ {
+		if held[seat] {
+			continue
+		}
+		a := workers[0]
+		workers = workers[1:]
+		a.Seat = seat
+		out = append(out, a)
+	}
+	return out
+}
+
+// Release is the decision that frees name's subnet and seat when the node
+// cannot announce its own removal (`knode remove` of a dead node); false when
+// name holds neither. The caller stamps, signs and publishes it.
+func Release(s gossip.Snapshot, name string) (gossip.Assignment, bool) {
+	a, ok := s.Assignments[name]
+	if !ok || a.Released {
+		return gossip.Assignment{}, false
+	}
+	return released(a), true
 }
 
 // released is the decision that frees a's subnet and seat; the keys stay

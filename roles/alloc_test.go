@@ -243,3 +243,66 @@ func TestSubnet(t *testing.T) {
 		t.Errorf("/26 #5: %s", got)
 	}
 }
+
+// A dead master released by `knode remove`: its seat and subnet are free for
+// the next claimant, and it is no longer a master.
+func TestReleaseFreesSeatAndSubnet(t *testing.T) {
+	s := emptySnap(1)
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "w", counter()))
+	if _, ok := Release(s, "nobody"); ok {
+		t.Fatal("released a node that holds nothing")
+	}
+	d, ok := Release(s, "m")
+	if !ok || !d.Released || d.Seat != Worker || d.PodCIDR.IsValid() || d.SignKey != s.Assignments["m"].SignKey {
+		t.Fatalf("Release(m) = %v, %v", d, ok)
+	}
+	d.Version = 100
+	apply(s, []gossip.Assignment{d})
+	if IsMaster(s, "m") {
+		t.Fatal("a released master still holds its seat")
+	}
+	if _, ok := Release(s, "m"); ok {
+		t.Fatal("released twice")
+	}
+	apply(s, Plan(s, claims(claimOf("n", 9, 0)), testPlan(1), "w", counter()))
+	if n := s.Assignments["n"]; n.Seat != 0 || n.PodCIDR != netip.MustParsePrefix("10.10.0.0/24") {
+		t.Errorf("the released seat and subnet not given to the next claimant: %v", n)
+	}
+}
+
+// A released seat goes to the oldest alive worker; a dead master's seat is
+// never taken.
+func TestPromotions(t *testing.T) {
+	s := emptySnap(2)
+	apply(s, Plan(s, claims(claimOf("m0", 1, 0), claimOf("m1", 2, 0), claimOf("w1", 3, 0), claimOf("w2", 4, 0)), testPlan(2), "m0", counter()))
+	alive := map[string]bool{"m0": true, "m1": false, "w1": true, "w2": true}
+	if p := Promotions(s, alive); len(p) != 0 {
+		t.Fatalf("promoted while every seat is held (m1 dead, not released): %v", p)
+	}
+	d, _ := Release(s, "m1")
+	d.Version = 100
+	apply(s, []gossip.Assignment{d})
+	alive["w1"] = false // the oldest worker is dead: the next one is promoted
+	p := Promotions(s, alive)
+	if len(p) != 1 || p[0].Node != "w2" || p[0].Seat != 1 || p[0].PodCIDR != s.Assignments["w2"].PodCIDR || p[0].SignKey != s.Assignments["w2"].SignKey {
+		t.Fatalf("Promotions = %v, want w2 into seat 1 with its subnet and keys", p)
+	}
+	p[0].Version = 101
+	apply(s, p)
+	if !IsMaster(s, "w2") || len(Promotions(s, map[string]bool{"w1": true})) != 0 {
+		t.Fatalf("after the promotion: masters %v", Masters(s))
+	}
+}
+
+// TestPromotionNeedsAMasterToken: a free seat is offered only to a worker
+// admitted with a master token, however old the others are.
+func TestPromotionNeedsAMasterToken(t *testing.T) {
+	s := emptySnap(3)
+	s.Assignments["m"] = gossip.Assignment{Node: "m", PodCIDR: netip.MustParsePrefix("10.10.0.0/24"), Seat: 0, MaySeat: true, Version: 1, By: "m"}
+	s.Assignments["old"] = gossip.Assignment{Node: "old", PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), Seat: Worker, Version: 2, By: "m"}
+	s.Assignments["eligible"] = gossip.Assignment{Node: "eligible", PodCIDR: netip.MustParsePrefix("10.10.2.0/24"), Seat: Worker, MaySeat: true, Version: 3, By: "m"}
+	got := Promotions(s, map[string]bool{"m": true, "old": true, "eligible": true})
+	if len(got) != 1 || got[0].Node != "eligible" || got[0].Seat != 1 {
+		t.Fatalf("promotions %+v, want eligible to seat 1 alone", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
+	"knode.dev/knode/hostprep"
 )
 
 func agentCommand() *cli.Command {
@@ -32,10 +33,14 @@ func agentCommand() *cli.Command {
 				return err
 			}
 			if id.Host {
-				// A configured node: keep its pod network current.
+				// A configured node: keep its pod network current,
 				if o.Host, err = hostOptions(c.Context, dir.Root, c.App.ErrWriter); err != nil {
 					return err
 				}
+				// and serve the node-local apiserver endpoint its kubeconfigs name.
+				o.APIEndpoint = hostprep.APIEndpoint()
+				// and, on a master, save scheduled etcd snapshots.
+				o.Snapshots = &agent.SnapshotPolicy{Every: agent.SnapshotEvery, Keep: agent.SnapshotKeep}
 			}
 			o.Logger = slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 			o.Serve = true

@@ -227,6 +227,24 @@ func TestInitJoinStatusTokenReset(t *testing.T) {
 	if strings.Contains(out, made.Token) {
 		t.Error("token list shows a secret")
 	}
+	// knode remove: only a master's agent signs a release, never of a live
+	// node without --force, and only of a node that holds a place.
+	for _, tc := range []struct {
+		args []string
+		exit int
+		want string
+	}{
+		{[]string{"remove", "--data-dir", d1}, exitUsage, "one node name"},
+		{[]string{"remove", "nobody", "--data-dir", d1}, exitUsage, `"nobody"`},
+		{[]string{"remove", "a", "--data-dir", d1}, exitUsage, "knode reset"},
+		{[]string{"remove", "b", "--data-dir", d1}, exitError, "still answers gossip"},
+		{[]string{"remove", "a", "--force", "--data-dir", d2}, exitError, "decision key"},
+	} {
+		code, _, stderr := knode(context.Background(), tc.args...)
+		if code != tc.exit || !strings.Contains(stderr, tc.want) {
+			t.Errorf("knode %v: exit %d %q, want exit %d and %q", tc.args, code, stderr, tc.exit, tc.want)
+		}
+	}
 	// reset b while its agent runs: it leaves, its foreground process ends.
 	code, _, stderr = knode(context.Background(), "reset", "--data-dir", d2)
 	if code != 0 {

@@ -72,7 +72,8 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 		return nil
 	}
 	p.Step("leaving the cluster")
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	// A master first leaves etcd (up to 10 s), then waits for its release (10 s).
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err := agent.RequestRemove(ctx, dir.Socket())
 	if err == nil {

@@ -483,7 +483,7 @@ The lab is up. From this host:
 EOF
 }
 
-# export_kubeconfig IP: the admin kubeconfig of the first node, pointing at IP instead of loopback.
+# export_kubeconfig IP: the admin kubeconfig of the first node, pointing at the apiserver on IP instead of loopback.
 export_kubeconfig() {
   local ip=$1 out=$WORK/admin.kubeconfig n; n=$(node_name 1)
   if ! { d exec "$n" knode kubectl config view --raw --minify >"$out.tmp" 2>/dev/null && grep -q 'server:' "$out.tmp"; }; then
@@ -493,7 +493,8 @@ export_kubeconfig() {
     done
   fi
   grep -q 'server:' "$out.tmp" 2>/dev/null || { rm -f "$out.tmp"; return 1; }
-  sed -E "s#(server: *https?://)(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?#\1$ip\3#" "$out.tmp" >"$out"
+  # knode's kubeconfigs name the node-local endpoint (127.0.0.1:6444); from the host, the node's own apiserver.
+  sed -E "s#(server: *https?://)(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?#\1$ip:6443#" "$out.tmp" >"$out"
   rm -f "$out.tmp"; chmod 0600 "$out"
   say "admin kubeconfig: $out (server $(awk '/server:/{print $2; exit}' "$out"))"
   if [ -x /usr/bin/kubectl ]; then

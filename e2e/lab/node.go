@@ -64,6 +64,13 @@ func (n *Node) Stop(ctx context.Context) error {
 	return err
 }
 
+// Kill stops the node container at once (SIGKILL: no shutdown, its address vanishes from
+// the network as a crashed or unplugged machine's does).
+func (n *Node) Kill(ctx context.Context) error {
+	_, err := n.lab.DockerCmd(ctx, "kill", n.Name)
+	return err
+}
+
 // Start starts a stopped node and waits until its systemd is running.
 func (n *Node) Start(ctx context.Context) error {
 	if _, err := n.lab.DockerCmd(ctx, "start", n.Name); err != nil {

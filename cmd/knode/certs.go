@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/hostprep"
+	"knode.dev/knode/manifests"
+	"knode.dev/knode/pki"
+)
+
+func certsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "certs",
+		Usage: "list this node's certificates (PKI files and kubeconfigs) with their expiry",
+		Description: "Every *.crt under " + hostprep.PKIDir + " and the client certificate embedded in each kubeconfig\n" +
+			"knode writes, soonest expiry first. Nothing renews them yet: leaf certificates last one year.\n" +
+			"--json prints a list of {path, subject, issuer, notAfter, daysLeft}.",
+		Flags: []cli.Flag{jsonFlag()},
+		Action: func(c *cli.Context) error {
+			certs, err := listCerts("/", time.Now())
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if certs == nil {
+					certs = []certInfo{}
+				}
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(certs)
+			}
+			printCerts(c.App.Writer, certs)
+			return nil
+		},
+	}
+}
+
+// certInfo is one certificate on this node.
+type certInfo struct {
+	Path     string    `json:"path"`
+	Subject  string    `json:"subject"`
+	Issuer   string    `json:"issuer"`
+	NotAfter time.Time `json:"notAfter"`
+	DaysLeft int       `json:"daysLeft"`
+}
+
+// kubeconfigPaths are the kubeconfigs knode writes (masters have all of them).
+func kubeconfigPaths() []string {
+	return []string{hostprep.KubeletKubeconfig, hostprep.KubeProxyKubeconfig, hostprep.AdminKubeconfig,
+		path.Join(hostprep.KubernetesDir, manifests.ControllerManagerConf), path.Join(hostprep.KubernetesDir, manifests.SchedulerConf)}
+}
+
+// listCerts reads the certificates under root (a prefix for tests: "/" on a
+// node), soonest expiry first. Missing files are skipped; unreadable ones are
+// an error naming them.
+func listCerts(root string, now time.Time) ([]certInfo, error) {
+	var out []certInfo
+	add := func(p string, certPEM []byte) error {
+		cert, err := pki.ParseCert(certPEM)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		out = append(out, certInfo{Path: p, Subject: cert.Subject.String(), Issuer: cert.Issuer.String(),
+			NotAfter: cert.NotAfter.UTC(), DaysLeft: int(cert.NotAfter.Sub(now).Hours() / 24)})
+		return nil
+	}
+	pkiDir := filepath.Join(root, hostprep.PKIDir)
+	err := filepath.WalkDir(pkiDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".crt") {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return add(strings.TrimPrefix(p, filepath.Clean(root)), data)
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("list certificates: %w", err)
+	}
+	for _, kc := range kubeconfigPaths() {
+		data, err := os.ReadFile(filepath.Join(root, kc))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		k, err := manifests.ParseKubeconfig(data)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", kc, err)
+		}
+		if err := add(kc, k.CertPEM); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortStableFunc(out, func(a, b certInfo) int { return a.NotAfter.Compare(b.NotAfter) })
+	return out, nil
+}
+
+func printCerts(w io.Writer, certs []certInfo) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EXPIRES\tDAYS LEFT\tSUBJECT\tPATH")
+	for _, c := range certs {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.NotAfter.Format(time.RFC3339), c.DaysLeft, c.Subject, c.Path)
+	}
+	tw.Flush()
+}

@@ -1,0 +1,166 @@
+package etcdmember
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	"knode.dev/knode/pki"
+)
+
+// The real etcd (the payload's version, embedded in the test), three members
+// in this process, TLS with client certificates as in a cluster.
+
+func freeURL(t *testing.T, scheme string) url.URL {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return url.URL{Scheme: scheme, Host: l.Addr().String()}
+}
+
+// writeCreds writes the CA, a server certificate for 127.0.0.1 and a client
+// certificate into dir.
+func writeCreds(t *testing.T, dir string) (ca, srvCert, srvKey, cliCert, cliKey string) {
+	t.Helper()
+	c, err := pki.NewCA("test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := pki.Issue(c, pki.CertSpec{CommonName: "etcd", IPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Server: true, Client: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := pki.Issue(c, pki.CertSpec{CommonName: "kube-apiserver-etcd-client", Client: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"ca.crt": c.CertPEM, "srv.crt": srv.CertPEM, "srv.key": srv.KeyPEM, "cli.crt": cli.CertPEM, "cli.key": cli.KeyPEM}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	return p("ca.crt"), p("srv.crt"), p("srv.key"), p("cli.crt"), p("cli.key")
+}
+
+type testEtcd struct {
+	members []*embed.Etcd
+	stop    []func()
+	clients []string
+	cfg     Config
+}
+
+func startEtcd(t *testing.T, n int) *testEtcd {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts etcd")
+	}
+	dir := t.TempDir()
+	ca, sc, sk, cc, ck := writeCreds(t, dir)
+	var peers, clients []url.URL
+	var initial []string
+	for i := range n {
+		peers, clients = append(peers, freeURL(t, "http")), append(clients, freeURL(t, "https"))
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peers[i].String()))
+	}
+	te := &testEtcd{}
+	for i := range n {
+		cfg := embed.NewConfig()
+		cfg.Name, cfg.Dir = fmt.Sprintf("m%d", i), filepath.Join(dir, fmt.Sprintf("m%d", i))
+		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peers[i]}, []url.URL{peers[i]}
+		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{clients[i]}, []url.URL{clients[i]}
+		cfg.InitialCluster, cfg.InitialClusterToken = strings.Join(initial, ","), "test"
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: sc, KeyFile: sk, TrustedCAFile: ca, ClientCertAuth: true}
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+		e, err := embed.StartEtcd(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := sync.OnceFunc(e.Close)
+		t.Cleanup(stop)
+		te.members = append(te.members, e)
+		te.stop = append(te.stop, stop)
+		te.clients = append(te.clients, clients[i].String())
+	}
+	for _, e := range te.members {
+		select {
+		case <-e.Server.ReadyNotify():
+		case <-time.After(30 * time.Second):
+			t.Fatal("etcd not ready after 30 s")
+		}
+	}
+	te.cfg = Config{Endpoints: te.clients[:1], CAFile: ca, CertFile: cc, KeyFile: ck}
+	return te
+}
+
+func TestAgainstEtcd(t *testing.T) {
+	te := startEtcd(t, 3)
+	ctx := context.Background()
+	cli, err := Dial(te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ms, err := cli.List(ctx)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("List = %+v, %v", ms, err)
+	}
+	for _, m := range ms {
+		if !m.Healthy {
+			t.Fatalf("member %s not healthy: %+v", m.Name, ms)
+		}
+	}
+
+	te.stop[2]() // m2 dies
+	ms, err = cli.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, _ := Find(ms, "m1", "")
+	m2, ok := Find(ms, "m2", "")
+	if !ok || m2.Healthy || !m1.Healthy {
+		t.Fatalf("after m2 stopped: %+v", ms)
+	}
+	if err := CheckRemove(ms, m1.ID); !errors.Is(err, ErrQuorum) {
+		t.Errorf("removing healthy m1 with m2 dead: %v, want ErrQuorum", err)
+	}
+	if err := CheckRemove(ms, m2.ID); err != nil {
+		t.Fatalf("removing dead m2: %v", err)
+	}
+	if err := cli.Remove(ctx, m2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err = cli.List(ctx); err != nil || len(ms) != 2 {
+		t.Fatalf("after the removal: %+v, %v", ms, err)
+	}
+
+	snaps := filepath.Join(t.TempDir(), "snapshots")
+	p, err := cli.Save(ctx, snaps, Manual, "m0", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("snapshot %s: %v %v", p, fi, err)
+	}
+	if files, err := List(snaps); err != nil || len(files) != 1 || files[0].Path != p || files[0].Node != "m0" {
+		t.Fatalf("List = %+v, %v", files, err)
+	}
+}
