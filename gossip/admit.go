@@ -14,7 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -49,9 +51,16 @@ const (
 	admitTimeout = 10 * time.Second
 	// admitWait is how long a member waits for the record of a token it
 	// does not know yet (gossip spreads a new one in well under a second).
-	admitWait   = 2 * time.Second
-	domainAdmit = "knode join request v1\x00"
-	labelAdmit  = "knode join keys v1"
+	admitWait = 2 * time.Second
+	// admitBusy answers a request that found no free slot.
+	admitBusy = 2
+	// admitReadTimeout bounds the wait for a request's bytes.
+	admitReadTimeout = 3 * time.Second
+	// maxAdmittingFrom bounds the join requests served at once for one
+	// source address.
+	maxAdmittingFrom = 4
+	domainAdmit      = "knode join request v1\x00"
+	labelAdmit       = "knode join keys v1"
 )
 
 // ErrTokenRefused says the member refused the token: unknown, expired or
@@ -70,6 +79,23 @@ type Admission struct {
 func Admit(ctx context.Context, peer string, tok pki.Token) (Admission, error) {
 	ctx, cancel := context.WithTimeout(ctx, admitTimeout)
 	defer cancel()
+	for {
+		adm, err := admitOnce(ctx, peer, tok)
+		if !errors.Is(err, errBusy) {
+			return adm, err
+		}
+		select {
+		case <-ctx.Done():
+			return Admission{}, fmt.Errorf("%w through %s: the member is busy admitting others", ErrJoin, peer)
+		case <-time.After(time.Duration(100+mrand.IntN(400)) * time.Millisecond):
+		}
+	}
+}
+
+// errBusy says the member had no free slot for the request.
+var errBusy = errors.New("busy")
+
+func admitOnce(ctx context.Context, peer string, tok pki.Token) (Admission, error) {
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", peer)
 	if err != nil {
 		return Admission{}, fmt.Errorf("%w through %s: %v", ErrJoin, peer, err)
@@ -103,6 +129,9 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 			return Admission{}, fmt.Errorf("%w through %s: the peer closed the connection without answering: check that a knode agent of this version runs there", ErrJoin, peer)
 		}
 		return Admission{}, fmt.Errorf("%w through %s: no answer to the join request: %v", ErrJoin, peer, err)
+	}
+	if status == admitBusy {
+		return Admission{}, errBusy
 	}
 	d := dec{b: mustReadAll(r)}
 	if status != 0 {
@@ -210,12 +239,15 @@ func decodeAdmission(b []byte) (Admission, error) {
 // (the magic already read).
 func (n *Node) answerAdmission(conn net.Conn, r io.Reader) {
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(admitTimeout))
+	// A joiner writes its whole request at once: a slow one is turned away
+	// soon, so that a few silent connections cannot hold the slots.
+	conn.SetDeadline(time.Now().Add(admitReadTimeout))
 	req := make([]byte, admitReqSize)
 	copy(req, admitMagic)
 	if _, err := io.ReadFull(r, req[len(admitMagic):]); err != nil {
 		return
 	}
+	conn.SetDeadline(time.Now().Add(admitTimeout))
 	from := conn.RemoteAddr().String()
 	var id [8]byte
 	copy(id[:], req[4:12])
@@ -284,15 +316,19 @@ type admitTransport struct {
 	streams chan net.Conn
 	done    chan struct{}
 	// busy bounds the join requests served at once: anyone can connect,
-	// so a flood of them is turned away rather than queued.
-	busy chan struct{}
+	// so a flood of them is turned away rather than queued; perSource
+	// keeps one source from taking every slot.
+	busy      chan struct{}
+	mu        sync.Mutex
+	perSource map[string]int
 }
 
 // maxAdmitting bounds the join requests a member serves at once.
 const maxAdmitting = 32
 
 func newAdmitTransport(inner memberlist.Transport, n *Node) *admitTransport {
-	t := &admitTransport{Transport: inner, n: n, streams: make(chan net.Conn), done: make(chan struct{}), busy: make(chan struct{}, maxAdmitting)}
+	t := &admitTransport{Transport: inner, n: n, streams: make(chan net.Conn), done: make(chan struct{}), busy: make(chan struct{}, maxAdmitting),
+		perSource: map[string]int{}}
 	go t.sort()
 	return t
 }
@@ -319,7 +355,7 @@ func (t *admitTransport) sort() {
 // sortOne reads the first bytes of a stream: memberlist always writes a
 // whole message before it waits for an answer, so they are there.
 func (t *admitTransport) sortOne(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(admitTimeout))
+	c.SetReadDeadline(time.Now().Add(admitReadTimeout))
 	r := bufio.NewReaderSize(c, 256)
 	head, err := r.Peek(len(admitMagic))
 	if err != nil {
@@ -327,14 +363,17 @@ func (t *admitTransport) sortOne(c net.Conn) {
 		return
 	}
 	if string(head) == admitMagic {
-		select {
-		case t.busy <- struct{}{}:
-			defer func() { <-t.busy }()
-		default:
-			t.n.rejects.add("(joiner)", fmt.Errorf("join request from %s turned away: %d being served", c.RemoteAddr(), maxAdmitting))
+		release, ok := t.admitting(c.RemoteAddr())
+		if !ok {
+			// Busy: the joiner asks again shortly. Its request is read
+			// first (closing on unread bytes would reset the connection
+			// before the answer arrives).
+			io.ReadFull(r, make([]byte, admitReqSize))
+			c.Write([]byte{admitBusy})
 			c.Close()
 			return
 		}
+		defer release()
 		r.Discard(len(admitMagic))
 		t.n.answerAdmission(c, r)
 		return
@@ -345,6 +384,30 @@ func (t *admitTransport) sortOne(c net.Conn) {
 	case <-t.done:
 		c.Close()
 	}
+}
+
+// admitting takes a slot for a join request from addr, if one is free.
+func (t *admitTransport) admitting(addr net.Addr) (release func(), ok bool) {
+	host, _, _ := net.SplitHostPort(addr.String())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.perSource[host] >= maxAdmittingFrom {
+		return nil, false
+	}
+	select {
+	case t.busy <- struct{}{}:
+	default:
+		return nil, false
+	}
+	t.perSource[host]++
+	return func() {
+		<-t.busy
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.perSource[host]--; t.perSource[host] == 0 {
+			delete(t.perSource, host)
+		}
+	}, true
 }
 
 // bufferedConn is a stream whose first bytes were read ahead.

@@ -171,3 +171,26 @@ func TestTokenRecordValidation(t *testing.T) {
 		t.Error("a deleted token is valid")
 	}
 }
+
+// TestAdmissionUnderLoad: more joiners from one address than a member serves
+// at once are asked to come back, and all get in.
+func TestAdmissionUnderLoad(t *testing.T) {
+	f := newFixture(t)
+	n := admitNode(t, f, bytes.Repeat([]byte{3}, 32))
+	tok, _ := pki.NewToken(f.ca)
+	if _, err := n.state.MergeToken(f.tokenRecord(tok, 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 3*maxAdmittingFrom)
+	for range cap(errs) {
+		go func() {
+			_, err := Admit(context.Background(), n.LocalAddr().String(), tok)
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
