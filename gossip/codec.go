@@ -33,6 +33,17 @@ func (e *enc) bool(v bool) {
 	}
 }
 
+// flags packs up to 8 booleans into one byte, the first in the lowest bit.
+func (e *enc) flags(bs ...bool) {
+	var f byte
+	for i, b := range bs {
+		if b {
+			f |= 1 << i
+		}
+	}
+	e.byte(f)
+}
+
 // addr is 0 (none), 4 or 16 bytes, length first.
 func (e *enc) addr(a netip.Addr) {
 	if !a.IsValid() {
@@ -61,6 +72,19 @@ func (d *dec) fail(err error) {
 	if d.err == nil {
 		d.err = err
 	}
+}
+
+// flags reads n booleans packed by enc.flags; an unknown bit is an error.
+func (d *dec) flags(n int) []bool {
+	f := d.byte()
+	if f>>n != 0 {
+		d.fail(fmt.Errorf("unknown flags %#x", f))
+	}
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = f&(1<<i) != 0
+	}
+	return out
 }
 
 func (d *dec) take(n int) []byte {

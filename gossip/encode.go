@@ -69,14 +69,7 @@ func decodeCluster(b []byte) (*ClusterInfo, error) {
 
 func (n *NodeInfo) body(e *enc) {
 	e.string(n.Name)
-	var flags byte
-	if n.HasSecrets {
-		flags |= 1
-	}
-	if n.Removed {
-		flags |= 2
-	}
-	e.byte(flags)
+	e.flags(n.HasSecrets, n.Removed)
 	e.uvarint(n.Gen)
 }
 
@@ -101,11 +94,8 @@ func EncodeNode(n NodeInfo) []byte {
 func decodeNode(b []byte) (NodeInfo, error) {
 	d := dec{b: b}
 	n := NodeInfo{Name: d.string(maxName)}
-	flags := d.byte()
-	n.HasSecrets, n.Removed = flags&1 != 0, flags&2 != 0
-	if flags > 3 {
-		d.fail(fmt.Errorf("unknown flags %#x", flags))
-	}
+	f := d.flags(2)
+	n.HasSecrets, n.Removed = f[0], f[1]
 	n.Gen = d.uvarint()
 	d.fixed(n.Sig[:])
 	return n, d.end()
@@ -120,14 +110,7 @@ func (a *Assignment) body(e *enc) {
 	e.prefix(a.PodCIDR)
 	e.varint(int64(a.Seat))
 	e.string(a.Error)
-	var flags byte
-	if a.Released {
-		flags |= 1
-	}
-	if a.MaySeat {
-		flags |= 2
-	}
-	e.byte(flags)
+	e.flags(a.Released, a.MaySeat)
 	e.uvarint(a.Version)
 	e.string(a.By)
 }
@@ -163,11 +146,8 @@ func decodeAssignment(b []byte) (Assignment, error) {
 	}
 	a.Seat = int(seat)
 	a.Error = d.string(maxText)
-	flags := d.byte()
-	if flags > 3 {
-		d.fail(fmt.Errorf("unknown decision flags %#x", flags))
-	}
-	a.Released, a.MaySeat = flags&1 != 0, flags&2 != 0
+	f := d.flags(2)
+	a.Released, a.MaySeat = f[0], f[1]
 	a.Version = d.uvarint()
 	a.By = d.string(maxName)
 	d.fixed(a.Sig[:])

@@ -53,14 +53,7 @@ func (t *TokenRecord) body(e *enc) {
 	e.fixed(t.ID[:])
 	e.fixed(t.Verifier[:])
 	e.varint(t.Expires)
-	var flags byte
-	if t.Deleted {
-		flags |= 1
-	}
-	if t.Master {
-		flags |= 2
-	}
-	e.byte(flags)
+	e.flags(t.Deleted, t.Master)
 	e.string(t.Description)
 	e.uvarint(t.Gen)
 	e.string(t.By)
@@ -92,11 +85,8 @@ func decodeToken(b []byte) (TokenRecord, error) {
 	d.fixed(t.ID[:])
 	d.fixed(t.Verifier[:])
 	t.Expires = d.varint()
-	flags := d.byte()
-	if flags > 3 {
-		d.fail(fmt.Errorf("unknown token flags %#x", flags))
-	}
-	t.Deleted, t.Master = flags&1 != 0, flags&2 != 0
+	f := d.flags(2)
+	t.Deleted, t.Master = f[0], f[1]
 	t.Description = d.string(maxText)
 	t.Gen = d.uvarint()
 	t.By = d.string(maxName)
