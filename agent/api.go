@@ -195,6 +195,8 @@ func Call(ctx context.Context, socket, method, path string, in, out any) error {
 			return fmt.Errorf("agent on %s answered %s", socket, resp.Status)
 		}
 		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			return config.Usagef("%s", e.Error) // the request named a bad value
 		case http.StatusForbidden:
 			return fmt.Errorf("%w", ErrNotMaster)
 		case http.StatusNotFound:
@@ -266,34 +268,13 @@ func removeStatus(err error) int {
 // RequestRemoveNode asks the agent on socket (a master's) to remove the node
 // name (`knode remove`).
 func RequestRemoveNode(ctx context.Context, socket, name string, force bool) (RemoveResult, error) {
-	u := "http://knode/v1/nodes/" + url.PathEscape(name) + "/remove"
+	path := "/v1/nodes/" + url.PathEscape(name) + "/remove"
 	if force {
-		u += "?force=true"
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return RemoveResult{}, err
-	}
-	resp, err := socketClient(socket).Do(req)
-	if err != nil {
-		return RemoveResult{}, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e apiError
-		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error == "" {
-			return RemoveResult{}, fmt.Errorf("agent on %s answered %s", socket, resp.Status)
-		}
-		if resp.StatusCode == http.StatusBadRequest {
-			return RemoveResult{}, config.Usagef("%s", e.Error)
-		}
-		return RemoveResult{}, errors.New(e.Error)
+		path += "?force=true"
 	}
 	var res RemoveResult
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return res, fmt.Errorf("agent on %s sent an unreadable answer: %w", socket, err)
-	}
-	return res, nil
+	err := Call(ctx, socket, http.MethodPost, path, nil, &res)
+	return res, err
 }
 
 // socketClient talks HTTP to the agent's unix socket.
