@@ -58,7 +58,7 @@ const (
 	admitReadTimeout = 3 * time.Second
 	// maxAdmittingFrom bounds the join requests served at once for one
 	// source address.
-	maxAdmittingFrom = 4
+	maxAdmittingFrom = 16
 	domainAdmit      = "knode join request v1\x00"
 	labelAdmit       = "knode join keys v1"
 )
@@ -87,7 +87,7 @@ func Admit(ctx context.Context, peer string, tok pki.Token) (Admission, error) {
 		select {
 		case <-ctx.Done():
 			return Admission{}, fmt.Errorf("%w through %s: the member is busy admitting others", ErrJoin, peer)
-		case <-time.After(time.Duration(100+mrand.IntN(400)) * time.Millisecond):
+		case <-time.After(time.Duration(50+mrand.IntN(150)) * time.Millisecond):
 		}
 	}
 }
