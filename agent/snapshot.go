@@ -29,7 +29,7 @@ const (
 // certificate, as written by the PKI phase.
 func EtcdConfig(endpoints ...string) etcdmember.Config {
 	return etcdmember.Config{Endpoints: endpoints,
-		CAFile:   path.Join(hostprep.PKIDir, manifests.CACert),
+		CAFile:   path.Join(hostprep.PKIDir, manifests.EtcdCACert), // etcd serves a certificate of its own CA
 		CertFile: path.Join(hostprep.PKIDir, manifests.APIServerEtcdCert),
 		KeyFile:  path.Join(hostprep.PKIDir, manifests.APIServerEtcdKey)}
 }
