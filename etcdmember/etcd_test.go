@@ -106,7 +106,8 @@ func startEtcd(t *testing.T, n int) *testEtcd {
 			t.Fatal("etcd not ready after 30 s")
 		}
 	}
-	te.cfg = Config{Endpoints: te.clients[:1], CAFile: ca, CertFile: cc, KeyFile: ck}
+	// m0 first, then the others, as a master lists its own member first.
+	te.cfg = Config{Endpoints: te.clients, CAFile: ca, CertFile: cc, KeyFile: ck}
 	return te
 }
 

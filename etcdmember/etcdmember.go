@@ -110,7 +110,8 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
 		_, err := c.cli.MemberRemove(rctx, id)
 		cancel()
-		if err == nil {
+		if err == nil || c.gone(ctx, id) {
+			// (A member removing itself may stop before it answers.)
 			return nil
 		}
 		if !errors.Is(err, rpctypes.ErrUnhealthy) {
@@ -122,6 +123,23 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// gone reports whether the member list, read through any endpoint, no longer
+// has id.
+func (c *Client) gone(ctx context.Context, id uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.MemberList(ctx)
+	if err != nil {
+		return false
+	}
+	for _, m := range resp.Members {
+		if m.ID == id {
+			return false
+		}
+	}
+	return true
 }
 
 // Find returns the member named name, or, for one that never started (no
