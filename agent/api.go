@@ -51,14 +51,19 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 		json.NewEncoder(w).Encode(a.Status())
 	})
 	mux.HandleFunc("POST /v1/remove", func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusOK)
+		// A master leaves etcd first; the answer says how that went.
+		ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+		var res LeaveResult
+		if id, err := a.leaveEtcd(ctx); err != nil {
+			res.EtcdError = err.Error()
+		} else {
+			res.EtcdMember = id
+		}
+		cancel()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(res)
 		// Remove stops this server: run it after the answer is sent.
-		go func() {
-			ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
-			a.leaveEtcd(ctx, a.state.Snapshot())
-			cancel()
-			a.Remove(10 * time.Second)
-		}()
+		go a.Remove(10 * time.Second)
 	})
 	mux.HandleFunc("POST /v1/nodes/{name}/remove", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
@@ -223,32 +228,48 @@ func QueryStatus(ctx context.Context, socket string) (Status, error) {
 	return st, err
 }
 
+// LeaveResult says how a master left etcd before `knode reset`.
+type LeaveResult struct {
+	// EtcdMember is the hex ID of this master's etcd member, removed.
+	EtcdMember string `json:"etcdMember,omitempty"`
+	// EtcdError says why it was not removed (`knode remove` on another
+	// master removes it).
+	EtcdError string `json:"etcdError,omitempty"`
+}
+
 // RequestRemove asks the agent on socket to leave the cluster for good
-// (`knode reset`); it returns once the agent has left.
-func RequestRemove(ctx context.Context, socket string) error {
+// (`knode reset`): a master first leaves etcd. It returns once the agent has
+// left.
+func RequestRemove(ctx context.Context, socket string) (LeaveResult, error) {
+	var res LeaveResult
 	client := socketClient(socket)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://knode/v1/remove", nil)
 	if err != nil {
-		return err
+		return res, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+		return res, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
 	}
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("agent on %s answered %s", socket, resp.Status)
+		resp.Body.Close()
+		return res, fmt.Errorf("agent on %s answered %s", socket, resp.Status)
+	}
+	err = json.NewDecoder(resp.Body).Decode(&res)
+	resp.Body.Close()
+	if err != nil {
+		return res, fmt.Errorf("agent on %s sent an unreadable answer: %w", socket, err)
 	}
 	// The agent leaves after answering; wait for its socket to close.
 	for ctx.Err() == nil {
 		c, err := net.DialTimeout("unix", socket, 200*time.Millisecond)
 		if err != nil {
-			return nil
+			return res, nil
 		}
 		c.Close()
 		time.Sleep(100 * time.Millisecond)
 	}
-	return ctx.Err()
+	return res, ctx.Err()
 }
 
 // removeStatus is the HTTP status of a refused removal: the client turns

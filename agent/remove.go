@@ -10,7 +10,6 @@ import (
 
 	"knode.dev/knode/config"
 	"knode.dev/knode/etcdmember"
-	"knode.dev/knode/gossip"
 	"knode.dev/knode/roles"
 )
 
@@ -122,21 +121,23 @@ func (a *Agent) removeEtcdMember(ctx context.Context, name string, addr netip.Ad
 
 // leaveEtcd removes this master's own etcd member before `knode reset`
 // announces its removal, so that the cluster keeps no dead member and the
-// host can join again with the same address. It does nothing on a worker or
-// an unconfigured host, and only warns when the removal would lose quorum or
-// fails (the reset goes on: `knode remove` on another master can finish it).
-func (a *Agent) leaveEtcd(ctx context.Context, snap gossip.Snapshot) {
+// host can join again with the same address. It returns the member's hex ID,
+// or "" on a worker or an unconfigured host. It never forces: a removal that
+// would lose quorum is an error, and the reset goes on (`knode remove` on
+// another master can finish it).
+func (a *Agent) leaveEtcd(ctx context.Context) (string, error) {
 	as, ok := a.Assignment()
-	if !ok || !roles.IsMaster(snap, a.id.Name) {
-		return
+	if !ok || !roles.IsMaster(a.state.Snapshot(), a.id.Name) {
+		return "", nil
 	}
 	if h := a.hostOpts(); h == nil || h.Host == nil {
-		return
+		return "", nil
 	}
 	id, err := a.removeEtcdMember(ctx, a.id.Name, as.Addr, false)
 	if err != nil {
 		a.log.Warn("leaving etcd before reset failed; `knode remove` on another master removes the member", "err", err)
-		return
+		return "", err
 	}
 	a.log.Info("left etcd before reset", "member", id)
+	return id, nil
 }

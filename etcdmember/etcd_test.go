@@ -106,7 +106,8 @@ func startEtcd(t *testing.T, n int) *testEtcd {
 			t.Fatal("etcd not ready after 30 s")
 		}
 	}
-	te.cfg = Config{Endpoints: te.clients[:1], CAFile: ca, CertFile: cc, KeyFile: ck}
+	// m0 first, then the others, as a master lists its own member first.
+	te.cfg = Config{Endpoints: te.clients, CAFile: ca, CertFile: cc, KeyFile: ck}
 	return te
 }
 
@@ -163,4 +164,28 @@ func TestAgainstEtcd(t *testing.T) {
 	if files, err := List(snaps); err != nil || len(files) != 1 || files[0].Path != p || files[0].Node != "m0" {
 		t.Fatalf("List = %+v, %v", files, err)
 	}
+
+	// A member removes itself through its own endpoint, as a reset master does,
+	// right after the membership changed (etcd first answers "unhealthy
+	// cluster": Remove waits that out).
+	m0, _ := Find(ms, "m0", "")
+	if err := CheckRemove(ms, m0.ID); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := cli.Remove(rctx, m0.ID); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("m0 removed itself after %s", time.Since(start))
+	other, err := Dial(Config{Endpoints: te.clients[1:2], CAFile: te.cfg.CAFile, CertFile: te.cfg.CertFile, KeyFile: te.cfg.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if ms, err := other.List(ctx); err != nil || len(ms) != 1 || ms[0].Name != "m1" {
+		t.Fatalf("after m0 left: %+v, %v", ms, err)
+	}
+
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -100,14 +101,45 @@ func (c *Client) List(ctx context.Context) ([]Member, error) {
 	return out, nil
 }
 
-// Remove removes the member with id.
+// Remove removes the member with id. etcd refuses a removal while its leader
+// has known the remaining members active for less than 5 s ("unhealthy
+// cluster", right after a membership change or a restart): Remove tries
+// again every half second until ctx ends.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, c.timeout)
+		_, err := c.cli.MemberRemove(rctx, id)
+		cancel()
+		if err == nil || c.gone(ctx, id) {
+			// (A member removing itself may stop before it answers.)
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return fmt.Errorf("etcd member remove %x: %w", id, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("etcd member remove %x: %w (until %w)", id, err, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// gone reports whether the member list, read through any endpoint, no longer
+// has id.
+func (c *Client) gone(ctx context.Context, id uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	if _, err := c.cli.MemberRemove(ctx, id); err != nil {
-		return fmt.Errorf("etcd member remove %x: %w", id, err)
+	resp, err := c.cli.MemberList(ctx)
+	if err != nil {
+		return false
 	}
-	return nil
+	for _, m := range resp.Members {
+		if m.ID == id {
+			return false
+		}
+	}
+	return true
 }
 
 // Find returns the member named name, or, for one that never started (no

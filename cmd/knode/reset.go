@@ -75,8 +75,14 @@ func leaveCluster(ctx context.Context, dir datadir.Dir, p *progress) error {
 	// A master first leaves etcd (up to 10 s), then waits for its release (10 s).
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := agent.RequestRemove(ctx, dir.Socket())
+	res, err := agent.RequestRemove(ctx, dir.Socket())
 	if err == nil {
+		switch {
+		case res.EtcdMember != "":
+			p.Note("removed this master's etcd member %s", res.EtcdMember)
+		case res.EtcdError != "":
+			p.Note("warning: this master's etcd member stays (run `knode remove` on another master): %s", res.EtcdError)
+		}
 		return nil
 	}
 	if !errors.Is(err, agent.ErrNoAgent) {
