@@ -131,6 +131,7 @@ type Snapshot struct {
 	Cluster     *ClusterInfo          `json:"cluster,omitempty"`
 	Nodes       map[string]NodeInfo   `json:"nodes"`
 	Assignments map[string]Assignment `json:"assignments"`
+	Health      map[string]Health     `json:"health,omitempty"`
 	Clock       uint64                `json:"clock"`
 }
 
