@@ -149,6 +149,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	go a.loop()
 	a.spawn(a.hostLoop)
+	a.spawn(a.healthLoop)
 	return a, nil
 }
 

@@ -17,6 +17,9 @@ type Status struct {
 	// (bad signature, invalid values, unknown author), by the author they
 	// named: a non-zero count means a misbehaving or hostile peer.
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// Healthy says every member is alive, placed and passes every check
+	// of its health summary (`knode status` exits non-zero otherwise).
+	Healthy bool `json:"healthy"`
 }
 
 // ClusterStatus is the cluster's identity and ranges.
@@ -39,6 +42,12 @@ type MemberStatus struct {
 	Version  string    `json:"version"`
 	LastSeen time.Time `json:"lastSeen"`
 	Error    string    `json:"error,omitempty"`
+	// Health is the member's last gossiped health summary; Problems say
+	// what keeps it from being Healthy, Warnings what will soon.
+	Health   *HealthStatus `json:"health,omitempty"`
+	Healthy  bool          `json:"healthy"`
+	Problems []string      `json:"problems,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // Status reports the cluster as this node sees it.
@@ -93,5 +102,6 @@ func (a *Agent) Status() Status {
 		}
 		return 0
 	})
+	st.judge(snap.Health, time.Now())
 	return st
 }
