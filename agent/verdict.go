@@ -42,7 +42,7 @@ func (st *Status) judge(health map[string]gossip.Health, now time.Time) {
 		m.Healthy = len(m.Problems) == 0
 		st.Healthy = st.Healthy && m.Healthy
 		if hs := m.Health; hs != nil && hs.CertExpiry != nil && hs.CertExpiry.After(now) && hs.CertExpiry.Sub(now) < certWarn {
-			m.Warnings = append(m.Warnings, fmt.Sprintf("certificate %s expires in %s", hs.CertName, hs.CertExpiry.Sub(now).Round(time.Hour)))
+			m.Warnings = append(m.Warnings, fmt.Sprintf("certificate %s expires in %d days", hs.CertName, int(hs.CertExpiry.Sub(now).Hours()/24)))
 		}
 	}
 }

@@ -42,7 +42,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "knode: error: %v\n", err)
+	if msg := err.Error(); msg != "" { // cli.Exit("", code) has said everything already
+		fmt.Fprintf(stderr, "knode: error: %v\n", msg)
+	}
 	var ec cli.ExitCoder
 	switch {
 	case config.IsUsage(err):
