@@ -1,0 +1,94 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"knode.dev/knode/e2e/lab"
+)
+
+// TestScenario9Health: `knode status` tells whether the cluster works. On a formed cluster every
+// node reports healthy and `knode status --wait` exits 0; a worker's kubelet stopped shows as a
+// problem on the master's status (exit code 3) within seconds, and the cluster is healthy again
+// once it starts. Then `knode check` runs its end-to-end checks on the cluster.
+func TestScenario9Health(t *testing.T) {
+	c := formCluster(t, 3, "--masters", "1")
+	ctx := t.Context()
+	master, worker := c.first(), c.nodes[2]
+
+	start := time.Now()
+	out, err := knode(ctx, master, "status", "--wait", "--timeout", "3m")
+	t.Logf("%s: knode status --wait\n%s", master.Name, indent(out))
+	if err != nil {
+		t.Fatalf("cluster not healthy after forming (%s)", exitOf(err))
+	}
+	timing(t, "all Ready to knode status healthy", time.Since(start))
+	st, err := status(ctx, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range st.Members {
+		want := 4
+		if slices.Contains(m.Roles, "master") {
+			want = 8
+		}
+		if m.Health == nil || len(m.Health.Checks) != want || m.Health.KubeletVersion == "" || m.Health.CertExpiry == nil {
+			t.Errorf("%s: health %+v, want %d checks, a kubelet version and a certificate expiry", m.Name, m.Health, want)
+		}
+	}
+
+	if _, err := worker.Exec(ctx, "systemctl", "stop", "kubelet"); err != nil {
+		t.Fatal(err)
+	}
+	took := pollStatus(t, ctx, master, "the stopped kubelet of "+worker.Name+" reported on "+master.Name, func(out string, code int) bool {
+		return code == 3 && strings.Contains(out, worker.Name+": kubelet: kubelet.service inactive")
+	})
+	timing(t, "stopped kubelet reported on the master", took)
+
+	if _, err := worker.Exec(ctx, "systemctl", "start", "kubelet"); err != nil {
+		t.Fatal(err)
+	}
+	took = pollStatus(t, ctx, master, "the cluster healthy again", func(out string, code int) bool { return code == 0 })
+	timing(t, "started kubelet: cluster healthy again", took)
+
+	out, err = knode(ctx, master, "check")
+	t.Logf("%s: knode check\n%s", master.Name, indent(out))
+	if err != nil {
+		t.Errorf("knode check failed (%s)", exitOf(err))
+	}
+	if out, err := kubectl(ctx, master, "get", "namespaces", "-o", "name"); err != nil || strings.Contains(out, "knode-check") {
+		t.Errorf("knode check left its namespace behind: %v\n%s", err, out)
+	}
+}
+
+// pollStatus runs `knode status` on n every half second until ok holds with its output and
+// exit code, and returns how long that took.
+func pollStatus(t *testing.T, ctx context.Context, n *lab.Node, what string, ok func(out string, code int) bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var out string
+	for time.Since(start) < time.Minute {
+		var err error
+		out, err = knode(ctx, n, "status")
+		code := 0
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			code = exit.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		if ok(out, code) {
+			return time.Since(start)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("timed out after a minute waiting for %s; last status:\n%s", what, out)
+	return 0
+}
