@@ -75,7 +75,7 @@ func QueryStatus(ctx context.Context, socket string) (Status, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return Status{}, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+		return Status{}, fmt.Errorf("%w on %s (%v): start it with `systemctl start knode` (see `journalctl -u knode` for why it stopped)", ErrNoAgent, socket, unwrapDial(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -114,6 +114,16 @@ func RequestRemove(ctx context.Context, socket string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return ctx.Err()
+}
+
+// unwrapDial keeps the reason of a failed dial (connection refused) without
+// net/http's request prefix.
+func unwrapDial(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
 }
 
 // socketClient talks HTTP to the agent's unix socket.

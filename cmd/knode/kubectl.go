@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -28,6 +29,14 @@ func kubectlCommand() *cli.Command {
 			if dataDir == "" {
 				dataDir = config.DefaultDataDir
 			}
+			args := append([]string{"kubectl"}, c.Args().Slice()...)
+			if os.Getenv("KUBECONFIG") == "" && !hasKubeconfigFlag(args) {
+				if exists(hostprep.AdminKubeconfig) {
+					args = append([]string{"kubectl", "--kubeconfig", hostprep.AdminKubeconfig}, args[1:]...)
+				} else if needsServer(args[1:]) && !exists(userKubeconfig()) {
+					return errNoKubeconfig
+				}
+			}
 			st, err := assets.Stage(c.Context, dataDir, nil)
 			if errors.Is(err, assets.ErrNoPayload) {
 				return err
@@ -35,16 +44,46 @@ func kubectlCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("stage kubectl under %s: %w", dataDir, err)
 			}
-			bin := st.Path("kubectl")
-			args := append([]string{"kubectl"}, c.Args().Slice()...)
-			if os.Getenv("KUBECONFIG") == "" && !hasKubeconfigFlag(args) {
-				if _, err := os.Stat(hostprep.AdminKubeconfig); err == nil {
-					args = append([]string{"kubectl", "--kubeconfig", hostprep.AdminKubeconfig}, args[1:]...)
-				}
-			}
-			return syscall.Exec(bin, args, os.Environ())
+			return syscall.Exec(st.Path("kubectl"), args, os.Environ())
 		},
 	}
+}
+
+// errNoKubeconfig is what kubectl on a worker would otherwise say in three
+// lines about localhost:8080.
+var errNoKubeconfig = fmt.Errorf("no admin kubeconfig on this node (%s is on masters only): copy it from a master "+
+	"(scp MASTER:%s ~/.kube/config) or pass --kubeconfig FILE", hostprep.AdminKubeconfig, hostprep.AdminKubeconfig)
+
+// needsServer reports whether kubectl would contact an apiserver: not for
+// help, completion, local config or the client's own version.
+func needsServer(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	for _, a := range args {
+		switch a {
+		case "-h", "--help", "help", "completion", "config", "--client", "--client=true", "plugin", "options":
+			return false
+		}
+	}
+	return true
+}
+
+// userKubeconfig is kubectl's default kubeconfig, ~/.kube/config.
+func userKubeconfig() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".kube", "config")
+}
+
+func exists(path string) bool {
+	if path == "" {
+		return false
+	}
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func hasKubeconfigFlag(args []string) bool {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -71,6 +72,14 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return config.Usagef("%v (see --help)", err)
 		},
+		// A first argument that names no command: say so and list them
+		// (urfave/cli's default answers "No help topic for ...").
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return unknownCommand(c.App, c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			initCommand(),
 			joinCommand(),
@@ -87,4 +96,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		c.OnUsageError = app.OnUsageError
 	}
 	return app
+}
+
+// unknownCommand is the usage error for a command knode does not have.
+func unknownCommand(app *cli.App, name string) error {
+	var names []string
+	for _, c := range app.VisibleCommands() {
+		names = append(names, c.Name)
+	}
+	return config.Usagef("unknown command %q; the commands are: %s (see knode --help)", name, strings.Join(names, ", "))
 }
