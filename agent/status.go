@@ -30,6 +30,7 @@ type ClusterStatus struct {
 	NodeCIDRMask int    `json:"nodeCIDRMask"`
 	Masters      int    `json:"masters"`
 	Network      string `json:"network"`
+	TaintMasters bool   `json:"taintMasters,omitempty"`
 }
 
 // MemberStatus is one node.
@@ -56,7 +57,7 @@ func (a *Agent) Status() Status {
 	c := a.cluster
 	st := Status{
 		Cluster: ClusterStatus{Name: c.Name, PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
-			NodeCIDRMask: c.NodeCIDRMask, Masters: c.Masters, Network: c.Network},
+			NodeCIDRMask: c.NodeCIDRMask, Masters: c.Masters, Network: c.Network, TaintMasters: c.TaintMasters},
 		Self:    a.id.Name,
 		Members: []MemberStatus{},
 	}

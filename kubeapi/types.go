@@ -8,6 +8,9 @@ type ObjectMeta struct {
 	Name      string            `json:"name,omitempty"`
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// ResourceVersion, sent back in a patch, makes it fail with 409
+	// Conflict when the object changed since it was read.
+	ResourceVersion string `json:"resourceVersion,omitempty"`
 }
 
 // Taint is a node taint.
@@ -44,6 +47,22 @@ type Node struct {
 		NodeInfo   NodeSystemInfo  `json:"nodeInfo"`
 	} `json:"status"`
 }
+
+// NodePatch is a JSON merge patch (application/merge-patch+json) of a
+// Node's labels and taints. A merge patch replaces lists whole: Taints must
+// hold every taint the Node is to keep.
+type NodePatch struct {
+	Metadata ObjectMeta     `json:"metadata"`
+	Spec     *NodePatchSpec `json:"spec,omitempty"`
+}
+
+// NodePatchSpec is the spec part of a NodePatch.
+type NodePatchSpec struct {
+	Taints []Taint `json:"taints"`
+}
+
+// MergePatch is the content type of a JSON merge patch.
+const MergePatch = "application/merge-patch+json"
 
 // Ready reports the Node's Ready condition, and when it is not True, why.
 func (n Node) Ready() (bool, string) {
