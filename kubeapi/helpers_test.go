@@ -8,7 +8,9 @@ import (
 	"knode.dev/knode/pki"
 )
 
-func certPEM(der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}) }
+func certPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
 
 // testPair is a CA-signed client certificate and key (PEM).
 func testPair(t *testing.T) (cert, key []byte) {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -49,5 +50,43 @@ func TestStoppedAgentSaysHowToStartIt(t *testing.T) {
 	code, _, stderr := knode(context.Background(), "status", "--data-dir", dir)
 	if code != exitError || !strings.Contains(stderr, "no knode agent is running on "+sock) || !strings.Contains(stderr, "systemctl start knode") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
+
+// completing runs knode with the completion flag; urfave/cli reads the word
+// being completed from os.Args, so the test sets them as a shell would.
+func completing(t *testing.T, args ...string) (int, string) {
+	full := append(append([]string{"knode"}, args...), "--generate-bash-completion")
+	saved := os.Args
+	os.Args = full
+	defer func() { os.Args = saved }()
+	code, out, _ := knode(context.Background(), full[1:]...)
+	return code, out
+}
+
+func TestCompletion(t *testing.T) {
+	ctx := context.Background()
+	code, out := completing(t)
+	for _, c := range []string{"init\n", "join\n", "status\n", "kubectl\n", "completion\n"} {
+		if code != 0 || !strings.Contains(out, c) {
+			t.Errorf("commands: exit %d, missing %q in\n%s", code, c, out)
+		}
+	}
+	// A flag being completed, after a positional argument too.
+	for _, args := range [][]string{{"status", "-"}, {"join", "10.0.0.1:7946", "--t"}} {
+		code, out = completing(t, args...)
+		want := map[string]string{"status": "--wait\n", "join": "--token\n"}[args[0]]
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("%v: exit %d, missing %q in\n%s", args, code, want, out)
+		}
+	}
+	for _, shell := range []string{"bash", "zsh"} {
+		code, out, _ := knode(ctx, "completion", shell)
+		if code != 0 || !strings.Contains(out, "--generate-bash-completion") || !strings.Contains(out, "_knode") {
+			t.Errorf("completion %s: exit %d\n%s", shell, code, out)
+		}
+	}
+	if code, _, stderr := knode(ctx, "completion", "fish"); code != exitUsage || !strings.Contains(stderr, `"fish"`) {
+		t.Errorf("completion fish: exit %d %s", code, stderr)
 	}
 }

@@ -68,6 +68,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:              stderr,
 		HideVersion:            true,
 		UseShortOptionHandling: true,
+		EnableBashCompletion:   true,
 		ExitErrHandler:         func(*cli.Context, error) {}, // run() reports errors
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return config.Usagef("%v (see --help)", err)
@@ -90,6 +91,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			kubectlCommand(),
 			agentCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 	}
 	for _, c := range app.Commands {
