@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -25,10 +27,6 @@ func kubectlCommand() *cli.Command {
 			hostprep.AdminKubeconfig + " when this node has it. The data directory comes from KNODE_DATA_DIR\n" +
 			"(default " + config.DefaultDataDir + "); kubectl is staged there on first use.",
 		Action: func(c *cli.Context) error {
-			dataDir := os.Getenv("KNODE_DATA_DIR")
-			if dataDir == "" {
-				dataDir = config.DefaultDataDir
-			}
 			args := append([]string{"kubectl"}, c.Args().Slice()...)
 			if os.Getenv("KUBECONFIG") == "" && !hasKubeconfigFlag(args) {
 				if exists(hostprep.AdminKubeconfig) {
@@ -37,16 +35,28 @@ func kubectlCommand() *cli.Command {
 					return errNoKubeconfig
 				}
 			}
-			st, err := assets.Stage(c.Context, dataDir, nil)
-			if errors.Is(err, assets.ErrNoPayload) {
-				return err
-			}
-			if err != nil {
-				return fmt.Errorf("stage kubectl under %s: %w", dataDir, err)
-			}
-			return syscall.Exec(st.Path("kubectl"), args, os.Environ())
+			return execStaged(c.Context, passthroughDataDir(), args, os.Environ())
 		},
 	}
+}
+
+// execStaged replaces this process with the payload's program args[0],
+// staged under dataDir on first use.
+func execStaged(ctx context.Context, dataDir string, args, env []string) error {
+	st, err := assets.Stage(ctx, dataDir, nil)
+	if errors.Is(err, assets.ErrNoPayload) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("stage %s under %s: %w", args[0], dataDir, err)
+	}
+	return syscall.Exec(st.Path(args[0]), args, env)
+}
+
+// passthroughDataDir is the data directory of a passthrough command (which
+// takes no flags of its own): KNODE_DATA_DIR or the default.
+func passthroughDataDir() string {
+	return cmp.Or(os.Getenv("KNODE_DATA_DIR"), config.DefaultDataDir)
 }
 
 // errNoKubeconfig is what kubectl on a worker would otherwise say in three

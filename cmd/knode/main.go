@@ -89,6 +89,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			resetCommand(),
 			phaseCommand(),
 			kubectlCommand(),
+			crictlCommand(),
 			agentCommand(),
 			versionCommand(),
 			completionCommand(),
