@@ -80,3 +80,63 @@ func (n Node) Ready() (bool, string) {
 	}
 	return false, "no Ready condition yet"
 }
+
+// Pod is the part of a Pod `knode check` reads.
+type Pod struct {
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     struct {
+		NodeName string `json:"nodeName,omitempty"`
+	} `json:"spec"`
+	Status struct {
+		Phase             string            `json:"phase,omitempty"`
+		PodIP             string            `json:"podIP,omitempty"`
+		Conditions        []PodCondition    `json:"conditions,omitempty"`
+		ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
+	} `json:"status"`
+}
+
+// PodCondition is one condition of a Pod's status.
+type PodCondition struct {
+	Type   string `json:"type"`
+	Status string `json:"status"`
+}
+
+// ContainerStatus is one container's state.
+type ContainerStatus struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	State struct {
+		Waiting *struct {
+			Reason  string `json:"reason,omitempty"`
+			Message string `json:"message,omitempty"`
+		} `json:"waiting,omitempty"`
+		Terminated *struct {
+			ExitCode int32  `json:"exitCode"`
+			Reason   string `json:"reason,omitempty"`
+			Message  string `json:"message,omitempty"`
+		} `json:"terminated,omitempty"`
+	} `json:"state"`
+}
+
+// Ready reports the Pod's Ready condition.
+func (p Pod) Ready() bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == "Ready" {
+			return c.Status == "True"
+		}
+	}
+	return false
+}
+
+// Service is the part of a Service `knode check` reads.
+type Service struct {
+	Metadata ObjectMeta `json:"metadata"`
+	Spec     struct {
+		ClusterIP string `json:"clusterIP,omitempty"`
+	} `json:"spec"`
+}
+
+// List is a list of objects of one kind.
+type List[T any] struct {
+	Items []T `json:"items"`
+}
