@@ -85,6 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			initCommand(),
 			joinCommand(),
 			statusCommand(),
+			checkCommand(),
 			tokenCommand(),
 			resetCommand(),
 			phaseCommand(),
