@@ -38,6 +38,7 @@ func TestHealthRoundTripsAndRefusesTruncation(t *testing.T) {
 		t.Error("a trailing byte decoded")
 	}
 	// A master's full summary with a failure detail stays small.
+	t.Logf("a master's health record with one failure: %d bytes", len(msg))
 	if len(msg) > 200 {
 		t.Errorf("health record is %d bytes", len(msg))
 	}
