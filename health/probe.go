@@ -263,7 +263,7 @@ func (p *Probe) node(ctx context.Context, kc manifests.Kubeconfig, h *gossip.Hea
 		case err != nil:
 			return fmt.Errorf("apiserver: %w", err)
 		case code == http.StatusNotFound:
-			return fmt.Errorf("Node %s not registered", h.Name)
+			return fmt.Errorf("not registered: no Node object %s", h.Name)
 		case code != http.StatusOK:
 			return fmt.Errorf("get Node %s: HTTP %d", h.Name, code)
 		}
