@@ -65,6 +65,16 @@ type Probe struct {
 	Certs func() []CertFile
 	// Timeout bounds each check (default 2 s).
 	Timeout time.Duration
+	// NodeEvery spaces out reads of the Node object (0: every check): the
+	// kubelet reports its status every 10 s, and every node's agent reading
+	// it every 2 s would load the apiserver for nothing.
+	NodeEvery time.Duration
+
+	// The last Node read, reused for NodeEvery; Check runs in one goroutine
+	// at a time (the agent's health loop).
+	nodeAt   time.Time
+	nodeErr  error
+	versions [2]string // kubelet, container runtime
 }
 
 // NewProbe is the probe of a node configured by knode: systemd over D-Bus,
@@ -79,7 +89,8 @@ func NewProbe(kubeconfig string, pkiDirs ...string) *Probe {
 			}
 			return manifests.ParseKubeconfig(data)
 		},
-		Certs: func() []CertFile { return CertsIn(pkiDirs...) }}
+		Certs:     func() []CertFile { return CertsIn(pkiDirs...) },
+		NodeEvery: 10 * time.Second}
 }
 
 // CertFile is one certificate on disk.
@@ -106,7 +117,12 @@ func (p *Probe) Check(ctx context.Context, node string, master bool) gossip.Heal
 	if kcErr != nil {
 		add(gossip.CompNodeReady, kcErr)
 	} else {
-		add(gossip.CompNodeReady, p.node(ctx, kc, &h))
+		if p.NodeEvery == 0 || time.Since(p.nodeAt) >= p.NodeEvery {
+			p.nodeErr = p.node(ctx, node, kc, &p.versions)
+			p.nodeAt = time.Now()
+		}
+		add(gossip.CompNodeReady, p.nodeErr)
+		h.KubeletVersion, h.RuntimeVersion = p.versions[0], p.versions[1]
 	}
 	if master {
 		add(gossip.CompEtcd, p.all(ctx, p.etcd))
@@ -250,7 +266,7 @@ func apiTLS(kc manifests.Kubeconfig) *tls.Config {
 
 // node reads this node's Node object through the apiserver the kubeconfig
 // names: Ready, and the versions it reports.
-func (p *Probe) node(ctx context.Context, kc manifests.Kubeconfig, h *gossip.Health) error {
+func (p *Probe) node(ctx context.Context, node string, kc manifests.Kubeconfig, versions *[2]string) error {
 	api, err := kubeapi.New(kc.Server, kc.CAPEM, kc.CertPEM, kc.KeyPEM)
 	if err != nil {
 		return fmt.Errorf("kubelet kubeconfig: %w", err)
@@ -258,22 +274,22 @@ func (p *Probe) node(ctx context.Context, kc manifests.Kubeconfig, h *gossip.Hea
 	defer api.Close()
 	var n kubeapi.Node
 	err = p.all(ctx, func(ctx context.Context) error {
-		code, err := api.Get(ctx, "/api/v1/nodes/"+h.Name, &n)
+		code, err := api.Get(ctx, "/api/v1/nodes/"+node, &n)
 		switch {
 		case err != nil:
 			return fmt.Errorf("apiserver: %w", err)
 		case code == http.StatusNotFound:
-			return fmt.Errorf("not registered: no Node object %s", h.Name)
+			return fmt.Errorf("not registered: no Node object %s", node)
 		case code != http.StatusOK:
-			return fmt.Errorf("get Node %s: HTTP %d", h.Name, code)
+			return fmt.Errorf("get Node %s: HTTP %d", node, code)
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	h.KubeletVersion = truncate(n.Status.NodeInfo.KubeletVersion, 64)
-	h.RuntimeVersion = truncate(n.Status.NodeInfo.ContainerRuntimeVersion, 64)
+	versions[0] = truncate(n.Status.NodeInfo.KubeletVersion, 64)
+	versions[1] = truncate(n.Status.NodeInfo.ContainerRuntimeVersion, 64)
 	if ok, why := n.Ready(); !ok {
 		return fmt.Errorf("%s", why)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +43,7 @@ type node struct {
 	ready   string          // the Node's Ready status
 	etcd    string          // etcd's /health body
 	caPEM   []byte          // what the kubeconfig trusts
+	reads   atomic.Int32    // GETs of the Node
 }
 
 func newNode(t *testing.T) *node {
@@ -73,6 +75,7 @@ func newNode(t *testing.T) *node {
 	}
 	mux.HandleFunc("/etcd", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte(n.etcd)) })
 	mux.HandleFunc("/api/v1/nodes/n1", func(w http.ResponseWriter, _ *http.Request) {
+		n.reads.Add(1)
 		var obj kubeapi.Node
 		obj.Metadata.Name = "n1"
 		obj.Status.Conditions = []kubeapi.NodeCondition{{Type: "Ready", Status: n.ready, Reason: "KubeletNotReady"}}
@@ -147,6 +150,22 @@ func TestProbeChecksEachComponent(t *testing.T) {
 	n.caPEM = other.CertPEM
 	if h := n.probe.Check(ctx, "n1", true); !strings.Contains(failing(h), "apiserver: ") || !strings.Contains(failing(h), "certificate") {
 		t.Errorf("apiserver outside the CA: %q", failing(h))
+	}
+}
+
+func TestProbeReadsTheNodeAtItsOwnPace(t *testing.T) {
+	n := newNode(t)
+	n.probe.NodeEvery = time.Hour
+	ctx := context.Background()
+	first := n.probe.Check(ctx, "n1", false)
+	n.ready = "False"
+	second := n.probe.Check(ctx, "n1", false)
+	if n.reads.Load() != 1 || !second.Healthy() || second.KubeletVersion != first.KubeletVersion {
+		t.Errorf("%d reads; second check %+v", n.reads.Load(), second)
+	}
+	n.probe.NodeEvery = time.Nanosecond
+	if h := n.probe.Check(ctx, "n1", false); h.Healthy() || n.reads.Load() != 2 {
+		t.Errorf("after NodeEvery: %d reads, %+v", n.reads.Load(), h)
 	}
 }
 
