@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"flag"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -98,4 +103,47 @@ func TestStatusTable(t *testing.T) {
 	b.Reset()
 	printStatus(&b, st, now)
 	golden(t, "status-healthy.txt", b.String())
+}
+
+// fakeAgent serves statuses on a data directory's socket; healthy from the
+// n-th query on (never when n is 0).
+func fakeAgent(t *testing.T, n int) string {
+	t.Helper()
+	dir := tempDir(t)
+	ln, err := net.Listen("unix", filepath.Join(dir, "knode.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queries atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		q := int(queries.Add(1))
+		st := statusFixture(time.Now())
+		if n > 0 && q >= n {
+			st.Members, st.Healthy = st.Members[:1], true
+		}
+		json.NewEncoder(w).Encode(st)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return dir
+}
+
+func TestStatusExitCodeAndWait(t *testing.T) {
+	ctx := context.Background()
+	dir := fakeAgent(t, 0)
+	code, out, stderr := knode(ctx, "status", "--data-dir", dir)
+	if code != exitUnhealthy || !strings.Contains(out, "cluster NOT healthy: 4 problem(s)") || stderr != "" {
+		t.Errorf("unhealthy: exit %d, stderr %q\n%s", code, stderr, out)
+	}
+	start := time.Now()
+	code, out, _ = knode(ctx, "status", "--wait", "--timeout", "1500ms", "--json", "--data-dir", dir)
+	var st agent.Status
+	if code != exitUnhealthy || json.Unmarshal([]byte(out), &st) != nil || st.Healthy || time.Since(start) < 1500*time.Millisecond {
+		t.Errorf("--wait timed out: exit %d after %s\n%s", code, time.Since(start), out)
+	}
+	dir = fakeAgent(t, 3)
+	code, out, _ = knode(ctx, "status", "--wait", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "cluster healthy") {
+		t.Errorf("--wait until healthy: exit %d\n%s", code, out)
+	}
 }
