@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strings"
@@ -42,6 +43,24 @@ func TestScenario9Health(t *testing.T) {
 		if m.Health == nil || len(m.Health.Checks) != want || m.Health.KubeletVersion == "" || m.Health.CertExpiry == nil {
 			t.Errorf("%s: health %+v, want %d checks, a kubelet version and a certificate expiry", m.Name, m.Health, want)
 		}
+	}
+
+	// Roles: the master's Node carries the control-plane label, a worker's does not.
+	waitFor(t, "the master's Node labelled control-plane", time.Minute, func() (bool, string) {
+		out, err := kubectl(ctx, master, "get", "nodes", "-l", "node-role.kubernetes.io/control-plane", "-o", "name")
+		return err == nil && strings.TrimSpace(out) == "node/"+master.Name, fmt.Sprintf("%q %v", out, err)
+	})
+	// The node tools on a worker: crictl on its containerd; kubectl without a kubeconfig
+	// says so in one line; an unknown command lists the commands.
+	if out, err := knode(ctx, worker, "crictl", "pods"); err != nil || !strings.Contains(out, "POD ID") {
+		t.Errorf("knode crictl pods on %s: %v\n%s", worker.Name, err, out)
+	}
+	if out, err := knode(ctx, worker, "kubectl", "get", "nodes"); err == nil || strings.Count(strings.TrimSpace(out), "\n") != 0 ||
+		!strings.Contains(out, "no admin kubeconfig on this node") {
+		t.Errorf("knode kubectl on a worker: %v\n%s", err, out)
+	}
+	if out, err := knode(ctx, worker, "images"); err == nil || !strings.Contains(out, `unknown command "images"`) {
+		t.Errorf("knode images: %v\n%s", err, out)
 	}
 
 	if _, err := worker.Exec(ctx, "systemctl", "stop", "kubelet"); err != nil {
