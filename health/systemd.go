@@ -20,7 +20,9 @@ func (s *Systemd) ActiveState(ctx context.Context, unit string) (string, string,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.conn == nil {
-		c, err := dbus.NewWithContext(ctx)
+		// The connection lives until Close: godbus closes a connection
+		// when the context it was made with ends, so not the check's.
+		c, err := dbus.NewWithContext(context.WithoutCancel(ctx))
 		if err != nil {
 			return "", "", fmt.Errorf("connect to systemd: %w", err)
 		}
