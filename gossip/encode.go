@@ -14,7 +14,6 @@ const (
 	msgAssign byte = 2 // Assignment, broadcast
 	msgLetter byte = 3 // Letter, sent to one node
 	msgDigest byte = 4 // a sender's digest, added to its gossip while it has news to send
-	msgHealth byte = 5 // Health, broadcast
 )
 
 // Push/pull payload types.

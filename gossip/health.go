@@ -95,6 +95,10 @@ const (
 
 const domainHealth = "knode health v2\x00"
 
+// msgHealth is the message type of a Health broadcast (5 is the join
+// tokens' record, on the lead's branch).
+const msgHealth byte = 6
+
 // Healthy reports whether every check passed (and there is at least one).
 func (h Health) Healthy() bool {
 	if len(h.Checks) == 0 {
