@@ -31,6 +31,7 @@ type clusterChores struct {
 	patched map[string]string // node -> podCIDR set on its Node object
 	deleted map[string]bool
 	waiting map[string]time.Time // node -> first failed podCIDR patch (not registered yet)
+	roles   map[string]bool      // masters whose Node is labelled (and tainted)
 	down    time.Time            // first failed /readyz since the apiserver last answered
 }
 
@@ -117,7 +118,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 	a.mu.Lock()
 	ch := &a.chores
 	if ch.patched == nil {
-		ch.patched, ch.deleted, ch.waiting = map[string]string{}, map[string]bool{}, map[string]time.Time{}
+		ch.patched, ch.deleted, ch.waiting, ch.roles = map[string]string{}, map[string]bool{}, map[string]time.Time{}, map[string]bool{}
 	}
 	dnsDone, adminDone := ch.dns, ch.admin
 	a.mu.Unlock()
@@ -148,6 +149,7 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 	for retry := true; retry; snap = a.state.Snapshot() { // a retry also serves nodes assigned meanwhile
 		retry = a.nodeChores(ctx, snap) && again(start)
 	}
+	a.roleChores(ctx, a.state.Snapshot())
 }
 
 // nodeChores sets each active node's podCIDR and deletes removed nodes' Node
@@ -218,6 +220,8 @@ func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
 		case as.Released && !ch.deleted[name]:
 			return true
 		case as.Active() && ch.patched[name] != as.PodCIDR.String():
+			return true
+		case as.Active() && as.Seat >= 0 && !ch.roles[name]:
 			return true
 		}
 	}

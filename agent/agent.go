@@ -185,6 +185,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	go a.loop()
 	a.spawn(a.hostLoop)
+	a.spawn(a.healthLoop)
 	if p := o.Snapshots; p != nil && p.Every > 0 {
 		a.spawn(func() { a.snapshotLoop(*p) })
 	}

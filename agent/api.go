@@ -191,7 +191,7 @@ func Call(ctx context.Context, socket, method, path string, in, out any) error {
 	}
 	resp, err := socketClient(socket).Do(req)
 	if err != nil {
-		return fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+		return fmt.Errorf("%w on %s (%v): start it with `systemctl start knode` (see `journalctl -u knode` for why it stopped)", ErrNoAgent, socket, unwrapDial(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -249,7 +249,7 @@ func RequestRemove(ctx context.Context, socket string) (LeaveResult, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return res, fmt.Errorf("%w on %s: %v", ErrNoAgent, socket, err)
+		return res, fmt.Errorf("%w on %s (%v): start it with `systemctl start knode` (see `journalctl -u knode` for why it stopped)", ErrNoAgent, socket, unwrapDial(err))
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
@@ -270,6 +270,16 @@ func RequestRemove(ctx context.Context, socket string) (LeaveResult, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return res, ctx.Err()
+}
+
+// unwrapDial keeps the reason of a failed dial (connection refused) without
+// net/http's request prefix.
+func unwrapDial(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
 }
 
 // removeStatus is the HTTP status of a refused removal: the client turns

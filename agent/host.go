@@ -27,6 +27,9 @@ type HostOptions struct {
 	KnodeBinary string
 	// Out receives hostprep's progress lines.
 	Out io.Writer
+	// Health checks this node for its gossiped health summary (nil: none
+	// is published).
+	Health HealthProbe
 }
 
 // HostSpec is hostprep's view of this node, built from the agreed state: the

@@ -147,8 +147,8 @@ func honestView(tc *testCluster, honest []string) map[string]string {
 		snap := a.Snapshot()
 		var b strings.Builder
 		for _, n := range honest {
-			as, ni := snap.Assignments[n], snap.Nodes[n]
-			fmt.Fprintf(&b, "%s:%x:%x;", n, as.Sig[:8], ni.Sig[:8])
+			as, ni, he := snap.Assignments[n], snap.Nodes[n], snap.Health[n]
+			fmt.Fprintf(&b, "%s:%x:%x:%x;", n, as.Sig[:8], ni.Sig[:8], he.Sig[:8])
 		}
 		for _, id := range slices.Sorted(maps.Keys(snap.Tokens)) {
 			sig := snap.Tokens[id].Sig
@@ -240,6 +240,11 @@ func TestHostileTokenHolder(t *testing.T) {
 		"rebind a master's key": func() {
 			h.broadcast(signed(gossip.Assignment{Node: "n01", SignKey: h.pub(), BoxKey: h.pub(), Addr: netip.MustParseAddr("127.0.0.1"), Port: 1,
 				PodCIDR: netip.MustParsePrefix("10.10.1.0/24"), Seat: 1, Version: math.MaxUint64, By: "n00"}))
+		},
+		"report another node's health": func() {
+			bad := gossip.Health{Name: "n01", Gen: now, Checks: []gossip.Check{{What: gossip.CompEtcd, Detail: "down"}}}
+			bad.Sign(h.key)
+			h.broadcast(gossip.EncodeHealth(bad))
 		},
 		"freeze own record": func() { h.broadcast(node(gossip.NodeInfo{Name: "evil", Gen: math.MaxUint64})) },
 		"option as a name": func() {

@@ -18,6 +18,9 @@ type Status struct {
 	// (bad signature, invalid values, unknown author), by the author they
 	// named: a non-zero count means a misbehaving or hostile peer.
 	Refused map[string]uint64 `json:"refused,omitempty"`
+	// Healthy says every member is alive, placed and passes every check
+	// of its health summary (`knode status` exits non-zero otherwise).
+	Healthy bool `json:"healthy"`
 	// APIEndpoint is the node-local apiserver endpoint's view of each
 	// master's apiserver (configured nodes only).
 	APIEndpoint []apilb.Status `json:"apiEndpoint,omitempty"`
@@ -31,6 +34,7 @@ type ClusterStatus struct {
 	NodeCIDRMask int    `json:"nodeCIDRMask"`
 	Masters      int    `json:"masters"`
 	Network      string `json:"network"`
+	TaintMasters bool   `json:"taintMasters,omitempty"`
 }
 
 // MemberStatus is one node.
@@ -43,6 +47,12 @@ type MemberStatus struct {
 	Version  string    `json:"version"`
 	LastSeen time.Time `json:"lastSeen"`
 	Error    string    `json:"error,omitempty"`
+	// Health is the member's last gossiped health summary; Problems say
+	// what keeps it from being Healthy, Warnings what will soon.
+	Health   *HealthStatus `json:"health,omitempty"`
+	Healthy  bool          `json:"healthy"`
+	Problems []string      `json:"problems,omitempty"`
+	Warnings []string      `json:"warnings,omitempty"`
 }
 
 // Status reports the cluster as this node sees it.
@@ -51,7 +61,7 @@ func (a *Agent) Status() Status {
 	c := a.cluster
 	st := Status{
 		Cluster: ClusterStatus{Name: c.Name, PodCIDR: c.PodCIDR.String(), ServiceCIDR: c.ServiceCIDR.String(),
-			NodeCIDRMask: c.NodeCIDRMask, Masters: c.Masters, Network: c.Network},
+			NodeCIDRMask: c.NodeCIDRMask, Masters: c.Masters, Network: c.Network, TaintMasters: c.TaintMasters},
 		Self:    a.id.Name,
 		Members: []MemberStatus{},
 	}
@@ -98,5 +108,6 @@ func (a *Agent) Status() Status {
 		}
 		return 0
 	})
+	st.judge(snap.Health, time.Now())
 	return st
 }

@@ -32,6 +32,10 @@ type Cluster struct {
 	NodeCIDRMask int          `json:"nodeCIDRMask"`
 	Masters      int          `json:"masters"`
 	Network      string       `json:"network"`
+	// TaintMasters keeps ordinary pods off masters
+	// (node-role.kubernetes.io/control-plane:NoSchedule); off by default, so
+	// that a small cluster's masters run workloads too.
+	TaintMasters bool `json:"taintMasters,omitempty"`
 }
 
 var clusterNameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
@@ -108,6 +112,10 @@ func ParsePrefix(flag, s string) (netip.Prefix, error) {
 
 // String is a one-line summary of the plan.
 func (c Cluster) String() string {
-	return fmt.Sprintf("cluster %s: pods %s (/%d per node), services %s, %d master(s), network %s",
-		c.Name, c.PodCIDR, c.NodeCIDRMask, c.ServiceCIDR, c.Masters, c.Network)
+	taint := ""
+	if c.TaintMasters {
+		taint = ", masters tainted"
+	}
+	return fmt.Sprintf("cluster %s: pods %s (/%d per node), services %s, %d master(s)%s, network %s",
+		c.Name, c.PodCIDR, c.NodeCIDRMask, c.ServiceCIDR, c.Masters, taint, c.Network)
 }

@@ -124,11 +124,13 @@ func kubectl(ctx context.Context, n *lab.Node, args ...string) (string, error) {
 	return out, err
 }
 
-// status returns `knode status --json` of a node.
+// status returns `knode status --json` of a node (exit code 3 only says
+// the cluster is not healthy: the status is there).
 func status(ctx context.Context, n *lab.Node) (agent.Status, error) {
 	var st agent.Status
 	out, err := n.Exec(ctx, "knode", "status", "--json")
-	if err != nil {
+	var exit *exec.ExitError
+	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 3) {
 		return st, err
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {

@@ -36,7 +36,7 @@ func (d delegate) NotifyMsg(b []byte) {
 	}
 	n := d.n
 	switch b[0] {
-	case msgNode, msgAssign, msgToken:
+	case msgNode, msgAssign, msgToken, msgHealth:
 		if len(b) > maxRecordSize {
 			n.rejects.add("(oversized)", fmt.Errorf("record of %d bytes", len(b)))
 			return

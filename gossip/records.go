@@ -141,6 +141,7 @@ type Snapshot struct {
 	Cluster     *ClusterInfo           `json:"cluster,omitempty"`
 	Nodes       map[string]NodeInfo    `json:"nodes"`
 	Assignments map[string]Assignment  `json:"assignments"`
+	Health      map[string]Health      `json:"health,omitempty"`
 	Tokens      map[string]TokenRecord `json:"-"` // by ID in hex
 	Clock       uint64                 `json:"clock"`
 }

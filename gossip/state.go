@@ -77,7 +77,7 @@ func (s *State) Snapshot() Snapshot {
 func (s *State) Digest() (uint64, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens)
+	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens) + len(s.snap.Health)
 }
 
 // Binding is the decision that binds name's keys, if any (released ones
@@ -198,6 +198,7 @@ func (s *State) MergeAssignment(a Assignment) (bool, error) {
 				s.digest ^= digestOf(n.Sig)
 				delete(s.snap.Nodes, a.Node)
 			}
+			s.dropHealthLocked(a.Node)
 		}
 	}
 	s.digest ^= digestOf(a.Sig)
@@ -248,7 +249,7 @@ func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
 }
 
 func cloneSnapshot(in Snapshot) Snapshot {
-	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments), Tokens: maps.Clone(in.Tokens)}
+	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments), Tokens: maps.Clone(in.Tokens), Health: maps.Clone(in.Health)}
 	if out.Nodes == nil {
 		out.Nodes = map[string]NodeInfo{}
 	}

@@ -259,6 +259,9 @@ func FuzzMergeMessage(f *testing.F) {
 	n := NodeInfo{Name: "n1", Gen: 1}
 	n.Sign(k)
 	f.Add(EncodeNode(n))
+	h := sampleHealth("n1", 1)
+	h.Sign(k)
+	f.Add(EncodeHealth(h))
 	f.Add(EncodeLetter(Letter{Kind: LetterSyncReq, From: "a", To: "b", Body: []byte{1, 2}}))
 	f.Add(fx.state(f).EncodeFull())
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -33,6 +33,11 @@ func (s *State) records(want func(t byte, name string, version uint64) bool) [][
 			out = append(out, EncodeNode(n))
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.snap.Health)) {
+		if h := s.snap.Health[name]; want(msgHealth, name, h.Gen) {
+			out = append(out, EncodeHealth(h))
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Tokens)) {
 		if t := s.snap.Tokens[name]; want(msgToken, name, t.Gen) {
 			out = append(out, EncodeToken(t))
@@ -148,6 +153,13 @@ func (s *State) MergeMessage(m []byte) (changed bool, key, author string, err er
 		}
 		ch, err := s.MergeNode(n)
 		return ch, "n/" + n.Name, safeName(n.Name), err
+	case msgHealth:
+		h, err := decodeHealth(m[1:])
+		if err != nil {
+			return false, "", safeName(h.Name), fmt.Errorf("health: %w", err)
+		}
+		ch, err := s.MergeHealth(h)
+		return ch, "h/" + h.Name, safeName(h.Name), err
 	case msgToken:
 		t, err := decodeToken(m[1:])
 		if err != nil {
@@ -173,7 +185,7 @@ func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var e enc
-	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes) + len(s.snap.Tokens)))
+	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes) + len(s.snap.Tokens) + len(s.snap.Health)))
 	for name, a := range s.snap.Assignments {
 		e.byte(msgAssign)
 		e.string(name)
@@ -183,6 +195,11 @@ func (s *State) Vector() []byte {
 		e.byte(msgNode)
 		e.string(name)
 		e.uvarint(n.Gen)
+	}
+	for name, h := range s.snap.Health {
+		e.byte(msgHealth)
+		e.string(name)
+		e.uvarint(h.Gen)
 	}
 	for name, t := range s.snap.Tokens {
 		e.byte(msgToken)
@@ -239,6 +256,8 @@ func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
 			newer = v > s.snap.Assignments[k.name].Version
 		case msgNode:
 			newer = v > s.snap.Nodes[k.name].Gen
+		case msgHealth:
+			newer = v > s.snap.Health[k.name].Gen
 		case msgToken:
 			newer = v > s.snap.Tokens[k.name].Gen
 		}

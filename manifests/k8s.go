@@ -34,14 +34,18 @@ type podSpec struct {
 	Priority           *int32              `json:"priority,omitempty"`
 	PriorityClassName  string              `json:"priorityClassName,omitempty"`
 	SecurityContext    *podSecurityContext `json:"securityContext,omitempty"`
+	RestartPolicy      string              `json:"restartPolicy,omitempty"`
 	ServiceAccountName string              `json:"serviceAccountName,omitempty"`
-	Tolerations        []toleration        `json:"tolerations,omitempty"`
-	Volumes            []volume            `json:"volumes,omitempty"`
+	// TerminationGracePeriodSeconds is a pointer: 0 is meaningful.
+	TerminationGracePeriodSeconds *int64       `json:"terminationGracePeriodSeconds,omitempty"`
+	Tolerations                   []toleration `json:"tolerations,omitempty"`
+	Volumes                       []volume     `json:"volumes,omitempty"`
 }
 
 type container struct {
 	Args            []string         `json:"args,omitempty"`
 	Command         []string         `json:"command,omitempty"`
+	Env             []envVar         `json:"env,omitempty"`
 	Image           string           `json:"image"`
 	ImagePullPolicy string           `json:"imagePullPolicy,omitempty"`
 	LivenessProbe   *probe           `json:"livenessProbe,omitempty"`
@@ -50,7 +54,15 @@ type container struct {
 	ReadinessProbe  *probe           `json:"readinessProbe,omitempty"`
 	Resources       resources        `json:"resources"`
 	SecurityContext *securityContext `json:"securityContext,omitempty"`
-	VolumeMounts    []volumeMount    `json:"volumeMounts,omitempty"`
+	// TerminationMessagePolicy FallbackToLogsOnError puts a failed
+	// container's last output in its status.
+	TerminationMessagePolicy string        `json:"terminationMessagePolicy,omitempty"`
+	VolumeMounts             []volumeMount `json:"volumeMounts,omitempty"`
+}
+
+type envVar struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 type containerPort struct {
@@ -108,6 +120,7 @@ type volumeMount struct {
 
 type volume struct {
 	ConfigMap *configMapVolume `json:"configMap,omitempty"`
+	EmptyDir  *struct{}        `json:"emptyDir,omitempty"`
 	HostPath  *hostPathVolume  `json:"hostPath,omitempty"`
 	Name      string           `json:"name"`
 }

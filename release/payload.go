@@ -32,6 +32,8 @@ func Spec() manifest.Manifest {
 	file("containerd-shim-runc-v2", Containerd, "bin/containerd-shim-runc-v2", "runtime.zst")
 	file("runc", Runc, "bin/runc", "runtime.zst")
 	file("pause", Pause, "bin/pause", "runtime.zst")
+	// crictl shares containerd's CRI and gRPC code: one blob compresses both.
+	file("crictl", CRITools, "bin/crictl", "runtime.zst")
 	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
 		file("cni-"+plugin, CNIPlugins, "bin/cni/"+plugin, "cni.zst")
 	}
@@ -68,6 +70,8 @@ func Spec() manifest.Manifest {
 	}
 	program(manifest.Program{Name: "coredns", Version: CoreDNS, File: "kube", Path: "bin/coredns",
 		VersionArgs: []string{"-version"}, VersionWant: "CoreDNS-" + CoreDNS[1:]})
+	program(manifest.Program{Name: "crictl", Version: CRITools, File: "crictl", Path: "bin/crictl",
+		VersionArgs: []string{"--version"}, VersionWant: "crictl version " + CRITools})
 	program(manifest.Program{Name: "pause", Version: Pause, File: "pause", Path: "bin/pause",
 		VersionArgs: []string{"--version"}, VersionWant: "pause " + Pause})
 

@@ -47,7 +47,7 @@ CNI_PKG_loopback := main/loopback
 CNI_PKG_portmap := meta/portmap
 
 REL_BINARIES := $(REL_BIN)/kube $(REL_BIN)/containerd $(REL_BIN)/containerd-shim-runc-v2 $(REL_BIN)/runc \
-	$(REL_BIN)/pause $(addprefix $(REL_BIN)/cni/,$(CNI_PLUGINS))
+	$(REL_BIN)/pause $(REL_BIN)/crictl $(addprefix $(REL_BIN)/cni/,$(CNI_PLUGINS))
 
 all: payload ## build the payload and bin/knode with it embedded (the default)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
@@ -91,6 +91,11 @@ $(REL_BIN)/runc: $(call rel_src,runc)
 
 $(REL_BIN)/pause: $(call rel_src,pause)
 	cd release/build/pause && $(REL_GO) -ldflags '-s -w -X main.version=$(PAUSE_VERSION)' -o $(abspath $@) .
+	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
+
+$(REL_BIN)/crictl: $(call rel_src,crictl)
+	cd release/build/crictl && $(REL_GO) -ldflags '-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$(CRI_TOOLS_VERSION)' \
+		-o $(abspath $@) sigs.k8s.io/cri-tools/cmd/crictl
 	@touch $@ # go build leaves an up-to-date output untouched; make compares mtimes
 
 $(REL_BIN)/cni/%: $(call rel_src,cni)

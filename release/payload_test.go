@@ -25,7 +25,7 @@ func TestSpecIsConsistent(t *testing.T) {
 			t.Errorf("program %s has no version check", p.Name)
 		}
 	}
-	for _, name := range []string{"kubelet", "kubectl", "kube-apiserver", "etcd", "containerd", "ctr", "runc", "coredns", "cni-bridge"} {
+	for _, name := range []string{"kubelet", "kubectl", "kube-apiserver", "etcd", "containerd", "ctr", "runc", "coredns", "cni-bridge", "crictl"} {
 		if _, ok := m.Program(name); !ok {
 			t.Errorf("payload lacks program %s", name)
 		}

@@ -11,6 +11,7 @@ const (
 	CNIPlugins          = "v1.10.0"
 	CoreDNS             = "v1.14.7"
 	Pause               = "3.10.2"
+	CRITools            = "v1.37.0" // crictl: the newest cri-tools the module proxy serves (v1.36 is not)
 )
 
 // Image references of the images knode assembles. Pause uses containerd's default sandbox

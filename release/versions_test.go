@@ -46,6 +46,7 @@ func TestVersionsMatchEnv(t *testing.T) {
 		"CNI_PLUGINS_VERSION":        CNIPlugins,
 		"COREDNS_VERSION":            CoreDNS,
 		"PAUSE_VERSION":              Pause,
+		"CRI_TOOLS_VERSION":          CRITools,
 	}
 	for key, value := range want {
 		if env[key] != value {
@@ -71,6 +72,7 @@ func TestHelperModulesRequirePinnedVersions(t *testing.T) {
 		"containerd": {"github.com/containerd/containerd/v2 " + Containerd},
 		"runc":       {"github.com/opencontainers/runc " + Runc},
 		"cni":        {"github.com/containernetworking/plugins " + CNIPlugins},
+		"crictl":     {"sigs.k8s.io/cri-tools " + CRITools},
 	}
 	for dir, lines := range requires {
 		data, err := os.ReadFile(filepath.Join("build", dir, "go.mod"))

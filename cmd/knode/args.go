@@ -12,8 +12,8 @@ import (
 // argument as its value when its definition says so (boolean flags do not),
 // unless written --flag=value.
 func interspersed(app *cli.App, args []string) []string {
-	if len(args) < 3 || args[1] == "kubectl" {
-		return args
+	if len(args) < 3 || args[1] == "kubectl" || args[1] == "crictl" || args[len(args)-1] == "--generate-bash-completion" {
+		return args // the completion flag must stay last
 	}
 	// The command, and its subcommands as far as they are named
 	// (`knode token create --ttl 1h`).

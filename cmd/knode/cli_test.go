@@ -177,16 +177,17 @@ func TestInitJoinStatusTokenReset(t *testing.T) {
 	p2 := startForeground(t, "join", bind1, "--token", tok, "--dry-run", "--foreground", "--node-name", "b", "--bind", freePort(t), "--data-dir", d2, "--log-level", "error")
 	waitFor(t, "join", func() bool { return strings.Contains(p2.out.String(), "agent running") })
 	var st agent.Status
+	// Exit code 3: --dry-run agents run no kubelet, so no node reports health.
 	waitFor(t, "both nodes in a's status", func() bool {
 		code, out, _ := knode(context.Background(), "status", "--json", "--data-dir", d1)
-		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Members) == 2
+		return code == exitUnhealthy && json.Unmarshal([]byte(out), &st) == nil && len(st.Members) == 2
 	})
 	if st.Cluster.Name != "demo" || st.Self != "a" || st.Members[0].Roles[0] != "master" || st.Members[1].Roles[0] != "worker" ||
 		st.Members[0].PodCIDR == st.Members[1].PodCIDR {
 		t.Errorf("status: %+v", st)
 	}
 	code, table, _ := knode(context.Background(), "status", "--data-dir", d2)
-	if code != 0 || !strings.Contains(table, "b (self)") || !strings.Contains(table, "alive") {
+	if code != exitUnhealthy || !strings.Contains(table, "b (self)") || !strings.Contains(table, "alive") || !strings.Contains(table, "b: no health reported yet") {
 		t.Errorf("status table (exit %d):\n%s", code, table)
 	}
 	if strings.Contains(table, "PRIVATE") || strings.Contains(table, tok) {

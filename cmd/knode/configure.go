@@ -10,6 +10,7 @@ import (
 	"knode.dev/knode/agent"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
+	"knode.dev/knode/kubeapi"
 )
 
 // Phases that run after the agent hands over to knode.service: the units
@@ -99,11 +100,11 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
 	const timeout = 10 * time.Minute
 	name, cidr := spec.Self.Name, spec.Self.PodCIDR.String()
-	api, err := newAPIClient(hostprep.KubeletKubeconfig)
+	api, err := kubeapi.FromKubeconfig(hostprep.KubeletKubeconfig)
 	if err != nil {
 		return fmt.Errorf("read the kubelet's kubeconfig: %w", err)
 	}
-	defer api.close()
+	defer api.Close()
 	var ws []wait
 	if spec.Self.Master && !slices.Contains(b.c.StringSlice("skip-phases"), hostprep.PhaseStaticPods) {
 		ws = append(ws, staticPodsStarted(name))
@@ -120,12 +121,12 @@ func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
 	}
 	// init: the cluster's DNS. Not part of the node being Ready, so a
 	// failure is reported, not fatal.
-	admin, err := newAPIClient(hostprep.AdminKubeconfig)
+	admin, err := kubeapi.FromKubeconfig(hostprep.AdminKubeconfig)
 	if err != nil {
 		b.p.Note("cannot wait for CoreDNS: %v", err)
 		return nil
 	}
-	defer admin.close()
+	defer admin.Close()
 	const dnsTimeout = 2 * time.Minute
 	dctx, cancel := context.WithTimeout(ctx, dnsTimeout)
 	defer cancel()

@@ -55,6 +55,7 @@ func clusterConfig(c *cli.Context) (config.Cluster, error) {
 		NodeCIDRMask: c.Int("node-cidr-mask"),
 		Masters:      c.Int("masters"),
 		Network:      c.String("network"),
+		TaintMasters: c.Bool("taint-masters"),
 	}
 	var err error
 	if cl.PodCIDR, err = config.ParsePrefix("--pod-cidr", c.String("pod-cidr")); err != nil {

@@ -16,6 +16,7 @@ import (
 	"knode.dev/knode/agent"
 	"knode.dev/knode/assets"
 	"knode.dev/knode/datadir"
+	"knode.dev/knode/health"
 	"knode.dev/knode/hostprep"
 )
 
@@ -41,6 +42,9 @@ func payloadSpec(m assets.Manifest, dataDir string) (hostprep.Payload, hostprep.
 	return p, imgs
 }
 
+// kubeletPKIDir holds the kubelet's own serving certificate.
+const kubeletPKIDir = "/var/lib/kubelet/pki"
+
 // hostOptions stages the payload (idempotent: a second call writes nothing)
 // and opens the real host.
 func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*agent.HostOptions, error) {
@@ -53,7 +57,8 @@ func hostOptions(ctx context.Context, dataDir string, out io.Writer) (*agent.Hos
 		return nil, fmt.Errorf("open the host: %w", err)
 	}
 	p, imgs := payloadSpec(st.Manifest, dataDir)
-	return &agent.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: selfPath(), Out: out}, nil
+	return &agent.HostOptions{Host: h, Payload: p, Images: imgs, KnodeBinary: selfPath(), Out: out,
+		Health: health.NewProbe(hostprep.KubeletKubeconfig, hostprep.PKIDir, kubeletPKIDir)}, nil
 }
 
 // plannedHostChanges lists, phase by phase, what configuring this host would

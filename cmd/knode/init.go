@@ -19,6 +19,7 @@ func initCommand() *cli.Command {
 		&cli.StringFlag{Name: "service-cidr", Value: config.DefaultServiceCIDR, Usage: "range of service cluster IPs (its 10th address is cluster DNS)"},
 		&cli.IntFlag{Name: "masters", Value: config.DefaultMasters, Usage: "number of masters (etcd members): 1, 3 or 5; the first nodes to join take the seats"},
 		&cli.StringFlag{Name: "network", Value: config.DefaultNetwork, Usage: "pod network between nodes: routed, vxlan, or auto (routed when all nodes share a subnet)"},
+		&cli.BoolFlag{Name: "taint-masters", Usage: "keep ordinary pods off masters (taint node-role.kubernetes.io/control-plane:NoSchedule); default: masters run pods too"},
 		tokenTTLFlag("token-ttl", "how long the printed join token admits machines (0: no expiry); more with `knode token create`"),
 	}
 	return &cli.Command{

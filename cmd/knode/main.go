@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -42,7 +43,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "knode: error: %v\n", err)
+	if msg := err.Error(); msg != "" { // cli.Exit("", code) has said everything already
+		fmt.Fprintf(stderr, "knode: error: %v\n", msg)
+	}
 	var ec cli.ExitCoder
 	switch {
 	case config.IsUsage(err):
@@ -65,14 +68,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:              stderr,
 		HideVersion:            true,
 		UseShortOptionHandling: true,
+		EnableBashCompletion:   true,
 		ExitErrHandler:         func(*cli.Context, error) {}, // run() reports errors
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return config.Usagef("%v (see --help)", err)
+		},
+		// A first argument that names no command: say so and list them
+		// (urfave/cli's default answers "No help topic for ...").
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return unknownCommand(c.App, c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 		Commands: []*cli.Command{
 			initCommand(),
 			joinCommand(),
 			statusCommand(),
+			checkCommand(),
 			tokenCommand(),
 			resetCommand(),
 			removeCommand(),
@@ -80,12 +93,23 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			certsCommand(),
 			phaseCommand(),
 			kubectlCommand(),
+			crictlCommand(),
 			agentCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
 	}
 	return app
+}
+
+// unknownCommand is the usage error for a command knode does not have.
+func unknownCommand(app *cli.App, name string) error {
+	var names []string
+	for _, c := range app.VisibleCommands() {
+		names = append(names, c.Name)
+	}
+	return config.Usagef("unknown command %q; the commands are: %s (see knode --help)", name, strings.Join(names, ", "))
 }

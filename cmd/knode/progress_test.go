@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"knode.dev/knode/kubeapi"
 	"knode.dev/knode/manifests"
 	"knode.dev/knode/pki"
 )
@@ -108,11 +109,11 @@ func TestWaitsAgainstAPIServer(t *testing.T) {
 	kc := filepath.Join(t.TempDir(), "kubelet.conf")
 	os.WriteFile(kc, manifests.KubeconfigFile(manifests.Kubeconfig{Cluster: "demo", Server: srv.URL, CAPEM: ca.CertPEM,
 		User: "system:node:n1", CertPEM: client.CertPEM, KeyPEM: client.KeyPEM}), 0o600)
-	api, err := newAPIClient(kc)
+	api, err := kubeapi.FromKubeconfig(kc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer api.close()
+	defer api.Close()
 	var b strings.Builder
 	p := newProgress(&b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

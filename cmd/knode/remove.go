@@ -14,6 +14,7 @@ import (
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
+	"knode.dev/knode/kubeapi"
 )
 
 func removeCommand() *cli.Command {
@@ -66,13 +67,13 @@ func removeCommand() *cli.Command {
 // waitNodeDeleted waits until the Node object name is gone, through the
 // admin kubeconfig (the allocator's chores delete it).
 func waitNodeDeleted(ctx context.Context, name string) (bool, error) {
-	api, err := newAPIClient(hostprep.AdminKubeconfig)
+	api, err := kubeapi.FromKubeconfig(hostprep.AdminKubeconfig)
 	if err != nil {
 		return false, err
 	}
-	defer api.close()
+	defer api.Close()
 	for {
-		code, err := api.get(ctx, "/api/v1/nodes/"+url.PathEscape(name), nil)
+		code, err := api.Get(ctx, "/api/v1/nodes/"+url.PathEscape(name), nil)
 		if err == nil && code == http.StatusNotFound {
 			return true, nil
 		}

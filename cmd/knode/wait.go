@@ -1,20 +1,15 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"knode.dev/knode/kubeapi"
 )
 
 // The waits at the end of init and join: each is polled until it holds and
@@ -106,9 +101,9 @@ func staticPodsStarted(node string) wait {
 }
 
 // apiServing holds once the apiserver the kubeconfig names answers /readyz.
-func apiServing(api *apiClient) wait {
+func apiServing(api *kubeapi.Client) wait {
 	return wait{name: "apiserver serving", check: func(ctx context.Context) (bool, string) {
-		code, err := api.get(ctx, "/readyz", nil)
+		code, err := api.Get(ctx, "/readyz", nil)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -116,34 +111,12 @@ func apiServing(api *apiClient) wait {
 	}}
 }
 
-// nodeObject is the part of a Node the waits read.
-type nodeObject struct {
-	Spec struct {
-		PodCIDR string `json:"podCIDR"`
-	} `json:"spec"`
-	Status struct {
-		Conditions []struct {
-			Type   string `json:"type"`
-			Status string `json:"status"`
-		} `json:"conditions"`
-	} `json:"status"`
-}
-
-func (n nodeObject) ready() bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == "Ready" {
-			return c.Status == "True"
-		}
-	}
-	return false
-}
-
 // nodeWaits are the waits on this node's Node object, read with the kubelet's
 // own credential: registered, Ready, and carrying the agreed pod CIDR.
-func nodeWaits(api *apiClient, node, podCIDR string) []wait {
-	get := func(ctx context.Context) (nodeObject, bool, string) {
-		var n nodeObject
-		code, err := api.get(ctx, "/api/v1/nodes/"+node, &n)
+func nodeWaits(api *kubeapi.Client, node, podCIDR string) []wait {
+	get := func(ctx context.Context) (kubeapi.Node, bool, string) {
+		var n kubeapi.Node
+		code, err := api.Get(ctx, "/api/v1/nodes/"+node, &n)
 		if err != nil {
 			return n, false, err.Error()
 		}
@@ -159,7 +132,8 @@ func nodeWaits(api *apiClient, node, podCIDR string) []wait {
 			if ok {
 				last = "Ready condition not True"
 			}
-			return ok && n.ready(), last
+			ready, _ := n.Ready()
+			return ok && ready, last
 		}},
 		{name: "podCIDR set", check: func(ctx context.Context) (bool, string) {
 			n, ok, last := get(ctx)
@@ -172,14 +146,14 @@ func nodeWaits(api *apiClient, node, podCIDR string) []wait {
 }
 
 // coreDNSReady holds once the CoreDNS deployment has a ready replica.
-func coreDNSReady(api *apiClient) wait {
+func coreDNSReady(api *kubeapi.Client) wait {
 	return wait{name: "CoreDNS ready", check: func(ctx context.Context) (bool, string) {
 		var d struct {
 			Status struct {
 				ReadyReplicas int `json:"readyReplicas"`
 			} `json:"status"`
 		}
-		code, err := api.get(ctx, "/apis/apps/v1/namespaces/kube-system/deployments/coredns", &d)
+		code, err := api.Get(ctx, "/apis/apps/v1/namespaces/kube-system/deployments/coredns", &d)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -189,71 +163,3 @@ func coreDNSReady(api *apiClient) wait {
 		return d.Status.ReadyReplicas > 0, "deployment coredns: no ready replica"
 	}}
 }
-
-// apiClient reads from the apiserver with the credential a kubeconfig
-// embeds (the ones knode renders: one cluster, one user).
-type apiClient struct {
-	server string
-	http   *http.Client
-}
-
-func newAPIClient(kubeconfig string) (*apiClient, error) {
-	data, err := os.ReadFile(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	fields := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "- ")), ":")
-		if ok {
-			fields[k] = strings.Trim(strings.TrimSpace(v), `"'`)
-		}
-	}
-	pem := map[string][]byte{}
-	for _, k := range []string{"certificate-authority-data", "client-certificate-data", "client-key-data"} {
-		if pem[k], err = base64.StdEncoding.DecodeString(fields[k]); err != nil || len(pem[k]) == 0 {
-			return nil, fmt.Errorf("%s: no %s", kubeconfig, k)
-		}
-	}
-	if !strings.HasPrefix(fields["server"], "https://") {
-		return nil, fmt.Errorf("%s: no https server", kubeconfig)
-	}
-	cert, err := tls.X509KeyPair(pem["client-certificate-data"], pem["client-key-data"])
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", kubeconfig, err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem["certificate-authority-data"]) {
-		return nil, fmt.Errorf("%s: bad certificate-authority-data", kubeconfig)
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	return &apiClient{server: fields["server"], http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
-}
-
-// get fetches path and decodes a 200 answer into v (when not nil).
-func (a *apiClient) get(ctx context.Context, path string, v any) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.server+path, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		var uerr interface{ Unwrap() error }
-		if errors.As(err, &uerr) {
-			err = uerr.Unwrap()
-		}
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK && v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
-		}
-	}
-	return resp.StatusCode, nil
-}
-
-// close drops idle connections.
-func (a *apiClient) close() { a.http.CloseIdleConnections() }

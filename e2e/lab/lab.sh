@@ -469,7 +469,7 @@ cmd_cluster() {
   echo >&2
   say "cluster of $count nodes Ready $(since "$t0")s after start (init to all Ready: $(since "$tinit")s)"
 
-  echo; d exec "$(node_name 1)" knode status || say "WARNING: 'knode status' failed"
+  echo; d exec "$(node_name 1)" knode status --wait --timeout 2m || say "WARNING: the cluster is not healthy (see 'problems' above)"
   echo; d exec "$(node_name 1)" knode kubectl get nodes -o wide || say "WARNING: 'knode kubectl get nodes' failed"
   echo
   export_kubeconfig "$ip1" || say "WARNING: could not export an admin kubeconfig"
