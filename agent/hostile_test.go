@@ -36,7 +36,6 @@ type hostile struct {
 
 	mu    sync.Mutex
 	kinds map[gossip.LetterKind]int // letters received, by kind
-	meta  []byte                    // its memberlist meta, signed as a real node's
 }
 
 type rawBroadcast []byte
@@ -45,11 +44,7 @@ func (b rawBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b rawBroadcast) Message() []byte                       { return b }
 func (b rawBroadcast) Finished()                             {}
 
-func (h *hostile) NodeMeta(int) []byte {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.meta
-}
+func (h *hostile) NodeMeta(int) []byte { return []byte("evil") }
 func (h *hostile) NotifyMsg(b []byte) {
 	if len(b) > 1 && b[0] == 3 { // a letter: its kind is the next byte
 		h.mu.Lock()
@@ -86,14 +81,6 @@ func newHostile(t *testing.T, tc *testCluster, name, via string) *hostile {
 	t.Cleanup(func() { ml.Shutdown() })
 	h.ml = ml
 	h.queue = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 4}
-	// Its own name at its own address, signed with its key: what an honest
-	// node announces (the port is known only now).
-	h.mu.Lock()
-	h.meta = gossip.SignedMeta(name, "evil", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), ml.LocalNode().Port), key)
-	h.mu.Unlock()
-	if err := ml.UpdateNode(time.Second); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := ml.Join([]string{tc.addr(via)}); err != nil {
 		t.Fatal(err)
 	}

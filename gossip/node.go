@@ -159,13 +159,7 @@ func New(cfg Config, st *State) (*Node, error) {
 	// Join requests share the gossip port (one port to open, one address
 	// to give a joiner).
 	mc.Transport = newAdmitTransport(inner, n)
-	ip, port, err := mc.Transport.FinalAdvertiseAddr(mc.AdvertiseAddr, mc.AdvertisePort)
-	if err != nil {
-		mc.Transport.Shutdown()
-		return nil, fmt.Errorf("gossip advertise address: %w", err)
-	}
-	adv, _ := netip.AddrFromSlice(ip)
-	n.meta = encodeMeta(cfg.Name, nodeMeta{Version: cfg.Version, Addr: netip.AddrPortFrom(adv.Unmap(), uint16(port))}, cfg.SignKey)
+	n.meta = []byte(cfg.Version)
 	mc.Alive = delegate{n}
 	// A record missed by broadcast is repaired by the digest carried in
 	// probe acks, so memberlist's own retransmit multiplier is enough.

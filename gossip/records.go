@@ -41,7 +41,6 @@ const (
 	domainLetter  = "knode letter v2\x00"
 	domainToken   = "knode token v2\x00"
 	domainSeat    = "knode seat proof v2\x00"
-	domainMeta    = "knode meta v2\x00"
 )
 
 // Key is an Ed25519 public key (node signing keys, the decision key) or an
