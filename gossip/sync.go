@@ -18,23 +18,24 @@ type Rejection struct {
 }
 
 // records lists every held record as its broadcast message, decisions first
-// (a node record is checked against its decision).
-func (s *State) records(want func(t byte, name string, version uint64) bool) [][]byte {
+// (a node record is checked against its decision). want sees each record's
+// version entry (a decision's tag set, the others' zero).
+func (s *State) records(want func(t byte, name string, e ventry) bool) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][]byte
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Assignments)) {
-		if a := s.snap.Assignments[name]; want(msgAssign, name, a.Version) {
+		if a := s.snap.Assignments[name]; want(msgAssign, name, assignEntry(a)) {
 			out = append(out, EncodeAssignment(a))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Nodes)) {
-		if n := s.snap.Nodes[name]; want(msgNode, name, n.Gen) {
+		if n := s.snap.Nodes[name]; want(msgNode, name, ventry{v: n.Gen}) {
 			out = append(out, EncodeNode(n))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Tokens)) {
-		if t := s.snap.Tokens[name]; want(msgToken, name, t.Gen) {
+		if t := s.snap.Tokens[name]; want(msgToken, name, ventry{v: t.Gen}) {
 			out = append(out, EncodeToken(t))
 		}
 	}
@@ -44,7 +45,7 @@ func (s *State) records(want func(t byte, name string, version uint64) bool) [][
 // EncodeFull is the whole state: the cluster identity, the clock and every
 // record. It is what a joining node receives and what a node saves.
 func (s *State) EncodeFull() []byte {
-	recs := s.records(func(byte, string, uint64) bool { return true })
+	recs := s.records(func(byte, string, ventry) bool { return true })
 	s.mu.Lock()
 	e := enc{b: []byte{stateFull}}
 	if s.snap.Cluster != nil {
@@ -168,7 +169,11 @@ func safeName(s string) string {
 }
 
 // Vector is this node's version vector: every record's kind, name and
-// version, for a delta sync.
+// version, for a delta sync. A decision's entry also carries a tag (the head
+// of its signature): two allocators that cannot hear each other (the two
+// sides of a partition, a master restarting while another still decides)
+// can make different decisions for one node at the same Lamport version, and
+// a vector of versions alone would call the two nodes holding them even.
 func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -178,6 +183,7 @@ func (s *State) Vector() []byte {
 		e.byte(msgAssign)
 		e.string(name)
 		e.uvarint(a.Version)
+		e.fixed(a.Sig[:tagSize])
 	}
 	for name, n := range s.snap.Nodes {
 		e.byte(msgNode)
@@ -197,16 +203,42 @@ type vkey struct {
 	name string
 }
 
-func decodeVector(b []byte) (map[vkey]uint64, error) {
+// tagSize is the length of a decision's tag in a version vector.
+const tagSize = 8
+
+// ventry is one record's entry in a version vector.
+type ventry struct {
+	v   uint64
+	tag [tagSize]byte // decisions only
+}
+
+func assignEntry(a Assignment) ventry {
+	e := ventry{v: a.Version}
+	copy(e.tag[:], a.Sig[:])
+	return e
+}
+
+// behind reports whether a record with entry mine should go to a peer whose
+// entry is theirs: it holds an older version, or another decision at the
+// same version (the receiver keeps the newer of the two).
+func (theirs ventry) behind(mine ventry) bool {
+	return theirs.v < mine.v || (theirs.v == mine.v && theirs.tag != mine.tag)
+}
+
+func decodeVector(b []byte) (map[vkey]ventry, error) {
 	d := dec{b: b}
 	n := d.uvarint()
 	if n > maxRecords {
 		return nil, fmt.Errorf("vector of %d entries", n)
 	}
-	out := make(map[vkey]uint64, n)
+	out := make(map[vkey]ventry, n)
 	for range n {
 		k := vkey{t: d.byte(), name: d.string(maxName)}
-		out[k] = d.uvarint()
+		e := ventry{v: d.uvarint()}
+		if k.t == msgAssign {
+			d.fixed(e.tag[:])
+		}
+		out[k] = e
 	}
 	return out, d.end()
 }
@@ -220,27 +252,27 @@ func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
 		return nil, false, err
 	}
 	mine := 0
-	recs := s.records(func(t byte, name string, v uint64) bool {
+	recs := s.records(func(t byte, name string, e ventry) bool {
 		have, ok := theirs[vkey{t, name}]
 		if ok {
 			mine++
 		}
-		return !ok || have < v
+		return !ok || have.behind(e)
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	newer := mine < len(theirs)
-	for k, v := range theirs {
+	for k, e := range theirs {
 		if newer {
 			break
 		}
 		switch k.t {
 		case msgAssign:
-			newer = v > s.snap.Assignments[k.name].Version
+			newer = assignEntry(s.snap.Assignments[k.name]).behind(e)
 		case msgNode:
-			newer = v > s.snap.Nodes[k.name].Gen
+			newer = e.v > s.snap.Nodes[k.name].Gen
 		case msgToken:
-			newer = v > s.snap.Tokens[k.name].Gen
+			newer = e.v > s.snap.Tokens[k.name].Gen
 		}
 	}
 	return recs, newer, nil
