@@ -93,8 +93,10 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	req = append(req, randBytes(32)...)
 	req = append(req, eph.PublicKey().Bytes()...)
 	req = append(req, admitMAC(ver, req[len(admitMagic):])...)
+	// A broken connection (the peer died or restarted) is ErrJoin: another
+	// peer may answer. Only an answer that is whole and wrong is final.
 	if _, err := conn.Write(req); err != nil {
-		return Admission{}, fmt.Errorf("send the join request: %w", err)
+		return Admission{}, fmt.Errorf("%w through %s: send the join request: %v", ErrJoin, peer, err)
 	}
 	r := bufio.NewReader(io.LimitReader(conn, maxCert+4096))
 	status, err := r.ReadByte()
@@ -104,7 +106,8 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 		}
 		return Admission{}, fmt.Errorf("%w through %s: no answer to the join request: %v", ErrJoin, peer, err)
 	}
-	d := dec{b: mustReadAll(r)}
+	rest, readErr := io.ReadAll(r)
+	d := dec{b: rest}
 	if status != 0 {
 		reason := d.string(maxText)
 		if d.end() != nil || !validText(reason) {
@@ -116,6 +119,9 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	d.fixed(peerPub[:])
 	sealed := d.bytes(maxCert + 1024)
 	if err := d.end(); err != nil {
+		if readErr != nil || errors.Is(err, errTruncated) {
+			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off (%v): the peer stopped or restarted", ErrJoin, peer, cmpErr(readErr, err))
+		}
 		return Admission{}, fmt.Errorf("join answer: %w", err)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(peerPub[:])
@@ -140,9 +146,14 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	return adm, nil
 }
 
-func mustReadAll(r io.Reader) []byte {
-	b, _ := io.ReadAll(r)
-	return b
+// cmpErr is the first non-nil error.
+func cmpErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func randBytes(n int) []byte {
