@@ -48,8 +48,8 @@ func names(prefix string, n int) []string {
 
 // joinAll starts every name at once with tok, the i-th through via(i), and
 // returns a function that waits for the starts and fails the test on an
-// error. started receives each name once its agent runs.
-func (tc *testCluster) joinAll(joiners []string, via func(i int) []string, tok pki.Token, started chan<- string) (wait func()) {
+// error.
+func (tc *testCluster) joinAll(joiners []string, via func(i int) []string, tok pki.Token) (wait func()) {
 	var wg sync.WaitGroup
 	errs := make(chan error, len(joiners))
 	for i, name := range joiners {
@@ -59,9 +59,6 @@ func (tc *testCluster) joinAll(joiners []string, via func(i int) []string, tok p
 			if _, err := tc.start(name, via(i), nil, tok, false); err != nil {
 				errs <- fmt.Errorf("join %s via %v: %w", name, via(i), err)
 				return
-			}
-			if started != nil {
-				started <- name
 			}
 		}()
 	}
@@ -114,13 +111,7 @@ func (tc *testCluster) checkAgreement(t *testing.T, wantSeats map[string]int, jo
 	tc.waitSameRecords(t, 15*time.Second)
 	var any gossip.Snapshot
 	live := tc.live()
-	for _, viewer := range slices.Sorted(func(yield func(string) bool) {
-		for n := range live {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, viewer := range slices.Sorted(maps.Keys(live)) {
 		snap := live[viewer].Snapshot()
 		any = snap
 		cidrs := map[netip.Prefix]string{}
@@ -194,7 +185,7 @@ func TestAllocatorDiesDuringJoins(t *testing.T) {
 	// Through the masters that survive; master tokens, so that a joiner
 	// taking the dead master's seat would show.
 	wait := tc.joinAll(joiners, func(i int) []string { return []string{[]string{"n01", "n02"}[i%2], []string{"n02", "n01"}[i%2]} },
-		tc.masterToken, nil)
+		tc.masterToken)
 	n00, n01 := tc.live()["n00"], tc.live()["n01"]
 	// The instant it has decided for a joiner, the allocator is cut off,
 	// then dies: its last decision may have reached no one.
@@ -239,9 +230,8 @@ func TestMasterAndWorkerDieDuringJoins(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(seed, 0))
 	tc := formMasters(t)
 	joiners := names("j", 10)
-	started := make(chan string, len(joiners))
 	wait := tc.joinAll(joiners, func(i int) []string { return []string{[]string{"n00", "n01"}[i%2], []string{"n01", "n00"}[i%2]} },
-		tc.masterToken, started)
+		tc.masterToken)
 	masterAt, workerAt := time.Duration(rnd.IntN(400))*time.Millisecond, time.Duration(rnd.IntN(400))*time.Millisecond
 	var killed sync.WaitGroup
 	killed.Add(2)
@@ -309,7 +299,7 @@ func TestPartitionDuringJoins(t *testing.T) {
 			return []string{"n00"}
 		}
 		return []string{"n01", "n02"}
-	}, tc.masterToken, nil)
+	}, tc.masterToken)
 	n00, n01 := tc.live()["n00"], tc.live()["n01"]
 	waitFor(t, 20*time.Second, "n00 deciding for a joiner", func() bool { return len(decided(n00, joiners)) > 0 })
 	tc.net.partition(sideA, sideB)
@@ -412,7 +402,7 @@ func TestRestartedAllocatorCatchesUp(t *testing.T) {
 	tc.kill("n00")
 	waitState(t, n01, "n00", gossip.StateDead)
 	away := names("j", 5)
-	tc.joinAll(away, func(i int) []string { return []string{"n01", "n02"} }, tc.masterToken, nil)()
+	tc.joinAll(away, func(i int) []string { return []string{"n01", "n02"} }, tc.masterToken)()
 	tc.waitAllAssigned(t, 20*time.Second, away)
 	madeAway := n01.Snapshot().Assignments
 	for _, n := range away {
@@ -427,7 +417,7 @@ func TestRestartedAllocatorCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	later := names("k", 3)
-	tc.joinAll(later, func(i int) []string { return []string{"n00"} }, tc.masterToken, nil)()
+	tc.joinAll(later, func(i int) []string { return []string{"n00"} }, tc.masterToken)()
 	all := append(slices.Clone(away), later...)
 	tc.waitAllAssigned(t, 20*time.Second, all)
 	tc.waitConverged(20*time.Second, 11)

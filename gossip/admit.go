@@ -120,7 +120,7 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	sealed := d.bytes(maxCert + 1024)
 	if err := d.end(); err != nil {
 		if readErr != nil || errors.Is(err, errTruncated) {
-			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off (%v): the peer stopped or restarted", ErrJoin, peer, cmpErr(readErr, err))
+			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off (%v): the peer stopped or restarted", ErrJoin, peer, firstErr(readErr, err))
 		}
 		return Admission{}, fmt.Errorf("join answer: %w", err)
 	}
@@ -146,8 +146,8 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	return adm, nil
 }
 
-// cmpErr is the first non-nil error.
-func cmpErr(errs ...error) error {
+// firstErr is the first non-nil error.
+func firstErr(errs ...error) error {
 	for _, err := range errs {
 		if err != nil {
 			return err
