@@ -223,14 +223,16 @@ func TestAllocatorDiesDuringJoins(t *testing.T) {
 }
 
 // A master that is not the allocator and a worker die at random moments
-// while ten nodes join.
+// while ten nodes join. Half the joiners are admitted through the master
+// that dies (it may die during their admission, or between it and their
+// gossip join): they carry on through their second peer.
 func TestMasterAndWorkerDieDuringJoins(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rnd := rand.New(rand.NewPCG(seed, 0))
 	tc := formMasters(t)
 	joiners := names("j", 10)
-	wait := tc.joinAll(joiners, func(i int) []string { return []string{[]string{"n00", "n01"}[i%2], []string{"n01", "n00"}[i%2]} },
+	wait := tc.joinAll(joiners, func(i int) []string { return []string{[]string{"n02", "n01"}[i%2], "n00"} },
 		tc.masterToken)
 	masterAt, workerAt := time.Duration(rnd.IntN(400))*time.Millisecond, time.Duration(rnd.IntN(400))*time.Millisecond
 	var killed sync.WaitGroup
