@@ -106,8 +106,7 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 		}
 		return Admission{}, fmt.Errorf("%w through %s: no answer to the join request: %v", ErrJoin, peer, err)
 	}
-	rest, readErr := io.ReadAll(r)
-	d := dec{b: rest}
+	d := dec{b: mustReadAll(r)}
 	if status != 0 {
 		reason := d.string(maxText)
 		if d.end() != nil || !validText(reason) {
@@ -119,8 +118,8 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	d.fixed(peerPub[:])
 	sealed := d.bytes(maxCert + 1024)
 	if err := d.end(); err != nil {
-		if readErr != nil || errors.Is(err, errTruncated) {
-			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off (%v): the peer stopped or restarted", ErrJoin, peer, firstErr(readErr, err))
+		if errors.Is(err, errTruncated) { // what arrived before the connection broke
+			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off: the peer stopped or restarted", ErrJoin, peer)
 		}
 		return Admission{}, fmt.Errorf("join answer: %w", err)
 	}
@@ -146,14 +145,9 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	return adm, nil
 }
 
-// firstErr is the first non-nil error.
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+func mustReadAll(r io.Reader) []byte {
+	b, _ := io.ReadAll(r)
+	return b
 }
 
 func randBytes(n int) []byte {

@@ -18,24 +18,23 @@ type Rejection struct {
 }
 
 // records lists every held record as its broadcast message, decisions first
-// (a node record is checked against its decision). want sees each record's
-// version entry (a decision's tag set, the others' zero).
-func (s *State) records(want func(t byte, name string, e ventry) bool) [][]byte {
+// (a node record is checked against its decision).
+func (s *State) records(want func(t byte, name string, version uint64) bool) [][]byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out [][]byte
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Assignments)) {
-		if a := s.snap.Assignments[name]; want(msgAssign, name, assignEntry(a)) {
+		if a := s.snap.Assignments[name]; want(msgAssign, name, a.Version) {
 			out = append(out, EncodeAssignment(a))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Nodes)) {
-		if n := s.snap.Nodes[name]; want(msgNode, name, ventry{v: n.Gen}) {
+		if n := s.snap.Nodes[name]; want(msgNode, name, n.Gen) {
 			out = append(out, EncodeNode(n))
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Tokens)) {
-		if t := s.snap.Tokens[name]; want(msgToken, name, ventry{v: t.Gen}) {
+		if t := s.snap.Tokens[name]; want(msgToken, name, t.Gen) {
 			out = append(out, EncodeToken(t))
 		}
 	}
@@ -45,7 +44,7 @@ func (s *State) records(want func(t byte, name string, e ventry) bool) [][]byte 
 // EncodeFull is the whole state: the cluster identity, the clock and every
 // record. It is what a joining node receives and what a node saves.
 func (s *State) EncodeFull() []byte {
-	recs := s.records(func(byte, string, ventry) bool { return true })
+	recs := s.records(func(byte, string, uint64) bool { return true })
 	s.mu.Lock()
 	e := enc{b: []byte{stateFull}}
 	if s.snap.Cluster != nil {
@@ -173,7 +172,7 @@ func safeName(s string) string {
 // of its signature): two allocators that cannot hear each other (the two
 // sides of a partition, a master restarting while another still decides)
 // can make different decisions for one node at the same Lamport version, and
-// a vector of versions alone would call the two nodes holding them even.
+// versions alone would call the two nodes holding them even, for good.
 func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -183,7 +182,7 @@ func (s *State) Vector() []byte {
 		e.byte(msgAssign)
 		e.string(name)
 		e.uvarint(a.Version)
-		e.fixed(a.Sig[:tagSize])
+		e.fixed(a.Sig[:len(tag{})])
 	}
 	for name, n := range s.snap.Nodes {
 		e.byte(msgNode)
@@ -203,76 +202,84 @@ type vkey struct {
 	name string
 }
 
-// tagSize is the length of a decision's tag in a version vector.
-const tagSize = 8
+// tag is the head of a decision's signature, in a version vector.
+type tag [8]byte
 
-// ventry is one record's entry in a version vector.
-type ventry struct {
-	v   uint64
-	tag [tagSize]byte // decisions only
+func tagOf(a Assignment) (t tag) {
+	copy(t[:], a.Sig[:])
+	return t
 }
 
-func assignEntry(a Assignment) ventry {
-	e := ventry{v: a.Version}
-	copy(e.tag[:], a.Sig[:])
-	return e
-}
-
-// behind reports whether a record with entry mine should go to a peer whose
-// entry is theirs: it holds an older version, or another decision at the
-// same version (the receiver keeps the newer of the two).
-func (theirs ventry) behind(mine ventry) bool {
-	return theirs.v < mine.v || (theirs.v == mine.v && theirs.tag != mine.tag)
-}
-
-func decodeVector(b []byte) (map[vkey]ventry, error) {
+// decodeVector returns every entry's version, and the decisions' tags.
+func decodeVector(b []byte) (map[vkey]uint64, map[string]tag, error) {
 	d := dec{b: b}
 	n := d.uvarint()
 	if n > maxRecords {
-		return nil, fmt.Errorf("vector of %d entries", n)
+		return nil, nil, fmt.Errorf("vector of %d entries", n)
 	}
-	out := make(map[vkey]ventry, n)
+	out, tags := make(map[vkey]uint64, n), map[string]tag{}
 	for range n {
 		k := vkey{t: d.byte(), name: d.string(maxName)}
-		e := ventry{v: d.uvarint()}
+		out[k] = d.uvarint()
 		if k.t == msgAssign {
-			d.fixed(e.tag[:])
+			var t tag
+			d.fixed(t[:])
+			tags[k.name] = t
 		}
-		out[k] = e
 	}
-	return out, d.end()
+	return out, tags, d.end()
+}
+
+// tags lists the tag of every decision held.
+func (s *State) tags() map[string]tag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]tag, len(s.snap.Assignments))
+	for name, a := range s.snap.Assignments {
+		out[name] = tagOf(a)
+	}
+	return out
 }
 
 // Delta returns the records a peer with vector lacks or holds older, and
 // whether the peer holds something newer than this node (so that this node
 // should ask it in turn).
 func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
-	theirs, err := decodeVector(vector)
+	theirs, theirTags, err := decodeVector(vector)
 	if err != nil {
 		return nil, false, err
 	}
+	// Another decision at the same version is sent too: the receiver keeps
+	// the newer of the two (Assignment.Newer).
+	myTags := s.tags()
+	otherDecision := func(t byte, name string) bool { return t == msgAssign && theirTags[name] != myTags[name] }
 	mine := 0
-	recs := s.records(func(t byte, name string, e ventry) bool {
+	recs := s.records(func(t byte, name string, v uint64) bool {
 		have, ok := theirs[vkey{t, name}]
 		if ok {
 			mine++
 		}
-		return !ok || have.behind(e)
+		return !ok || have < v || (have == v && otherDecision(t, name))
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	newer := mine < len(theirs)
-	for k, e := range theirs {
+	for k, v := range theirs {
 		if newer {
 			break
 		}
 		switch k.t {
 		case msgAssign:
-			newer = assignEntry(s.snap.Assignments[k.name]).behind(e)
+			newer = v > s.snap.Assignments[k.name].Version
 		case msgNode:
-			newer = e.v > s.snap.Nodes[k.name].Gen
+			newer = v > s.snap.Nodes[k.name].Gen
 		case msgToken:
-			newer = e.v > s.snap.Tokens[k.name].Gen
+			newer = v > s.snap.Tokens[k.name].Gen
+		}
+	}
+	for name, t := range theirTags {
+		if a, ok := s.snap.Assignments[name]; !newer && ok && a.Version == theirs[vkey{msgAssign, name}] && tagOf(a) != t {
+			newer = true
 		}
 	}
 	return recs, newer, nil
