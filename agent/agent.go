@@ -77,6 +77,7 @@ type Agent struct {
 	certs     chan map[string][]byte // certificates a master sent
 	refused   chan string            // why a master refused this node's claim
 	claims    map[string]gossip.Claim
+	heardAt   map[string]time.Time // when each held claim last arrived
 	claimedAt time.Time
 	refusedAt map[string]time.Time
 
@@ -114,7 +115,7 @@ type Agent struct {
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
-		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
+		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, heardAt: map[string]time.Time{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1),
 		keyAcks: map[keyAckKey]bool{}, keyAcked: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -328,10 +329,17 @@ func (a *Agent) loadIdentity() error {
 func (a *Agent) join() error {
 	if len(a.opts.Peers) > 0 {
 		if err := a.g.Join(a.opts.Peers...); err != nil {
-			if !a.opts.Rejoin {
+			switch {
+			case a.opts.Rejoin:
+				a.log.Warn("rejoin failed; running alone until a peer answers", "peers", a.opts.Peers, "err", err)
+			case a.opts.Token != nil:
+				// The token was fine (a member admitted this machine); that
+				// member stopped answering, or the path to it broke, before
+				// this machine could join its gossip.
+				return fmt.Errorf("%w: this machine was admitted, but no peer answered its gossip afterwards (the member stopped, or the network to it broke): join again, through another member if that one is gone", err)
+			default:
 				return fmt.Errorf("%w (get the token with `knode token` on any member)", err)
 			}
-			a.log.Warn("rejoin failed; running alone until a peer answers", "peers", a.opts.Peers, "err", err)
 		}
 	}
 	ci := a.state.Cluster()

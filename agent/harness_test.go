@@ -132,7 +132,8 @@ func (tc *testCluster) reserve(name string) string {
 	return addr
 }
 
-// start runs the agent of name: it joins through peers with tok, or, when
+// start runs the agent of name: it joins through peers (names of running
+// agents, or addresses) with tok, or, when
 // its data directory is initialised, restarts from what it saved.
 func (tc *testCluster) start(name string, peers []string, create *Genesis, tok pki.Token, rejoin bool) (*Agent, error) {
 	tc.mu.Lock()
@@ -148,7 +149,10 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 	}
 	var addrs []string
 	for _, p := range peers {
-		addrs = append(addrs, tc.addr(p))
+		if !strings.Contains(p, ":") { // a node's name, not an address
+			p = tc.addr(p)
+		}
+		addrs = append(addrs, p)
 	}
 	var log *slog.Logger
 	if os.Getenv("KNODE_TEST_LOG") != "" {

@@ -49,8 +49,12 @@ func (a *Agent) claimEvery() time.Duration {
 	return time.Second
 }
 
-// claimTTL is how long an allocator keeps a claim it has not yet granted.
-const claimTTL = 30 * time.Second
+// claimFresh is how long an allocator keeps a claim it has not yet granted
+// after the claim last arrived: a claimant without its decision claims again
+// every claimEvery, so an older claim is from a node that is gone or that
+// this master can no longer hear (measured on this node's clock: the
+// claimant's may be skewed).
+func (a *Agent) claimFresh() time.Duration { return 3 * a.claimEvery() }
 
 // maxClaims bounds the claims an allocator holds at once.
 const maxClaims = 1024
@@ -110,7 +114,7 @@ func (a *Agent) reconcile() {
 	alive := a.g.Alive()
 	a.claim(snap, alive)
 	if a.isAllocator(snap, alive) {
-		a.allocate(snap)
+		a.allocate(snap, alive)
 		a.promote(alive)
 		snap = a.state.Snapshot()
 	}
@@ -137,11 +141,21 @@ func (a *Agent) isAllocator(snap gossip.Snapshot, alive map[string]bool) bool {
 }
 
 // allocate plans, signs and publishes decisions for the claims held.
-func (a *Agent) allocate(snap gossip.Snapshot) {
+//
+// Only claims that arrived lately from nodes gossip does not report dead are
+// granted: a master that became the allocator when the old one died, or on
+// its side of a partition, still holds the claims every joiner sent to all
+// masters, and a decision for a node it cannot reach is at best useless and
+// at worst a second decision for a node that got its place on the other side
+// (after the heal, the newer of the two would move that node off the subnet
+// it uses, and could move another node off a subnet it held alone). A
+// claimant that is still waiting claims again.
+func (a *Agent) allocate(snap gossip.Snapshot, alive map[string]bool) {
 	a.mu.Lock()
-	for name, c := range a.claims {
-		if time.Since(time.Unix(0, c.Time)) > claimTTL {
+	for name := range a.claims {
+		if time.Since(a.heardAt[name]) > a.claimFresh() || (name != a.id.Name && !alive[name] && a.g.Known(name)) {
 			delete(a.claims, name)
+			delete(a.heardAt, name)
 		}
 	}
 	claims := maps.Clone(a.claims)
@@ -156,6 +170,7 @@ func (a *Agent) allocate(snap gossip.Snapshot) {
 		}
 		a.mu.Lock()
 		delete(a.claims, d.Node)
+		delete(a.heardAt, d.Node)
 		a.mu.Unlock()
 		if d.Node != a.id.Name {
 			a.sendDecision(d) // the claimant learns it at once, not by gossip
@@ -191,7 +206,7 @@ func (a *Agent) claim(snap gossip.Snapshot, alive map[string]bool) {
 	c.Sign(a.sign) // only when sent: signing on every pass of the loop costs more than the rest of it
 	if a.isAllocator(snap, alive) {
 		a.mu.Lock()
-		a.claims[c.Name] = c
+		a.claims[c.Name], a.heardAt[c.Name] = c, time.Now()
 		a.mu.Unlock()
 		return
 	}
@@ -366,7 +381,7 @@ func (a *Agent) receiveClaim(snap gossip.Snapshot, l gossip.Letter) {
 	}
 	a.mu.Lock()
 	if _, ok := a.claims[c.Name]; ok || len(a.claims) < maxClaims {
-		a.claims[c.Name] = c
+		a.claims[c.Name], a.heardAt[c.Name] = c, time.Now()
 	}
 	a.mu.Unlock()
 }

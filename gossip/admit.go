@@ -119,8 +119,10 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	req = append(req, randBytes(32)...)
 	req = append(req, eph.PublicKey().Bytes()...)
 	req = append(req, admitMAC(ver, req[len(admitMagic):])...)
+	// A broken connection (the peer died or restarted) is ErrJoin: another
+	// peer may answer. Only an answer that is whole and wrong is final.
 	if _, err := conn.Write(req); err != nil {
-		return Admission{}, fmt.Errorf("send the join request: %w", err)
+		return Admission{}, fmt.Errorf("%w through %s: send the join request: %v", ErrJoin, peer, err)
 	}
 	r := bufio.NewReader(io.LimitReader(conn, maxCert+4096))
 	status, err := r.ReadByte()
@@ -145,6 +147,9 @@ func admitOver(conn io.ReadWriter, peer string, tok pki.Token) (Admission, error
 	d.fixed(peerPub[:])
 	sealed := d.bytes(maxCert + 1024)
 	if err := d.end(); err != nil {
+		if errors.Is(err, errTruncated) { // what arrived before the connection broke
+			return Admission{}, fmt.Errorf("%w through %s: the answer to the join request broke off: the peer stopped or restarted", ErrJoin, peer)
+		}
 		return Admission{}, fmt.Errorf("join answer: %w", err)
 	}
 	pub, err := ecdh.X25519().NewPublicKey(peerPub[:])

@@ -252,6 +252,39 @@ func TestDigestAndDeltaSync(t *testing.T) {
 	}
 }
 
+// Two allocators that could not hear each other (a partition's two sides)
+// decided for one node at the same Lamport version: a delta sync must still
+// bring both holders to the newer decision, or their digests differ forever.
+func TestDeltaSyncResolvesDecisionsOfEqualVersion(t *testing.T) {
+	f := newFixture(t)
+	a, b := f.state(t), f.state(t)
+	k := nodeKey(t)
+	da := f.decision("n1", k, "10.10.1.0/24", -1, 5)
+	db := da
+	db.PodCIDR, db.By = netip.MustParsePrefix("10.10.2.0/24"), "m1"
+	db.Sign(f.dec)
+	a.MergeAssignment(da)
+	b.MergeAssignment(db)
+	toB, newerB, err := a.Delta(b.Vector())
+	if err != nil || len(toB) != 1 || !newerB {
+		t.Fatalf("a's delta for b: %d records, b newer=%v, %v", len(toB), newerB, err)
+	}
+	toA, _, err := b.Delta(a.Vector())
+	if err != nil || len(toA) != 1 {
+		t.Fatalf("b's delta for a: %d records, %v", len(toA), err)
+	}
+	a.MergeRecords(toA)
+	b.MergeRecords(toB)
+	dgA, _ := a.Digest()
+	dgB, _ := b.Digest()
+	if dgA != dgB || a.Snapshot().Assignments["n1"].By != "m1" {
+		t.Errorf("after the exchange: digests %x and %x, a holds the decision by %s, want m1's (the newer)", dgA, dgB, a.Snapshot().Assignments["n1"].By)
+	}
+	if recs, newer, _ := a.Delta(b.Vector()); len(recs) != 0 || newer {
+		t.Errorf("equal states still differ in their vectors: %d records, newer=%v", len(recs), newer)
+	}
+}
+
 func FuzzMergeMessage(f *testing.F) {
 	fx := newFixture(f)
 	k := nodeKey(f)

@@ -180,7 +180,11 @@ func safeName(s string) string {
 }
 
 // Vector is this node's version vector: every record's kind, name and
-// version, for a delta sync.
+// version, for a delta sync. A decision's entry also carries a tag (the head
+// of its signature): two allocators that cannot hear each other (the two
+// sides of a partition, a master restarting while another still decides)
+// can make different decisions for one node at the same Lamport version, and
+// versions alone would call the two nodes holding them even, for good.
 func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,6 +194,7 @@ func (s *State) Vector() []byte {
 		e.byte(msgAssign)
 		e.string(name)
 		e.uvarint(a.Version)
+		e.fixed(a.Sig[:len(tag{})])
 	}
 	for name, n := range s.snap.Nodes {
 		e.byte(msgNode)
@@ -214,35 +219,64 @@ type vkey struct {
 	name string
 }
 
-func decodeVector(b []byte) (map[vkey]uint64, error) {
+// tag is the head of a decision's signature, in a version vector.
+type tag [8]byte
+
+func tagOf(a Assignment) (t tag) {
+	copy(t[:], a.Sig[:])
+	return t
+}
+
+// decodeVector returns every entry's version, and the decisions' tags.
+func decodeVector(b []byte) (map[vkey]uint64, map[string]tag, error) {
 	d := dec{b: b}
 	n := d.uvarint()
 	if n > maxRecords {
-		return nil, fmt.Errorf("vector of %d entries", n)
+		return nil, nil, fmt.Errorf("vector of %d entries", n)
 	}
-	out := make(map[vkey]uint64, n)
+	out, tags := make(map[vkey]uint64, n), map[string]tag{}
 	for range n {
 		k := vkey{t: d.byte(), name: d.string(maxName)}
 		out[k] = d.uvarint()
+		if k.t == msgAssign {
+			var t tag
+			d.fixed(t[:])
+			tags[k.name] = t
+		}
 	}
-	return out, d.end()
+	return out, tags, d.end()
+}
+
+// tags lists the tag of every decision held.
+func (s *State) tags() map[string]tag {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]tag, len(s.snap.Assignments))
+	for name, a := range s.snap.Assignments {
+		out[name] = tagOf(a)
+	}
+	return out
 }
 
 // Delta returns the records a peer with vector lacks or holds older, and
 // whether the peer holds something newer than this node (so that this node
 // should ask it in turn).
 func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
-	theirs, err := decodeVector(vector)
+	theirs, theirTags, err := decodeVector(vector)
 	if err != nil {
 		return nil, false, err
 	}
+	// Another decision at the same version is sent too: the receiver keeps
+	// the newer of the two (Assignment.Newer).
+	myTags := s.tags()
+	otherDecision := func(t byte, name string) bool { return t == msgAssign && theirTags[name] != myTags[name] }
 	mine := 0
 	recs := s.records(func(t byte, name string, v uint64) bool {
 		have, ok := theirs[vkey{t, name}]
 		if ok {
 			mine++
 		}
-		return !ok || have < v
+		return !ok || have < v || (have == v && otherDecision(t, name))
 	})
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -260,6 +294,11 @@ func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
 			newer = v > s.snap.Health[k.name].Gen
 		case msgToken:
 			newer = v > s.snap.Tokens[k.name].Gen
+		}
+	}
+	for name, t := range theirTags {
+		if a, ok := s.snap.Assignments[name]; !newer && ok && a.Version == theirs[vkey{msgAssign, name}] && tagOf(a) != t {
+			newer = true
 		}
 	}
 	return recs, newer, nil
