@@ -152,8 +152,12 @@ func (a *Agent) isAllocator(snap gossip.Snapshot, alive map[string]bool) bool {
 // claimant that is still waiting claims again.
 func (a *Agent) allocate(snap gossip.Snapshot, alive map[string]bool) {
 	a.mu.Lock()
-	for name := range a.claims {
-		if time.Since(a.heardAt[name]) > a.claimFresh() || (name != a.id.Name && !alive[name] && a.g.Known(name)) {
+	for name, c := range a.claims {
+		// Gossip's word that a claimant is dead counts for the address it
+		// knows: a node back at a new address is refused by gossip (its
+		// decision binds the old one) until this very claim moves it.
+		dead := !alive[name] && a.g.KnownAt(name, netip.AddrPortFrom(c.Addr, c.Port))
+		if time.Since(a.heardAt[name]) > a.claimFresh() || (name != a.id.Name && dead) {
 			delete(a.claims, name)
 			delete(a.heardAt, name)
 		}
@@ -475,16 +479,18 @@ func (a *Agent) Remove(timeout time.Duration) error {
 }
 
 // meetUnknown contacts a node that holds a decision but that memberlist has
-// never reported, once that lasts: memberlist learns of a joiner only from
-// gossip, and one that missed the joiner's alive message would otherwise
-// wait for its periodic push/pull (30 s to minutes).
+// never reported at the address the decision binds, once that lasts:
+// memberlist learns of a joiner only from gossip, and one that missed the
+// joiner's alive message would otherwise wait for its periodic push/pull (30
+// s to minutes). A node back at a new address is such a node too: its alive
+// messages were refused until its decision followed it there.
 func (a *Agent) meetUnknown() {
 	snap := a.state.Snapshot()
 	now := time.Now()
 	var target string
 	a.mu.Lock()
 	for name, as := range snap.Assignments {
-		if !as.Active() || name == a.id.Name || a.g.Known(name) {
+		if !as.Active() || name == a.id.Name || a.g.KnownAt(name, netip.AddrPortFrom(as.Addr, as.Port)) {
 			delete(a.unknownSince, name)
 			continue
 		}

@@ -341,6 +341,13 @@ func (n *Node) Known(name string) bool {
 	return ok
 }
 
+// KnownAt reports whether memberlist has told this node of name at addr (in
+// any state).
+func (n *Node) KnownAt(name string, addr netip.AddrPort) bool {
+	m, ok := n.members.get(name)
+	return ok && m.Addr == addr
+}
+
 // Alive is the set of names currently alive (suspects included: not yet
 // declared dead). It is shared: callers must not modify it.
 func (n *Node) Alive() map[string]bool { return n.members.alive() }
