@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"knode.dev/knode/manifests"
 )
 
 // The waits at the end of init and join: each is polled until it holds and
@@ -202,34 +201,23 @@ func newAPIClient(kubeconfig string) (*apiClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	fields := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "- ")), ":")
-		if ok {
-			fields[k] = strings.Trim(strings.TrimSpace(v), `"'`)
-		}
-	}
-	pem := map[string][]byte{}
-	for _, k := range []string{"certificate-authority-data", "client-certificate-data", "client-key-data"} {
-		if pem[k], err = base64.StdEncoding.DecodeString(fields[k]); err != nil || len(pem[k]) == 0 {
-			return nil, fmt.Errorf("%s: no %s", kubeconfig, k)
-		}
-	}
-	if !strings.HasPrefix(fields["server"], "https://") {
-		return nil, fmt.Errorf("%s: no https server", kubeconfig)
-	}
-	cert, err := tls.X509KeyPair(pem["client-certificate-data"], pem["client-key-data"])
+	kc, err := manifests.ParseKubeconfig(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", kubeconfig, err)
 	}
+	if !strings.HasPrefix(kc.Server, "https://") {
+		return nil, fmt.Errorf("%s: server %q is not https", kubeconfig, kc.Server)
+	}
+	cert, err := tls.X509KeyPair(kc.CertPEM, kc.KeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: user %s: %w", kubeconfig, kc.User, err)
+	}
 	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(pem["certificate-authority-data"]) {
-		return nil, fmt.Errorf("%s: bad certificate-authority-data", kubeconfig)
+	if !roots.AppendCertsFromPEM(kc.CAPEM) {
+		return nil, fmt.Errorf("%s: cluster %s: no certificate in certificate-authority-data", kubeconfig, kc.Cluster)
 	}
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
-	return &apiClient{server: fields["server"], http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
+	return &apiClient{server: kc.Server, http: &http.Client{Transport: tr, Timeout: 5 * time.Second}}, nil
 }
 
 // get fetches path and decodes a 200 answer into v (when not nil).
