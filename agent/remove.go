@@ -10,6 +10,7 @@ import (
 
 	"knode.dev/knode/config"
 	"knode.dev/knode/etcdmember"
+	"knode.dev/knode/hostprep"
 	"knode.dev/knode/roles"
 )
 
@@ -94,7 +95,7 @@ func (a *Agent) removeEtcdMember(ctx context.Context, name string, addr netip.Ad
 			endpoints = append(endpoints, "https://"+netip.AddrPortFrom(as.Addr, 2379).String())
 		}
 	}
-	cli, err := etcdmember.Dial(EtcdConfig(endpoints...))
+	cli, err := etcdmember.Dial(hostprep.EtcdClientConfig(endpoints...))
 	if err != nil {
 		return "", err
 	}

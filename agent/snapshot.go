@@ -2,13 +2,11 @@ package agent
 
 import (
 	"context"
-	"path"
 	"time"
 
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/etcdmember"
 	"knode.dev/knode/hostprep"
-	"knode.dev/knode/manifests"
 	"knode.dev/knode/roles"
 )
 
@@ -25,22 +23,13 @@ const (
 	SnapshotKeep  = 5
 )
 
-// EtcdConfig reaches etcd at endpoints with the apiserver's etcd client
-// certificate, as written by the PKI phase.
-func EtcdConfig(endpoints ...string) etcdmember.Config {
-	return etcdmember.Config{Endpoints: endpoints,
-		CAFile:   path.Join(hostprep.PKIDir, manifests.EtcdCACert), // etcd serves a certificate of its own CA
-		CertFile: path.Join(hostprep.PKIDir, manifests.APIServerEtcdCert),
-		KeyFile:  path.Join(hostprep.PKIDir, manifests.APIServerEtcdKey)}
-}
-
 // LocalEtcd is this master's own etcd member.
 const LocalEtcd = "https://127.0.0.1:2379"
 
 // SaveSnapshot saves a snapshot of this master's etcd member into the data
 // directory's snapshots and returns its path.
 func SaveSnapshot(ctx context.Context, dir datadir.Dir, kind, node string) (string, error) {
-	cli, err := etcdmember.Dial(EtcdConfig(LocalEtcd))
+	cli, err := etcdmember.Dial(hostprep.EtcdClientConfig(LocalEtcd))
 	if err != nil {
 		return "", err
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -188,4 +189,52 @@ func TestAgainstEtcd(t *testing.T) {
 		t.Fatalf("after m0 left: %+v, %v", ms, err)
 	}
 
+}
+
+// A master joins as kubeadm's etcd helper does: add by peer URL, then read
+// the membership back, serializably, while the new member has not started.
+func TestAddAgainstEtcd(t *testing.T) {
+	te := startEtcd(t, 3)
+	ctx := context.Background()
+	cli, err := Dial(Config{Endpoints: te.clients[:1], CAFile: te.cfg.CAFile, CertFile: te.cfg.CertFile, KeyFile: te.cfg.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ju := freeURL(t, "https")
+	joiner := ju.String()
+	// etcd refuses additions ("unhealthy cluster") until its leader has
+	// known a quorum active for 5 s: the caller retries, as hostprep does.
+	deadline := time.Now().Add(20 * time.Second)
+	for err := cli.Add(ctx, joiner); err != nil; err = cli.Add(ctx, joiner) {
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// Added again (the first answer lost): done, not an error.
+	if err := cli.Add(ctx, joiner); err != nil {
+		t.Fatalf("adding %s again: %v", joiner, err)
+	}
+	te.stop[2]() // 2 of 4 members run: no quorum until the joiner starts
+	ms, err := cli.Membership(ctx)
+	if err != nil {
+		t.Fatalf("a serializable member list without quorum: %v", err)
+	}
+	if len(ms) != 4 {
+		t.Fatalf("membership %+v, want 4 members", ms)
+	}
+	if m, ok := Find(ms, "", joiner); !ok || m.Name != "" || m.Learner {
+		t.Fatalf("the joiner %s in %+v: %+v %v, want an unnamed voting member", joiner, ms, m, ok)
+	}
+	if _, ok := Find(ms, "m1", ""); !ok {
+		t.Fatalf("m1 not in %+v", ms)
+	}
+	// A further member would leave fewer started members than a quorum.
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	fifth := freeURL(t, "https")
+	if err := cli.Add(actx, fifth.String()); err == nil || !strings.Contains(err.Error(), "etcd member add") {
+		t.Fatalf("adding a fifth member with two of four started: %v, want etcd's refusal", err)
+	}
 }

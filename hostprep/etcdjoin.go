@@ -2,9 +2,9 @@ package hostprep
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -13,8 +13,8 @@ import (
 )
 
 // A master that is not the cluster's first joins the running etcd cluster:
-// it is added as a member through a master whose etcd runs ("etcdctl member
-// add"), then starts its own etcd with --initial-cluster-state=existing and the
+// it is added as a member through a master whose etcd runs (etcd's client
+// API, Host.Etcd), then starts its own etcd with --initial-cluster-state=existing and the
 // membership etcd reported. Once its etcd has data, its manifest is left alone:
 // etcd ignores the initial-cluster flags after the first start.
 
@@ -25,6 +25,9 @@ import (
 // etcdJoinTimeout bounds the retries: a member added just before us must
 // start before etcd accepts another (strict reconfiguration check).
 const etcdJoinTimeout = 3 * time.Minute
+
+// etcdJoinRetry spaces the attempts.
+const etcdJoinRetry = 3 * time.Second
 
 // planEtcd returns the changes for etcd.yaml.
 func planEtcd(e *Env, cp manifests.ControlPlane) ([]Change, error) {
@@ -63,52 +66,38 @@ func names(ns []Node) string {
 	return strings.Join(out, ", ")
 }
 
-type etcdMember struct {
-	Name     string   `json:"name"`
-	PeerURLs []string `json:"peerURLs"`
-}
-
-// joinEtcd adds this node as an etcd member (unless it is one already) and
-// returns the membership to start with.
+// joinEtcd adds this node as an etcd member through any running master
+// (unless it is one already, started or not) and returns the membership to
+// start with.
 func joinEtcd(ctx context.Context, e *Env, others []Node) ([]manifests.EtcdMember, error) {
 	s := e.Spec
+	if e.Host.Etcd == nil {
+		return nil, fmt.Errorf("join the etcd cluster of %s: this host has no etcd client", names(others))
+	}
 	var endpoints []string
 	for _, m := range others {
 		endpoints = append(endpoints, "https://"+netip.AddrPortFrom(m.Address, 2379).String())
 	}
-	base := []string{
-		"--endpoints", strings.Join(endpoints, ","),
-		"--cacert", path.Join(PKIDir, manifests.EtcdCACert),
-		"--cert", path.Join(PKIDir, manifests.APIServerEtcdCert),
-		"--key", path.Join(PKIDir, manifests.APIServerEtcdKey),
-		"--dial-timeout", "5s", "--command-timeout", "15s",
-	}
-	etcdctl := path.Join(s.Payload.BinDir, "etcdctl")
 	self := "https://" + netip.AddrPortFrom(s.Self.Address, 2380).String()
 	deadline := time.Now().Add(etcdJoinTimeout)
-	var last error
 	for {
-		out, err := e.Host.Exec.Run(ctx, etcdctl, append(base, "member", "list", "--consistency=s", "-w", "json")...)
+		list, err := e.Host.Etcd.Members(ctx, endpoints)
 		if err == nil {
-			var list struct{ Members []etcdMember }
-			if err = json.Unmarshal(out, &list); err == nil {
-				if members, ok := etcdMembership(list.Members, self, s); ok {
-					return members, nil
-				}
-				_, err = e.Host.Exec.Run(ctx, etcdctl, append(base, "member", "add", s.Self.Name, "--peer-urls", self)...)
-				if err == nil {
-					continue // read the membership back
-				}
+			if members, ok := etcdMembership(list, self, s); ok {
+				return members, nil
+			}
+			if err = e.Host.Etcd.AddMember(ctx, endpoints, self); err == nil {
+				continue // read the membership back
 			}
 		}
-		last = err
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("join the etcd cluster through %s: %w", strings.Join(endpoints, ","), last)
+			return nil, fmt.Errorf("join the etcd cluster through %s as %s (tried for %s): %w", strings.Join(endpoints, ","), self, etcdJoinTimeout, err)
 		}
+		e.Log.Info("etcd join: will retry", "peer", self, "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(3 * time.Second):
+			return nil, fmt.Errorf("join the etcd cluster through %s as %s: %w (last: %w)", strings.Join(endpoints, ","), self, ctx.Err(), err)
+		case <-time.After(etcdJoinRetry):
 		}
 	}
 }
@@ -116,7 +105,7 @@ func joinEtcd(ctx context.Context, e *Env, others []Node) ([]manifests.EtcdMembe
 // etcdMembership turns etcd's member list into --initial-cluster entries;
 // ok is false while self is not a member yet. Members not started yet have no
 // name in etcd's list: their names come from the masters' addresses.
-func etcdMembership(list []etcdMember, self string, s *Spec) ([]manifests.EtcdMember, bool) {
+func etcdMembership(list []EtcdPeer, self string, s *Spec) ([]manifests.EtcdMember, bool) {
 	byPeer := map[string]string{}
 	for _, m := range append([]Node{s.Self}, s.Peers...) {
 		byPeer["https://"+netip.AddrPortFrom(m.Address, 2380).String()] = m.Name
@@ -135,12 +124,22 @@ func etcdMembership(list []etcdMember, self string, s *Spec) ([]manifests.EtcdMe
 		if name == "" {
 			name = byPeer[u]
 		}
-		host := strings.TrimSuffix(strings.TrimPrefix(u, "https://"), ":2380")
-		addr, err := netip.ParseAddr(host)
-		if err != nil || name == "" {
+		addr, ok := peerAddr(u)
+		if !ok || name == "" {
 			continue
 		}
 		out = append(out, manifests.EtcdMember{Name: name, Address: addr})
 	}
 	return out, found
+}
+
+// peerAddr is the address of a peer URL as knode writes them,
+// https://ADDR:2380; any other form is not one of knode's members.
+func peerAddr(peerURL string) (netip.Addr, bool) {
+	u, err := url.Parse(peerURL)
+	if err != nil || u.Scheme != "https" || u.Port() != "2380" || u.Path != "" {
+		return netip.Addr{}, false
+	}
+	addr, err := netip.ParseAddr(u.Hostname())
+	return addr, err == nil
 }

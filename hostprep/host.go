@@ -24,6 +24,8 @@ type Host struct {
 	Systemd   Systemd
 	Exec      Commander
 	Probe     Probe
+	// Etcd reaches the cluster's running etcd, for a master that joins it.
+	Etcd Etcd
 }
 
 // ErrNotExist is returned (wrapped) when a link, route or entry is absent.
@@ -181,6 +183,26 @@ type Systemd interface {
 // Commander runs host commands, such as `ctr images import`.
 type Commander interface {
 	Run(ctx context.Context, name string, args ...string) ([]byte, error)
+}
+
+// Etcd is the running etcd cluster, reached through its client API at
+// endpoints (https://ADDR:2379) with the etcd CA and the apiserver's etcd
+// client certificate under PKIDir. A call answers when any endpoint does.
+type Etcd interface {
+	// Members lists the members as the answering member knows them. The read
+	// needs no quorum: once this node is added but has not started, only its
+	// own etcd could complete one.
+	Members(ctx context.Context, endpoints []string) ([]EtcdPeer, error)
+	// AddMember adds a voting member listening on peerURL; one that has
+	// that peer URL already counts as added.
+	AddMember(ctx context.Context, endpoints []string, peerURL string) error
+}
+
+// EtcdPeer is one etcd member as etcd lists it.
+type EtcdPeer struct {
+	// Name is empty until the member has started once.
+	Name     string
+	PeerURLs []string
 }
 
 // Probe reports facts about the host for preflight checks and for choices

@@ -35,5 +35,6 @@ func NewLinuxHost(root string) (*Host, error) {
 		Systemd:   &dbusSystemd{},
 		Exec:      osCommander{},
 		Probe:     linuxProbe{},
+		Etcd:      EtcdClient{Root: root},
 	}, nil
 }

@@ -1,6 +1,6 @@
 // Package hostpreptest provides an in-memory host for tests of hostprep and of the
 // packages that drive it: every host touchpoint (netlink, iptables, sysctl, kernel
-// modules, files, systemd, commands, facts) is a fake whose state renders as text, so
+// modules, files, systemd, commands, facts, etcd) is a fake whose state renders as text, so
 // a test compares the whole host before and after. Only tests import it, so none of it
 // ships in knode.
 package hostpreptest
@@ -35,6 +35,9 @@ type Host struct {
 	Systemd  *Systemd
 	Exec     *Commander
 	Probe    *Probe
+	// Etcd starts with no member: a test of a joining master adds the
+	// running ones.
+	Etcd *Etcd
 }
 
 // New returns a plain host: lo only, empty built-in iptables chains,
@@ -51,6 +54,7 @@ func New() *Host {
 		Files:   &Files{Data: map[string]fakeFile{}},
 		Systemd: &Systemd{Units: map[string]*fakeUnit{}},
 		Exec:    &Commander{},
+		Etcd:    &Etcd{Down: map[string]bool{}},
 		Probe: &Probe{F: hostprep.Facts{OS: "linux", Arch: "amd64", CgroupVersion: 2, Systemd: true,
 			Now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Busy: map[int]bool{}},
 	}
@@ -59,7 +63,7 @@ func New() *Host {
 // Host returns the Host view of the fakes.
 func (f *Host) Host() *hostprep.Host {
 	return &hostprep.Host{Net: f.Net, IPTables: f.IPTables, Sysctl: f.Sysctl, Modules: f.Modules,
-		Files: f.Files, Systemd: f.Systemd, Exec: f.Exec, Probe: f.Probe}
+		Files: f.Files, Systemd: f.Systemd, Exec: f.Exec, Probe: f.Probe, Etcd: f.Etcd}
 }
 
 // String renders every part of the host, in sections.
