@@ -27,12 +27,12 @@ func (d delegate) NotifyAlive(peer *memberlist.Node) error {
 	if peer.Name == n.name {
 		return nil
 	}
-	a, bound := n.state.Binding(peer.Name)
-	if !bound || !a.Active() {
+	want, bound := n.state.BoundAddr(peer.Name)
+	if !bound {
 		return nil
 	}
 	ip, _ := netip.AddrFromSlice(peer.Addr)
-	if got, want := netip.AddrPortFrom(ip.Unmap(), peer.Port), netip.AddrPortFrom(a.Addr, a.Port); got != want {
+	if got := netip.AddrPortFrom(ip.Unmap(), peer.Port); got != want {
 		err := fmt.Errorf("alive message for %s at %s: its decision binds %s", peer.Name, got, want)
 		n.rejects.add(safeName(peer.Name), err)
 		return err

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -27,6 +28,10 @@ type State struct {
 	view    *Snapshot // a copy of snap shared by readers until snap changes
 	digest  uint64    // XOR of every held record's digestOf
 	pending map[string]NodeInfo
+	// where maps each name with an active decision to the address it binds,
+	// for memberlist's callbacks, which run under memberlist's own lock and
+	// must not wait for this state's.
+	where   sync.Map
 	changed chan struct{}
 	now     func() time.Time
 }
@@ -87,6 +92,16 @@ func (s *State) Binding(name string) (Assignment, bool) {
 	defer s.mu.Unlock()
 	a, ok := s.snap.Assignments[name]
 	return a, ok
+}
+
+// BoundAddr is the address name's active decision binds, if any. It never
+// waits for the state's lock.
+func (s *State) BoundAddr(name string) (netip.AddrPort, bool) {
+	v, ok := s.where.Load(name)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return v.(netip.AddrPort), true
 }
 
 // Cluster is the cluster identity, once known.
@@ -203,6 +218,11 @@ func (s *State) MergeAssignment(a Assignment) (bool, error) {
 	}
 	s.digest ^= digestOf(a.Sig)
 	s.snap.Assignments[a.Node] = a
+	if a.Active() {
+		s.where.Store(a.Node, netip.AddrPortFrom(a.Addr, a.Port))
+	} else {
+		s.where.Delete(a.Node)
+	}
 	if n, ok := s.pending[a.Node]; ok {
 		delete(s.pending, a.Node)
 		s.mergeNodeLocked(n)
