@@ -14,12 +14,14 @@ type fakeUnit struct {
 	enabled bool
 }
 
-// Systemd records unit states; Reloads counts daemon-reloads.
+// Systemd records unit states; Reloads counts daemon-reloads and Restarts
+// lists every Restart call's unit, in order.
 type Systemd struct {
-	mu      sync.Mutex
-	Units   map[string]*fakeUnit
-	Reloads int
-	Fail    map[string]error
+	mu       sync.Mutex
+	Units    map[string]*fakeUnit
+	Reloads  int
+	Restarts []string
+	Fail     map[string]error
 }
 
 func (f *Systemd) unit(name string) *fakeUnit {
@@ -66,6 +68,7 @@ func (f *Systemd) Restart(ctx context.Context, unit string) error {
 	if err := f.Fail[unit]; err != nil {
 		return err
 	}
+	f.Restarts = append(f.Restarts, unit)
 	f.unit(unit).active = "active"
 	return nil
 }
