@@ -52,6 +52,12 @@ type Options struct {
 	// Snapshots, when set, makes the agent save scheduled etcd snapshots
 	// while this node is a master with a configured host.
 	Snapshots *SnapshotPolicy
+	// CertLifetime is the lifetime of the leaf certificates this node signs
+	// (0: pki.LeafValidity, one year). Shorter only in tests and in the lab,
+	// to watch renewals happen.
+	CertLifetime time.Duration
+	// Now is the clock of certificate renewal (nil: time.Now).
+	Now func() time.Time
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
