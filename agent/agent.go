@@ -307,6 +307,11 @@ func (a *Agent) loadIdentity() error {
 			o.Dir.Root, a.id.Name, o.Node.Name, a.id.Name)
 	}
 	a.id.Bind, a.id.Advertise = o.Node.Bind, o.Node.Advertise
+	// A test lifetime given at init or join holds for the restarted agent too.
+	if o.CertLifetime != 0 {
+		a.id.CertLifetime = o.CertLifetime
+	}
+	a.opts.CertLifetime = a.id.CertLifetime
 	if len(o.Peers) > 0 {
 		a.id.Peers = o.Peers
 	}
