@@ -156,6 +156,23 @@ func restartUser(ctx context.Context, h *Host, user string, files []byte) (bool,
 	return true, nil
 }
 
+// keepStamp carries a renewal's stamp from the manifest at name over to its
+// new rendering, so that re-applying the phases replaces no pod again.
+func keepStamp(e *Env, name string, rendered []byte) []byte {
+	old, err := e.Host.Files.ReadFile(name)
+	if err != nil {
+		return rendered
+	}
+	stamp := manifests.StampOf(old)
+	if stamp == "" {
+		return rendered
+	}
+	if data, err := manifests.Restamp(rendered, stamp); err == nil {
+		return data
+	}
+	return rendered
+}
+
 func readFiles(f Files, names []string) map[string][]byte {
 	out := map[string][]byte{}
 	for _, n := range names {

@@ -36,7 +36,8 @@ func planStaticPods(ctx context.Context, e *Env) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := planFile(e, path.Join(ManifestsDir, "kube-apiserver.yaml"), manifests.APIServerPod(cp), 0o600)
+	name := path.Join(ManifestsDir, "kube-apiserver.yaml")
+	c, err := planFile(e, name, keepStamp(e, name, manifests.APIServerPod(cp)), 0o600)
 	return append(cs, c...), err
 }
 
@@ -76,7 +77,8 @@ func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	cp := controlPlane(s)
 	var cs []Change
 	for i, data := range [][]byte{manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
-		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[2+i]), data, 0o600)
+		name := path.Join(ManifestsDir, staticPodNames()[2+i])
+		c, err := planFile(e, name, keepStamp(e, name, data), 0o600)
 		if err != nil {
 			return nil, err
 		}

@@ -29,3 +29,13 @@ func Restamp(podYAML []byte, value string) ([]byte, error) {
 	p.Metadata.Annotations[CertsAnnotation] = value
 	return toYAML(p), nil
 }
+
+// StampOf returns the CertsAnnotation of a static pod manifest knode
+// rendered, or "" when it has none or does not decode.
+func StampOf(podYAML []byte) string {
+	var p pod
+	if yaml.UnmarshalStrict(podYAML, &p) != nil {
+		return ""
+	}
+	return p.Metadata.Annotations[CertsAnnotation]
+}
