@@ -35,5 +35,6 @@ func NewLinuxHost(root string) (*Host, error) {
 		Systemd:   &dbusSystemd{},
 		Exec:      osCommander{},
 		Probe:     linuxProbe{},
+		Pods:      criPods{socket: ContainerdSocket},
 	}, nil
 }

@@ -3,8 +3,6 @@ package hostprep
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,7 +31,7 @@ import (
 //     default since 1.31): no restart.
 //   - control-plane components do not all reload every file (kubeadm's
 //     renewal docs say to restart them), so each static pod reading a
-//     renewed file is replaced.
+//     renewed file has its containers restarted (restartUser).
 //   - admin.conf and super-admin.conf are read by each kubectl call.
 func renewUsers() map[string][]string {
 	p := func(n string) string { return path.Join(PKIDir, n+".crt") }
@@ -81,14 +79,14 @@ func CertSchedule(s *Spec, f Files) []CertDue {
 type Renewal struct {
 	// Renewed lists the rewritten files that something reads at start.
 	Renewed []string
-	// Restarted lists the units restarted and the static pods replaced.
+	// Restarted lists the units and the static pods (manifest names) restarted.
 	Restarted []string
 }
 
 // Renew re-runs the PKI phase, which replaces every leaf certificate that is
 // due or no longer matches the spec (and the kubeconfigs embedding them),
-// then restarts the active units and replaces the static pods that read a
-// rewritten file, and nothing else.
+// then restarts the active units and the static pods that read a rewritten
+// file, and nothing else.
 func Renew(ctx context.Context, s *Spec, h *Host, out io.Writer, log *slog.Logger) (Renewal, error) {
 	users := renewUsers()
 	files := slices.Sorted(maps.Keys(users))
@@ -99,18 +97,18 @@ func Renew(ctx context.Context, s *Spec, h *Host, out io.Writer, log *slog.Logge
 	}
 	after := readFiles(h.Files, files)
 	var rn Renewal
-	stamp := map[string][]byte{} // user -> what its new files hash to
+	restart := map[string]bool{}
 	for _, f := range files {
 		if bytes.Equal(before[f], after[f]) {
 			continue
 		}
 		rn.Renewed = append(rn.Renewed, f)
 		for _, u := range users[f] {
-			stamp[u] = append(stamp[u], after[f]...)
+			restart[u] = true
 		}
 	}
-	for _, u := range slices.Sorted(maps.Keys(stamp)) {
-		done, err := restartUser(ctx, h, u, stamp[u])
+	for _, u := range slices.Sorted(maps.Keys(restart)) {
+		done, err := restartUser(ctx, s, h, u)
 		if err != nil {
 			return rn, err
 		}
@@ -121,9 +119,12 @@ func Renew(ctx context.Context, s *Spec, h *Host, out io.Writer, log *slog.Logge
 	return rn, nil
 }
 
-// restartUser restarts a unit that is active, or replaces a static pod whose
-// manifest exists, by stamping the hash of its new files into the manifest.
-func restartUser(ctx context.Context, h *Host, user string, files []byte) (bool, error) {
+// restartUser restarts a unit that is active, or the containers of a
+// static pod (user is its manifest's name) whose manifest exists. A static
+// pod's containers are stopped through the CRI and the kubelet starts them
+// again in the same pod: its identity, a hash of the manifest, is unchanged,
+// so nothing waits for an old pod of the same name to terminate.
+func restartUser(ctx context.Context, s *Spec, h *Host, user string) (bool, error) {
 	if strings.HasSuffix(user, ".service") {
 		active, _, err := h.Systemd.State(ctx, user)
 		if err != nil {
@@ -137,40 +138,15 @@ func restartUser(ctx context.Context, h *Host, user string, files []byte) (bool,
 		}
 		return true, nil
 	}
-	name := path.Join(ManifestsDir, user)
-	old, err := h.Files.ReadFile(name)
-	if notExist(err) {
+	if !h.Files.Exists(path.Join(ManifestsDir, user)) {
 		return false, nil
 	}
+	pod := strings.TrimSuffix(user, ".yaml") + "-" + s.Self.Name // the kubelet names static pods so
+	n, err := h.Pods.RestartContainers(ctx, "kube-system", pod)
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", name, err)
+		return false, fmt.Errorf("restart pod %s for its renewed certificates: %w", pod, err)
 	}
-	sum := sha256.Sum256(files)
-	data, err := manifests.Restamp(old, hex.EncodeToString(sum[:8]))
-	if err != nil {
-		return false, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := h.Files.WriteFile(name, data, 0o600); err != nil {
-		return false, fmt.Errorf("write %s: %w", name, err)
-	}
-	return true, nil
-}
-
-// keepStamp carries a renewal's stamp from the manifest at name over to its
-// new rendering, so that re-applying the phases replaces no pod again.
-func keepStamp(e *Env, name string, rendered []byte) []byte {
-	old, err := e.Host.Files.ReadFile(name)
-	if err != nil {
-		return rendered
-	}
-	stamp := manifests.StampOf(old)
-	if stamp == "" {
-		return rendered
-	}
-	if data, err := manifests.Restamp(rendered, stamp); err == nil {
-		return data
-	}
-	return rendered
+	return n > 0, nil
 }
 
 func readFiles(f Files, names []string) map[string][]byte {

@@ -36,8 +36,7 @@ func planStaticPods(ctx context.Context, e *Env) ([]Change, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := path.Join(ManifestsDir, "kube-apiserver.yaml")
-	c, err := planFile(e, name, keepStamp(e, name, manifests.APIServerPod(cp)), 0o600)
+	c, err := planFile(e, path.Join(ManifestsDir, "kube-apiserver.yaml"), manifests.APIServerPod(cp), 0o600)
 	return append(cs, c...), err
 }
 
@@ -77,8 +76,7 @@ func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	cp := controlPlane(s)
 	var cs []Change
 	for i, data := range [][]byte{manifests.ControllerManagerPod(cp), manifests.SchedulerPod(cp)} {
-		name := path.Join(ManifestsDir, staticPodNames()[2+i])
-		c, err := planFile(e, name, keepStamp(e, name, data), 0o600)
+		c, err := planFile(e, path.Join(ManifestsDir, staticPodNames()[2+i]), data, 0o600)
 		if err != nil {
 			return nil, err
 		}

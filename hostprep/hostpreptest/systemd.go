@@ -141,3 +141,17 @@ func (f *Probe) Facts(ctx context.Context) (hostprep.Facts, error) { return f.F,
 
 // PortInUse implements hostprep.Probe.
 func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
+
+// Pods records the pods whose containers were restarted ("namespace/name").
+type Pods struct {
+	mu        sync.Mutex
+	Restarted []string
+}
+
+// RestartContainers implements hostprep.Pods: each pod has one container.
+func (f *Pods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Restarted = append(f.Restarted, namespace+"/"+name)
+	return 1, nil
+}
