@@ -94,7 +94,11 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 		if err != nil {
 			return err
 		}
-		return add(strings.TrimPrefix(p, filepath.Clean(root)), data)
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return add("/"+rel, data) // the path on the node, whatever root is
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("list certificates: %w", err)
