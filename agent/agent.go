@@ -52,6 +52,12 @@ type Options struct {
 	// Snapshots, when set, makes the agent save scheduled etcd snapshots
 	// while this node is a master with a configured host.
 	Snapshots *SnapshotPolicy
+	// CertLifetime is the lifetime of the leaf certificates this node signs
+	// (0: pki.LeafValidity, one year). Shorter only in tests and in the lab,
+	// to watch renewals happen.
+	CertLifetime time.Duration
+	// Now is the clock of certificate renewal (nil: time.Now).
+	Now func() time.Time
 }
 
 // Agent is knode's long-running brain on one node: it gossips, claims its
@@ -303,6 +309,11 @@ func (a *Agent) loadIdentity() error {
 			o.Dir.Root, a.id.Name, o.Node.Name, a.id.Name)
 	}
 	a.id.Bind, a.id.Advertise = o.Node.Bind, o.Node.Advertise
+	// A test lifetime given at init or join holds for the restarted agent too.
+	if o.CertLifetime != 0 {
+		a.id.CertLifetime = o.CertLifetime
+	}
+	a.opts.CertLifetime = a.id.CertLifetime
 	if len(o.Peers) > 0 {
 		a.id.Peers = o.Peers
 	}

@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -46,8 +48,9 @@ func credSpec(kind, node string, addr netip.Addr) (pki.CertSpec, bool) {
 	return pki.CertSpec{}, false
 }
 
-// Credentials returns this node's kubelet and kube-proxy client credentials:
-// from the data directory when valid, else signed by a master (waiting for one
+// Credentials returns this node's kubelet and kube-proxy client credentials
+// and its kubelet serving credential: from the data directory when valid and
+// not due for renewal (pki.Due), else signed by a master (waiting for one
 // until ctx ends). Masters return nil: the PKI phase issues theirs locally.
 func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, error) {
 	if a.HasSecrets() {
@@ -66,7 +69,7 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 		if !ok {
 			return nil, fmt.Errorf("node %s has no address bound by a decision yet: cannot ask for its %s certificate", a.id.Name, kind)
 		}
-		if c, err := a.loadCred(kind); err == nil && pki.Verify(ca, c, spec, time.Now(), 30*24*time.Hour) == nil {
+		if c, err := a.loadCred(kind); err == nil && pki.Verify(ca, c, spec, a.now(), 0) == nil && !pki.Due(ca, c.CertPEM, a.now()) {
 			out[kind] = c
 			continue
 		}
@@ -95,7 +98,11 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 				}
 				c := &pki.Credential{CertPEM: cert, KeyPEM: key}
 				spec, _ := credSpec(kind, a.id.Name, addr)
-				if err := pki.Verify(ca, c, spec, time.Now(), time.Hour); err != nil {
+				err := pki.Verify(ca, c, spec, a.now(), 0)
+				if err == nil && pki.Due(ca, cert, a.now()) {
+					err = errors.New("already due for renewal: are this node's and the master's clocks apart?")
+				}
+				if err != nil {
 					a.log.Warn("certificate from a master rejected", "kind", kind, "err", err)
 					continue
 				}
@@ -146,25 +153,34 @@ func (a *Agent) signRequests(l gossip.Letter) {
 	if err := json.Unmarshal(l.Body, &reqs); err != nil {
 		return
 	}
-	certs := map[string][]byte{}
-	for kind, csr := range reqs {
-		spec, ok := credSpec(kind, l.From, snap.Assignments[l.From].Addr)
-		if !ok {
-			continue
-		}
-		cert, err := pki.SignCSR(ca, csr, spec, time.Now())
-		if err != nil {
-			a.log.Warn("refused certificate request", "from", l.From, "kind", kind, "err", err)
-			continue
-		}
-		certs[kind] = cert
-	}
+	certs := signFor(ca, l.From, snap.Assignments[l.From].Addr, reqs, time.Now(), a.opts.CertLifetime, a.log)
 	body, _ := json.Marshal(certs)
 	if err := a.g.Send(gossip.Letter{Kind: gossip.LetterCert, To: l.From, Body: body}); err != nil {
 		a.log.Warn("send certificates", "to", l.From, "err", err)
 		return
 	}
 	a.log.Info("signed certificates", "for", l.From, "count", len(certs))
+}
+
+// signFor signs the certificate requests reqs (kind -> CSR) of node from,
+// whose decision binds it to addr: each for that name and address only, for
+// lifetime (0: the default). A request naming anyone else is refused.
+func signFor(ca *pki.CA, from string, addr netip.Addr, reqs map[string][]byte, now time.Time, lifetime time.Duration, log *slog.Logger) map[string][]byte {
+	certs := map[string][]byte{}
+	for kind, csr := range reqs {
+		spec, ok := credSpec(kind, from, addr)
+		if !ok {
+			continue
+		}
+		spec.Validity = lifetime
+		cert, err := pki.SignCSR(ca, csr, spec, now)
+		if err != nil {
+			log.Warn("refused certificate request", "from", from, "kind", kind, "err", err)
+			continue
+		}
+		certs[kind] = cert
+	}
+	return certs
 }
 
 func (a *Agent) receiveCerts(l gossip.Letter) {

@@ -69,6 +69,8 @@ type testCluster struct {
 	wires    map[string]*gossiptest.Wire
 	reserved map[string]*gossiptest.Wire // opened by reserve, not yet started
 	first    string
+	// options, when set, adjusts each agent's options before it starts.
+	options func(name string, o *Options)
 }
 
 func testPlan(masters int) config.Cluster {
@@ -82,12 +84,18 @@ func newTestCluster(t testing.TB, c config.Cluster) *testCluster {
 }
 
 func newTestClusterTiming(t testing.TB, c config.Cluster, timing gossip.Timing) *testCluster {
+	return newTestClusterWith(t, c, timing, nil)
+}
+
+// newTestClusterWith is newTestClusterTiming with options adjusting every
+// agent's Options, n00's included.
+func newTestClusterWith(t testing.TB, c config.Cluster, timing gossip.Timing, options func(name string, o *Options)) *testCluster {
 	root, err := os.MkdirTemp("", "kn")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
-		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}}
+		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}, options: options}
 	t.Cleanup(func() {
 		tc.mu.Lock()
 		agents := tc.agents
@@ -162,10 +170,14 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 	if create == nil && !tc.dir(name).Initialised() {
 		join = &tok
 	}
-	a, err := Start(context.Background(), Options{Logger: log,
+	o := Options{Logger: log,
 		Dir: tc.dir(name), Token: join, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
 		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
-	})
+	}
+	if tc.options != nil {
+		tc.options(name, &o)
+	}
+	a, err := Start(context.Background(), o)
 	if err != nil {
 		w.Shutdown()
 		return nil, err

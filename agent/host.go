@@ -40,7 +40,9 @@ func (a *Agent) HostSpec(creds map[string]*pki.Credential) (hostprep.Spec, error
 	a.mu.Lock()
 	sec := a.secrets
 	a.mu.Unlock()
-	return buildSpec(a.state.Snapshot(), a.id.Name, a.opts.Dir, sec, creds, a.hostOpts())
+	spec, err := buildSpec(a.state.Snapshot(), a.id.Name, a.opts.Dir, sec, creds, a.hostOpts())
+	spec.CertLifetime = a.opts.CertLifetime
+	return spec, err
 }
 
 // SavedSpec builds the same spec offline, from what the data directory holds
@@ -159,18 +161,32 @@ func (a *Agent) kickHost() {
 
 // hostLoop owns the host: it reprograms the pod network when asked, in its
 // own goroutine (a slow or failing host change never holds up gossip or
-// decisions), and retries a failure with a growing delay, until Stop.
+// decisions), and retries a failure with a growing delay, until Stop. It
+// also renews the certificates when they are due (renewCerts).
 func (a *Agent) hostLoop() {
 	const minRetry, maxRetry = time.Second, time.Minute
-	retry := minRetry
+	retry, renewRetry := minRetry, minRetry
 	timer := time.NewTimer(retry)
 	defer timer.Stop()
+	renew := time.NewTimer(renewRetry)
+	defer renew.Stop()
 	for {
 		select {
 		case <-a.ctx.Done():
 			return
 		case <-a.hostKick:
 		case <-timer.C:
+		case <-renew.C:
+			next, err := a.renewCerts(a.ctx)
+			if err != nil {
+				a.log.Error("renew certificates (will retry)", "in", renewRetry, "err", err)
+				renew.Reset(renewRetry)
+				renewRetry = min(2*renewRetry, maxRetry)
+				continue
+			}
+			renewRetry = minRetry
+			renew.Reset(a.renewWait(next))
+			continue
 		}
 		if err := a.keepPeers(a.ctx); err != nil {
 			a.log.Error("update the host's pod network (will retry)", "in", retry, "err", err)

@@ -2,6 +2,7 @@ package datadir
 
 import (
 	"net/netip"
+	"time"
 )
 
 // Identity is what a node remembers about itself across restarts.
@@ -24,6 +25,9 @@ type Identity struct {
 	// Host is set once knode configured this machine (not a --dry-run node):
 	// the agent then keeps the host's pod network current.
 	Host bool `json:"host,omitempty"`
+	// CertLifetime is the test-only leaf certificate lifetime this node was
+	// set up with (knode init/join --cert-lifetime); 0: the default year.
+	CertLifetime time.Duration `json:"certLifetime,omitempty"`
 }
 
 // Secrets is the master-only material, stored under secrets/.

@@ -26,6 +26,16 @@ type Host struct {
 	Probe     Probe
 	// Etcd reaches the cluster's running etcd, for a master that joins it.
 	Etcd Etcd
+	// Pods reaches the containers of the kubelet's pods (through the CRI).
+	Pods Pods
+}
+
+// Pods restarts pods' containers through the container runtime.
+type Pods interface {
+	// RestartContainers stops every running container of the pod
+	// namespace/name, keeping the pod: the kubelet starts them again, and
+	// they read their files anew. It returns how many it stopped.
+	RestartContainers(ctx context.Context, namespace, name string) (int, error)
 }
 
 // ErrNotExist is returned (wrapped) when a link, route or entry is absent.

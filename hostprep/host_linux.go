@@ -36,5 +36,6 @@ func NewLinuxHost(root string) (*Host, error) {
 		Exec:      osCommander{},
 		Probe:     linuxProbe{},
 		Etcd:      EtcdClient{Root: root},
+		Pods:      criPods{socket: ContainerdSocket},
 	}, nil
 }

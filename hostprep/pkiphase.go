@@ -24,9 +24,6 @@ const (
 	AuditPolicyPath = KubernetesDir + "/" + manifests.AuditPolicyFile
 )
 
-// certMinLeft is how long an existing certificate must stay valid to be reused.
-const certMinLeft = 30 * 24 * time.Hour
-
 // leaf is one credential the PKI phase keeps in PKIDir.
 type leaf struct {
 	// name is the file name without .crt/.key, relative to PKIDir.
@@ -61,12 +58,12 @@ func leaves(s *Spec) []leaf {
 		{name: "kubelet-serving", spec: pki.KubeletServing(self.Name, self.Address), given: s.PKI.KubeletServing},
 	}
 	if !self.Master {
-		return ls
+		return withLifetime(ls, s.CertLifetime)
 	}
 	dns, ips := apiServerNames(s)
 	etcd := s.PKI.EtcdCA
 	local := []netip.Addr{self.Address, netip.MustParseAddr("127.0.0.1")}
-	return append(ls,
+	return withLifetime(append(ls,
 		leaf{name: "apiserver", spec: pki.CertSpec{CommonName: "kube-apiserver", DNSNames: dns, IPs: ips, Server: true}},
 		leaf{name: "apiserver-kubelet-client", spec: pki.CertSpec{CommonName: "kube-apiserver-kubelet-client", Organizations: []string{"system:masters"}, Client: true}},
 		leaf{name: "apiserver-etcd-client", spec: pki.CertSpec{CommonName: "kube-apiserver-etcd-client", Client: true}, ca: etcd},
@@ -77,7 +74,15 @@ func leaves(s *Spec) []leaf {
 		leaf{name: "scheduler", spec: pki.CertSpec{CommonName: "system:kube-scheduler", Client: true}, kubeconfig: path.Join(KubernetesDir, manifests.SchedulerConf)},
 		leaf{name: "super-admin", spec: pki.CertSpec{CommonName: "kubernetes-super-admin", Organizations: []string{"system:masters"}, Client: true}, kubeconfig: SuperAdminKubeconfig},
 		leaf{name: "admin", spec: pki.CertSpec{CommonName: "kubernetes-admin", Organizations: []string{manifests.ClusterAdminsGroup}, Client: true}, kubeconfig: AdminKubeconfig},
-	)
+	), s.CertLifetime)
+}
+
+// withLifetime sets the lifetime of every leaf issued here (0: pki.LeafValidity).
+func withLifetime(ls []leaf, d time.Duration) []leaf {
+	for i := range ls {
+		ls[i].spec.Validity = d
+	}
+	return ls
 }
 
 // apiServerURL is the apiserver this node's clients talk to: the node-local
@@ -166,8 +171,9 @@ func planPKI(ctx context.Context, e *Env) ([]Change, error) {
 	return cs, nil
 }
 
-// credential returns the leaf's credential: the one on disk if it is still
-// valid for the spec, else the pre-issued one, else a new one signed here.
+// credential returns the leaf's credential: the one on disk if it is valid
+// for the spec and not due for renewal (pki.Due), else the pre-issued one,
+// else a new one signed here.
 func credential(e *Env, l leaf, now time.Time) (*pki.Credential, error) {
 	ca := e.Spec.PKI.CA
 	if l.ca != nil {
@@ -178,9 +184,12 @@ func credential(e *Env, l leaf, now time.Time) (*pki.Credential, error) {
 	keyPEM, errK := e.Host.Files.ReadFile(base + ".key")
 	if errC == nil && errK == nil {
 		have := &pki.Credential{CertPEM: certPEM, KeyPEM: keyPEM}
-		err := pki.Verify(ca, have, l.spec, now, certMinLeft)
-		if err == nil {
+		err := pki.Verify(ca, have, l.spec, now, 0)
+		if err == nil && !pki.Due(ca, certPEM, now) {
 			return have, nil
+		}
+		if err == nil {
+			err = errors.New("due for renewal")
 		}
 		e.Log.Info("replacing certificate", "name", l.name, "reason", err)
 	}

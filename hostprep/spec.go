@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"time"
 
 	"knode.dev/knode/pki"
 )
@@ -51,6 +52,9 @@ type Spec struct {
 	// CgroupDriver is "systemd" or "cgroupfs", used by both containerd and
 	// the kubelet. Empty picks systemd when systemd is PID 1.
 	CgroupDriver string
+	// CertLifetime is the lifetime of the leaf certificates this node issues
+	// (0: pki.LeafValidity, one year). Shorter only for tests of renewal.
+	CertLifetime time.Duration
 }
 
 // Cluster holds the cluster-wide settings every node agrees on.

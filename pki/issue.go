@@ -150,13 +150,16 @@ func sign(ca *CA, pub crypto.PublicKey, spec CertSpec, now time.Time) ([]byte, e
 		validity = LeafValidity
 	}
 	notAfter := now.Add(validity)
+	// Back-dated for clocks a little behind the signer's, by at most a
+	// tenth of the lifetime so that short test lifetimes keep their shape.
+	notBefore := now.Add(-min(5*time.Minute, validity/10))
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organizations},
-		NotBefore:    now.Add(-5 * time.Minute),
+		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  extUsage(spec),

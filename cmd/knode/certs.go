@@ -24,10 +24,11 @@ import (
 func certsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "certs",
-		Usage: "list this node's certificates (PKI files and kubeconfigs) with their expiry",
+		Usage: "list this node's certificates (PKI files and kubeconfigs) with their expiry and renewal time",
 		Description: "Every *.crt under " + hostprep.PKIDir + " and the client certificate embedded in each kubeconfig\n" +
-			"knode writes, soonest expiry first. Nothing renews them yet: leaf certificates last one year.\n" +
-			"--json prints a list of {path, subject, issuer, notAfter, daysLeft}.",
+			"knode writes, soonest expiry first. Leaf certificates last one year; the agent renews each once a third\n" +
+			"of its lifetime is left (RENEWS AT), and restarts only what reads it. CAs are not renewed (RENEWS AT -).\n" +
+			"--json prints a list of {path, subject, issuer, notAfter, daysLeft, renewsAt (leaves only)}.",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
 			certs, err := listCerts("/", time.Now())
@@ -55,11 +56,13 @@ type certInfo struct {
 	Issuer   string    `json:"issuer"`
 	NotAfter time.Time `json:"notAfter"`
 	DaysLeft int       `json:"daysLeft"`
+	// RenewsAt is when the agent renews a leaf certificate (nil for a CA).
+	RenewsAt *time.Time `json:"renewsAt,omitempty"`
 }
 
 // kubeconfigPaths are the kubeconfigs knode writes (masters have all of them).
 func kubeconfigPaths() []string {
-	return []string{hostprep.KubeletKubeconfig, hostprep.KubeProxyKubeconfig, hostprep.AdminKubeconfig,
+	return []string{hostprep.KubeletKubeconfig, hostprep.KubeProxyKubeconfig, hostprep.AdminKubeconfig, hostprep.SuperAdminKubeconfig,
 		path.Join(hostprep.KubernetesDir, manifests.ControllerManagerConf), path.Join(hostprep.KubernetesDir, manifests.SchedulerConf)}
 }
 
@@ -73,8 +76,13 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		out = append(out, certInfo{Path: p, Subject: cert.Subject.String(), Issuer: cert.Issuer.String(),
-			NotAfter: cert.NotAfter.UTC(), DaysLeft: int(cert.NotAfter.Sub(now).Hours() / 24)})
+		info := certInfo{Path: p, Subject: cert.Subject.String(), Issuer: cert.Issuer.String(),
+			NotAfter: cert.NotAfter.UTC(), DaysLeft: int(cert.NotAfter.Sub(now).Hours() / 24)}
+		if !cert.IsCA {
+			at := pki.RenewAt(cert).UTC()
+			info.RenewsAt = &at
+		}
+		out = append(out, info)
 		return nil
 	}
 	pkiDir := filepath.Join(root, hostprep.PKIDir)
@@ -86,7 +94,11 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 		if err != nil {
 			return err
 		}
-		return add(strings.TrimPrefix(p, filepath.Clean(root)), data)
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return add("/"+rel, data) // the path on the node, whatever root is
 	})
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("list certificates: %w", err)
@@ -113,9 +125,13 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 
 func printCerts(w io.Writer, certs []certInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXPIRES\tDAYS LEFT\tSUBJECT\tPATH")
+	fmt.Fprintln(tw, "EXPIRES\tDAYS LEFT\tRENEWS AT\tSUBJECT\tPATH")
 	for _, c := range certs {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", c.NotAfter.Format(time.RFC3339), c.DaysLeft, c.Subject, c.Path)
+		renews := "-"
+		if c.RenewsAt != nil {
+			renews = c.RenewsAt.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.NotAfter.Format(time.RFC3339), c.DaysLeft, renews, c.Subject, c.Path)
 	}
 	tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,6 +53,18 @@ func TestListCerts(t *testing.T) {
 	}
 	if certs[1].Path != hostprep.KubeletKubeconfig || certs[2].Path != hostprep.PKIDir+"/ca.crt" {
 		t.Errorf("order: %s, %s", certs[1].Path, certs[2].Path)
+	}
+	// Leaves renew with a third of their life left; the CA is not renewed.
+	if r := certs[0].RenewsAt; r == nil || !r.Equal(certs[0].NotAfter.Add(-(48*time.Hour+5*time.Minute)/3)) {
+		t.Errorf("a two-day certificate renews at %v, want a third of 48 h 5 min (5 min back-dated) before %s", r, certs[0].NotAfter)
+	}
+	if certs[1].RenewsAt == nil || certs[2].RenewsAt != nil {
+		t.Errorf("renews at: kubelet %v, CA %v", certs[1].RenewsAt, certs[2].RenewsAt)
+	}
+	var out strings.Builder
+	printCerts(&out, certs)
+	if !strings.Contains(out.String(), "RENEWS AT") || !strings.Contains(out.String(), certs[1].RenewsAt.Format(time.RFC3339)) {
+		t.Errorf("table:\n%s", out.String())
 	}
 	write(hostprep.AdminKubeconfig, []byte("not: [a kubeconfig"))
 	if _, err := listCerts(root, now); err == nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -27,7 +28,19 @@ func nodeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Usage: "touch nothing outside --data-dir: list every host change instead of making it"},
 		&cli.BoolFlag{Name: "foreground", Usage: "run the agent in this process until SIGINT/SIGTERM (then leave the cluster) instead of installing knode.service"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "agent log level: debug, info, warn or error"},
+		// Hidden: for tests and the lab, to watch certificates renew in minutes.
+		&cli.DurationFlag{Name: "cert-lifetime", Hidden: true,
+			Usage: "FOR TESTING: lifetime of the leaf certificates this node issues and signs, kept in --data-dir (default one year); renewed when a third is left"},
 	}
+}
+
+// certLifetime reads the hidden --cert-lifetime: 0 (the default) or at least a minute.
+func certLifetime(c *cli.Context) (time.Duration, error) {
+	d := c.Duration("cert-lifetime")
+	if d != 0 && d < time.Minute {
+		return 0, config.Usagef("--cert-lifetime %s: too short to renew in time; give at least 1m (it is for tests; leave it out for one year)", d)
+	}
+	return d, nil
 }
 
 // nodeConfig reads and validates the node flags.

@@ -55,6 +55,10 @@ func (b *bringUp) run() error {
 			return err
 		}
 	}
+	lifetime, err := certLifetime(c)
+	if err != nil {
+		return err
+	}
 	if b.peers != nil {
 		b.p.StepAs("join through a peer", "joining through %v", b.peers)
 	} else {
@@ -62,7 +66,7 @@ func (b *bringUp) run() error {
 	}
 	ag, err := agent.Start(c.Context, agent.Options{
 		Dir: datadir.Dir{Root: b.node.DataDir}, Token: b.token, Node: b.node, Peers: b.peers,
-		Logger: log, Serve: true, Create: b.create,
+		Logger: log, Serve: true, Create: b.create, CertLifetime: lifetime,
 	})
 	if err != nil {
 		if errors.Is(err, gossip.ErrWrongKey) || errors.Is(err, agent.ErrWrongCluster) || errors.Is(err, gossip.ErrTokenRefused) {

@@ -22,6 +22,7 @@ var (
 	_ hostprep.Systemd   = (*Systemd)(nil)
 	_ hostprep.Commander = (*Commander)(nil)
 	_ hostprep.Probe     = (*Probe)(nil)
+	_ hostprep.Pods      = (*Pods)(nil)
 )
 
 // Host is a host made of fakes, for tests here and in packages that call
@@ -38,6 +39,7 @@ type Host struct {
 	// Etcd starts with no member: a test of a joining master adds the
 	// running ones.
 	Etcd *Etcd
+	Pods     *Pods
 }
 
 // New returns a plain host: lo only, empty built-in iptables chains,
@@ -55,6 +57,7 @@ func New() *Host {
 		Systemd: &Systemd{Units: map[string]*fakeUnit{}},
 		Exec:    &Commander{},
 		Etcd:    &Etcd{Down: map[string]bool{}},
+		Pods:    &Pods{},
 		Probe: &Probe{F: hostprep.Facts{OS: "linux", Arch: "amd64", CgroupVersion: 2, Systemd: true,
 			Now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, Busy: map[int]bool{}},
 	}
@@ -63,7 +66,7 @@ func New() *Host {
 // Host returns the Host view of the fakes.
 func (f *Host) Host() *hostprep.Host {
 	return &hostprep.Host{Net: f.Net, IPTables: f.IPTables, Sysctl: f.Sysctl, Modules: f.Modules,
-		Files: f.Files, Systemd: f.Systemd, Exec: f.Exec, Probe: f.Probe, Etcd: f.Etcd}
+		Files: f.Files, Systemd: f.Systemd, Exec: f.Exec, Probe: f.Probe, Etcd: f.Etcd, Pods: f.Pods}
 }
 
 // String renders every part of the host, in sections.

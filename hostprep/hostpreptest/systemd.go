@@ -14,12 +14,14 @@ type fakeUnit struct {
 	enabled bool
 }
 
-// Systemd records unit states; Reloads counts daemon-reloads.
+// Systemd records unit states; Reloads counts daemon-reloads and Restarts
+// lists every Restart call's unit, in order.
 type Systemd struct {
-	mu      sync.Mutex
-	Units   map[string]*fakeUnit
-	Reloads int
-	Fail    map[string]error
+	mu       sync.Mutex
+	Units    map[string]*fakeUnit
+	Reloads  int
+	Restarts []string
+	Fail     map[string]error
 }
 
 func (f *Systemd) unit(name string) *fakeUnit {
@@ -66,6 +68,7 @@ func (f *Systemd) Restart(ctx context.Context, unit string) error {
 	if err := f.Fail[unit]; err != nil {
 		return err
 	}
+	f.Restarts = append(f.Restarts, unit)
 	f.unit(unit).active = "active"
 	return nil
 }
@@ -138,3 +141,17 @@ func (f *Probe) Facts(ctx context.Context) (hostprep.Facts, error) { return f.F,
 
 // PortInUse implements hostprep.Probe.
 func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
+
+// Pods records the pods whose containers were restarted ("namespace/name").
+type Pods struct {
+	mu        sync.Mutex
+	Restarted []string
+}
+
+// RestartContainers implements hostprep.Pods: each pod has one container.
+func (f *Pods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Restarted = append(f.Restarted, namespace+"/"+name)
+	return 1, nil
+}
