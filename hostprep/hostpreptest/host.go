@@ -39,7 +39,7 @@ type Host struct {
 	// Etcd starts with no member: a test of a joining master adds the
 	// running ones.
 	Etcd *Etcd
-	Pods     *Pods
+	Pods *Pods
 }
 
 // New returns a plain host: lo only, empty built-in iptables chains,
