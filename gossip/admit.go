@@ -360,7 +360,10 @@ func (t *admitTransport) sort() {
 // sortOne reads the first bytes of a stream: memberlist always writes a
 // whole message before it waits for an answer, so they are there.
 func (t *admitTransport) sortOne(c net.Conn) {
-	c.SetReadDeadline(time.Now().Add(admitReadTimeout))
+	// memberlist's own streams get its TCP timeout to show their first
+	// bytes (a joiner starved of CPU in a crowd writes late); a join
+	// request then has admitReadTimeout for the rest.
+	c.SetReadDeadline(time.Now().Add(admitTimeout))
 	r := bufio.NewReaderSize(c, 256)
 	head, err := r.Peek(len(admitMagic))
 	if err != nil {
