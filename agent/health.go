@@ -26,35 +26,28 @@ func (a *Agent) healthEvery() time.Duration {
 // publishes a new summary when anything in it changed, until Stop. It runs
 // only with a probe (a configured host) and once the node has its place.
 func (a *Agent) healthLoop() {
-	t := time.NewTicker(a.healthEvery())
-	defer t.Stop()
-	for {
-		select {
-		case <-a.ctx.Done():
-			return
-		case <-t.C:
-		}
+	a.every(a.healthEvery(), func() {
 		h := a.hostOpts()
 		as, ok := a.Assignment()
 		if h == nil || h.Health == nil || !ok || !as.Active() {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
 		sum := h.Health.Check(ctx, a.id.Name, as.Seat >= 0)
 		cancel()
 		held, had := a.state.Snapshot().Health[a.id.Name]
 		if had && held.Same(sum) {
-			continue
+			return
 		}
 		sum.Gen = max(held.Gen+1, uint64(time.Now().UnixNano()))
 		if err := a.g.PublishHealth(sum); err != nil {
 			a.log.Warn("publish health", "err", err)
-			continue
+			return
 		}
 		if had && held.Healthy() != sum.Healthy() {
 			a.log.Info("health changed", "healthy", sum.Healthy(), "failing", failing(sum))
 		}
-	}
+	})
 }
 
 // failing lists a summary's failed checks with their details.

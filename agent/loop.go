@@ -31,6 +31,21 @@ func (a *Agent) spawn(f func()) {
 	}()
 }
 
+// every runs f every period until the agent stops (the first run one period
+// after the call).
+func (a *Agent) every(period time.Duration, f func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
 // send delivers a letter in the background (a slow peer never holds up the
 // decision loop).
 func (a *Agent) send(l gossip.Letter) {

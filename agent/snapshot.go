@@ -42,25 +42,18 @@ func SaveSnapshot(ctx context.Context, dir datadir.Dir, kind, node string) (stri
 // Stop. The first comes one period after the start: a restart must not add
 // a snapshot each time.
 func (a *Agent) snapshotLoop(p SnapshotPolicy) {
-	t := time.NewTicker(p.Every)
-	defer t.Stop()
-	for {
-		select {
-		case <-a.ctx.Done():
-			return
-		case <-t.C:
-		}
+	a.every(p.Every, func() {
 		if h := a.hostOpts(); h == nil || h.Host == nil || !roles.IsMaster(a.state.Snapshot(), a.id.Name) {
-			continue
+			return
 		}
 		ctx, cancel := context.WithTimeout(a.ctx, 5*time.Minute)
 		p2, err := SaveSnapshot(ctx, a.opts.Dir, etcdmember.Scheduled, a.id.Name)
 		cancel()
 		if err != nil {
 			a.log.Error("scheduled etcd snapshot", "err", err)
-			continue
+			return
 		}
 		removed, err := etcdmember.Prune(a.opts.Dir.Path(datadir.SnapshotsDir), p.Keep)
 		a.log.Info("saved a scheduled etcd snapshot", "path", p2, "pruned", len(removed), "err", err)
-	}
+	})
 }

@@ -2,37 +2,18 @@ package hostprep_test
 
 import (
 	"context"
-	"flag"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"knode.dev/knode/internal/goldentest"
 
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (go test -update creates it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
+func golden(t *testing.T, name, got string) { goldentest.Compare(t, name, []byte(got)) }
 
 // fullSpec is testSpec with the cluster's trust material and payload names.
 func fullSpec(t *testing.T, mode hostprep.NetworkMode) (*hostprep.Spec, *pki.CA) {

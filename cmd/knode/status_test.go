@@ -3,41 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"knode.dev/knode/internal/goldentest"
+
 	"knode.dev/knode/agent"
 	"knode.dev/knode/gossip"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
 // golden compares got with testdata/<name>, or rewrites it with -update.
-func golden(t *testing.T, name string, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden file (go test -update rewrites it):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
+func golden(t *testing.T, name, got string) { goldentest.Compare(t, name, []byte(got)) }
 
 func TestStatusNamesRefusedInput(t *testing.T) {
 	var b strings.Builder
