@@ -159,7 +159,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 			master bool
 			desc   string
 		}{{c.Token, false, "made by init"}, {c.MasterToken, true, "made by init, for masters"}} {
-			if _, err := a.publishToken(t.tok, c.TokenTTL, t.desc, t.master); err != nil {
+			if _, err := a.publishToken(t.tok, TokenRequest{TTL: c.TokenTTL, Description: t.desc, Master: t.master}); err != nil {
 				g.Shutdown()
 				return nil, err
 			}

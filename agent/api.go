@@ -86,7 +86,7 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		nt, err := a.CreateToken(req.TTL, req.Description, req.Master)
+		nt, err := a.CreateToken(req)
 		if err != nil {
 			writeError(w, httpStatusOf(err), err)
 			return
@@ -131,6 +131,7 @@ type TokenRequest struct {
 	TTL         time.Duration `json:"ttl"` // 0: no expiry
 	Description string        `json:"description,omitempty"`
 	Master      bool          `json:"master,omitempty"` // may take a free master seat
+	Uses        uint32        `json:"uses,omitempty"`   // machines it may admit; 0: no limit
 }
 
 // RotateRequest asks a master to rotate the gossip key.

@@ -176,7 +176,34 @@ func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tc.t.Fatalf("%d agents did not agree in %s", n, timeout)
+	tc.t.Fatalf("%d agents did not agree in %s: %s", n, timeout, tc.disagreement(n))
+}
+
+// disagreement says how far the agents are from agreeing, for a failed wait.
+func (tc *testCluster) disagreement(n int) string {
+	live := tc.live()
+	minAlive, maxAlive, short := n, 0, 0
+	digests := map[uint64]int{}
+	for _, a := range live {
+		alive := a.g.NumAlive()
+		minAlive, maxAlive = min(minAlive, alive), max(maxAlive, alive)
+		if alive != n {
+			short++
+		}
+		dg, _ := a.state.Digest()
+		digests[dg]++
+	}
+	active, cidrs := 0, map[netip.Prefix]bool{}
+	if first := live[tc.first]; first != nil {
+		for _, as := range first.Snapshot().Assignments {
+			if as.Active() {
+				active++
+				cidrs[as.PodCIDR] = true
+			}
+		}
+	}
+	return fmt.Sprintf("%d agents live; alive counts %d..%d (%d agents see fewer than %d); %d distinct digests; the first holds %d active decisions on %d subnets",
+		len(live), minAlive, maxAlive, short, n, len(digests), active, len(cidrs))
 }
 
 func (tc *testCluster) sameDigest(n int) bool {

@@ -31,6 +31,8 @@ type TokenInfo struct {
 	Expires     *time.Time `json:"expires"` // nil: never
 	State       string     `json:"state"`   // valid, expired or deleted
 	Master      bool       `json:"master"`  // may take a free master seat
+	Uses        uint32     `json:"uses"`    // machines it may admit; 0: no limit
+	Used        int        `json:"used"`    // machines it admitted
 	By          string     `json:"by"`
 }
 
@@ -40,8 +42,9 @@ type NewToken struct {
 	Info  TokenInfo `json:"info"`
 }
 
-func tokenInfo(t gossip.TokenRecord, now time.Time) TokenInfo {
-	ti := TokenInfo{ID: t.Name(), Description: t.Description, Created: time.Unix(0, int64(t.Gen)).UTC(), By: t.By, State: "valid", Master: t.Master}
+func tokenInfo(t gossip.TokenRecord, used int, now time.Time) TokenInfo {
+	ti := TokenInfo{ID: t.Name(), Description: t.Description, Created: time.Unix(0, int64(t.Gen)).UTC(), By: t.By, State: "valid", Master: t.Master,
+		Uses: t.Uses, Used: used}
 	if t.Expires != 0 {
 		e := time.Unix(t.Expires, 0).UTC()
 		ti.Expires = &e
@@ -51,6 +54,8 @@ func tokenInfo(t gossip.TokenRecord, now time.Time) TokenInfo {
 		ti.State = "deleted"
 	case !t.ValidAt(now):
 		ti.State = "expired"
+	case t.UsedUp(used):
+		ti.State = "used up"
 	}
 	return ti
 }
@@ -59,18 +64,24 @@ func tokenInfo(t gossip.TokenRecord, now time.Time) TokenInfo {
 func (a *Agent) Tokens() []TokenInfo {
 	snap := a.state.Snapshot()
 	now := time.Now()
+	uses := gossip.TokenUses(snap.Assignments)
 	out := make([]TokenInfo, 0, len(snap.Tokens))
 	for _, name := range slices.Sorted(maps.Keys(snap.Tokens)) {
-		out = append(out, tokenInfo(snap.Tokens[name], now))
+		t := snap.Tokens[name]
+		out = append(out, tokenInfo(t, uses[t.ID], now))
 	}
 	slices.SortStableFunc(out, func(x, y TokenInfo) int { return x.Created.Compare(y.Created) })
 	return out
 }
 
-// CreateToken makes a join token valid for ttl (0: no expiry) and tells the
-// cluster, so that any member admits a machine holding it. Only a master
-// can: the record is signed with the decision key.
-func (a *Agent) CreateToken(ttl time.Duration, description string, master bool) (NewToken, error) {
+// CreateToken makes a join token valid for req.TTL (0: no expiry), for at
+// most req.Uses machines (0: any number), and tells the cluster, so that any
+// member admits a machine holding it. Only a master can: the record is
+// signed with the decision key.
+func (a *Agent) CreateToken(req TokenRequest) (NewToken, error) {
+	if req.Uses > gossip.MaxTokenUses {
+		return NewToken{}, fmt.Errorf("a token may admit at most %d machines, not %d", gossip.MaxTokenUses, req.Uses)
+	}
 	ci := a.state.Cluster()
 	if ci == nil {
 		return NewToken{}, gossip.ErrNoCluster
@@ -83,23 +94,23 @@ func (a *Agent) CreateToken(ttl time.Duration, description string, master bool) 
 	if err != nil {
 		return NewToken{}, err
 	}
-	rec, err := a.publishToken(tok, ttl, description, master)
+	rec, err := a.publishToken(tok, req)
 	if err != nil {
 		return NewToken{}, err
 	}
-	return NewToken{Token: tok.String(), Info: tokenInfo(rec, time.Now())}, nil
+	return NewToken{Token: tok.String(), Info: tokenInfo(rec, 0, time.Now())}, nil
 }
 
-func (a *Agent) publishToken(tok pki.Token, ttl time.Duration, description string, master bool) (gossip.TokenRecord, error) {
+func (a *Agent) publishToken(tok pki.Token, req TokenRequest) (gossip.TokenRecord, error) {
 	key, ok := a.decisionKey()
 	if !ok {
 		return gossip.TokenRecord{}, ErrNotMaster
 	}
 	now := time.Now()
-	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: description, Master: master,
-		Gen: uint64(now.UnixNano()), By: a.id.Name}
-	if ttl > 0 {
-		rec.Expires = now.Add(ttl).Unix()
+	rec := gossip.TokenRecord{ID: tok.ID(), Verifier: gossip.Key(tok.Verifier()), Description: req.Description, Master: req.Master,
+		Uses: req.Uses, Gen: uint64(now.UnixNano()), By: a.id.Name}
+	if req.TTL > 0 {
+		rec.Expires = now.Add(req.TTL).Unix()
 	}
 	rec.Sign(key)
 	return rec, a.g.PublishToken(rec)

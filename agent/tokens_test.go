@@ -24,10 +24,10 @@ func TestTokenLifecycle(t *testing.T) {
 	w01 := tc.join("w01", "n00")
 	tc.waitConverged(10*time.Second, 2)
 
-	if _, err := w01.CreateToken(time.Hour, "", false); !errors.Is(err, ErrNotMaster) {
+	if _, err := w01.CreateToken(TokenRequest{TTL: time.Hour}); !errors.Is(err, ErrNotMaster) {
 		t.Fatalf("a worker made a token: %v", err)
 	}
-	made, err := n00.CreateToken(time.Hour, "for w02", false)
+	made, err := n00.CreateToken(TokenRequest{TTL: time.Hour, Description: "for w02"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestTokenLifecycle(t *testing.T) {
 		t.Fatalf("deleting an unknown token: %v", err)
 	}
 
-	short, err := n00.CreateToken(time.Second, "", false)
+	short, err := n00.CreateToken(TokenRequest{TTL: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestWorkerTokenTakesNoSeat(t *testing.T) {
 	if as, err := w.WaitAssigned(ctx); err != nil || as.Seat != -1 {
 		t.Fatalf("worker token: seat %d (%v), want a worker", as.Seat, err)
 	}
-	made, err := n00.CreateToken(time.Hour, "", true)
+	made, err := n00.CreateToken(TokenRequest{TTL: time.Hour, Master: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +193,38 @@ func TestWorkerTokenTakesNoSeat(t *testing.T) {
 	time.Sleep(time.Second)
 	if w.HasSecrets() || tc.dir("w01").Exists("secrets/ca.key") {
 		t.Error("the worker-token node holds master keys")
+	}
+}
+
+// TestTokenUseLimit: a token made for one machine admits one; the next
+// holder is turned away at admission with the reason, and the list shows
+// the token used up.
+func TestTokenUseLimit(t *testing.T) {
+	tc := newTestCluster(t, testPlan(1))
+	n00 := tc.live()["n00"]
+	made, err := n00.CreateToken(TokenRequest{TTL: time.Hour, Uses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := pki.ParseToken(made.Token)
+	w01, err := tc.start("w01", []string{"n00"}, nil, tok, false)
+	if err != nil {
+		t.Fatalf("first machine: %v", err)
+	}
+	tc.waitConverged(10*time.Second, 2)
+	if as, ok := w01.Assignment(); !ok || as.Token != tok.ID() {
+		t.Fatalf("w01's decision does not count the token: %+v", as)
+	}
+	_, err = tc.start("w02", []string{"w01"}, nil, tok, false)
+	if !errors.Is(err, gossip.ErrTokenRefused) || !strings.Contains(err.Error(), "as many as it may") {
+		t.Fatalf("second machine with a token for one: %v", err)
+	}
+	for _, ti := range n00.Tokens() {
+		if ti.ID == made.Info.ID && (ti.State != "used up" || ti.Used != 1 || ti.Uses != 1) {
+			t.Errorf("token list: %+v", ti)
+		}
+	}
+	if _, err := n00.CreateToken(TokenRequest{Uses: gossip.MaxTokenUses + 1}); err == nil {
+		t.Error("a token for more machines than the limit")
 	}
 }

@@ -256,12 +256,13 @@ func (n *Node) answerAdmission(conn net.Conn, r io.Reader) {
 	from := conn.RemoteAddr().String()
 	var id [8]byte
 	copy(id[:], req[4:12])
-	refuse := func(why string) {
+	refuse := func(why, tell string) {
 		n.rejects.add("(joiner)", fmt.Errorf("%s from %s", why, from))
 		e := enc{b: []byte{1}}
-		e.string("token unknown, expired or deleted: create one with `knode token create` on a master")
+		e.string(tell)
 		conn.Write(e.b)
 	}
+	const unknown = "token unknown, expired or deleted: create one with `knode token create` on a master"
 	rec, ok := n.state.Token(id)
 	// A token made a moment ago on a master may still be on its way here.
 	for wait := time.Now().Add(admitWait); !ok && time.Now().Before(wait); {
@@ -269,12 +270,18 @@ func (n *Node) answerAdmission(conn net.Conn, r io.Reader) {
 		rec, ok = n.state.Token(id)
 	}
 	if !ok || !rec.ValidAt(time.Now()) {
-		refuse("join request with an unknown, expired or deleted token")
+		refuse("join request with an unknown, expired or deleted token", unknown)
 		return
 	}
 	mac := req[admitReqSize-32:]
 	if !hmac.Equal(mac, admitMAC(rec.Verifier, req[len(admitMagic):admitReqSize-32])) {
-		refuse("join request with a wrong token secret")
+		refuse("join request with a wrong token secret", unknown)
+		return
+	}
+	// Only a holder of the secret learns that its token is spent.
+	if used := n.state.TokenUses(id); rec.UsedUp(used) {
+		refuse(fmt.Sprintf("join request with token %s, which has admitted %d machines", rec.Name(), used),
+			fmt.Sprintf("token %s has admitted %d machines, as many as it may (--uses): create another with `knode token create --uses N` on a master", rec.Name(), used))
 		return
 	}
 	ci := n.state.Cluster()
@@ -283,7 +290,7 @@ func (n *Node) answerAdmission(conn net.Conn, r io.Reader) {
 	}
 	answer, err := sealAdmission(req, rec.Verifier, Admission{Cluster: ci, Keys: n.Keys()})
 	if err != nil {
-		refuse(err.Error())
+		refuse(err.Error(), err.Error())
 		return
 	}
 	conn.Write(answer)

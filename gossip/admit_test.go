@@ -118,6 +118,8 @@ func TestTokenRecordValidation(t *testing.T) {
 	tok, _ := pki.NewToken(f.ca)
 	s := f.state(t)
 	good := f.tokenRecord(tok, time.Now().Add(time.Hour).Unix(), false)
+	good.Uses = 3
+	good.Sign(f.dec)
 	msg := EncodeToken(good)
 	for i := 1; i < len(msg); i++ {
 		if _, err := decodeToken(msg[1:i]); err == nil {
@@ -139,6 +141,10 @@ func TestTokenRecordValidation(t *testing.T) {
 	name.By = "--all"
 	name.Sign(f.dec)
 	bad["option as author"] = name
+	unbounded := good
+	unbounded.Uses = MaxTokenUses + 1
+	unbounded.Sign(f.dec)
+	bad["use limit out of range"] = unbounded
 	for what, r := range bad {
 		if ch, _, _, err := s.MergeMessage(EncodeToken(r)); err == nil || ch {
 			t.Errorf("%s: accepted", what)
@@ -150,6 +156,9 @@ func TestTokenRecordValidation(t *testing.T) {
 	}
 	if ch, err := s.MergeToken(good); !ch || err != nil {
 		t.Fatalf("valid record: %v %v", ch, err)
+	}
+	if r, _ := s.Token(tok.ID()); r.Uses != 3 {
+		t.Errorf("use limit %d after the merge, want 3", r.Uses)
 	}
 	other, _ := pki.NewToken(f.ca)
 	swapped := good

@@ -113,6 +113,7 @@ func (a *Assignment) body(e *enc) {
 	e.varint(int64(a.Seat))
 	e.string(a.Error)
 	e.flags(a.Released, a.MaySeat)
+	e.fixed(a.Token[:])
 	e.uvarint(a.Version)
 	e.string(a.By)
 }
@@ -150,6 +151,7 @@ func decodeAssignment(b []byte) (Assignment, error) {
 	a.Error = d.string(maxText)
 	f := d.flags(2)
 	a.Released, a.MaySeat = f[0], f[1]
+	d.fixed(a.Token[:])
 	a.Version = d.uvarint()
 	a.By = d.string(maxName)
 	d.fixed(a.Sig[:])

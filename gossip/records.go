@@ -114,8 +114,12 @@ type Assignment struct {
 	Released bool   `json:"released,omitempty"`
 	// MaySeat: the node was admitted with a master token, so it may hold a
 	// master seat (now, or when one is released and it is promoted).
-	MaySeat bool   `json:"maySeat,omitempty"`
-	Version uint64 `json:"version"` // Lamport time of the decision
+	MaySeat bool `json:"maySeat,omitempty"`
+	// Token is the join token that admitted the node (zero for the node
+	// that created the cluster): a token with a use limit admits only so
+	// many names (TokenRecord.Uses).
+	Token   [8]byte `json:"token,omitzero"`
+	Version uint64  `json:"version"` // Lamport time of the decision
 	By      string `json:"by"`      // the allocator that made it
 	Sig     Sig    `json:"sig"`
 }

@@ -74,6 +74,8 @@ func TestCodecRoundTripsAndRefusesTruncation(t *testing.T) {
 	f := newFixture(t)
 	k := nodeKey(t)
 	a := f.decision("n1", k, "10.10.1.0/24", 1, 7)
+	a.Token = [8]byte{1, 2, 3, 4, 5, 6, 7, 8}
+	a.Sign(f.dec)
 	n := NodeInfo{Name: "n1", HasSecrets: true, Gen: 42}
 	n.Sign(k)
 	l := Letter{Kind: LetterCSR, From: "n1", To: "m0", Time: 5, Body: []byte("hello")}

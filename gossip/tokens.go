@@ -22,12 +22,20 @@ type TokenRecord struct {
 	Deleted  bool
 	// Master tokens also let a joiner take a free master seat (and with it
 	// the master keys); any other token admits workers only.
-	Master      bool
+	Master bool
+	// Uses is how many machines (new node names) the token may admit; 0
+	// for no limit. Every decision records the token that admitted its
+	// node, so any allocator counts the same uses.
+	Uses        uint32
 	Description string
 	Gen         uint64 // unix nanoseconds when written; a newer one replaces it
 	By          string // the master that wrote it
 	Sig         Sig
 }
+
+// MaxTokenUses bounds a token's use limit (far more nodes than a cluster
+// can hold).
+const MaxTokenUses = 1 << 20
 
 // tokenKeep is how long a record outlives its expiry before every node drops
 // it (and refuses it from peers that have not yet), so the list of tokens
@@ -54,6 +62,7 @@ func (t *TokenRecord) body(e *enc) {
 	e.fixed(t.Verifier[:])
 	e.varint(t.Expires)
 	e.flags(t.Deleted, t.Master)
+	e.uvarint(uint64(t.Uses))
 	e.string(t.Description)
 	e.uvarint(t.Gen)
 	e.string(t.By)
@@ -87,6 +96,11 @@ func decodeToken(b []byte) (TokenRecord, error) {
 	t.Expires = d.varint()
 	f := d.flags(2)
 	t.Deleted, t.Master = f[0], f[1]
+	uses := d.uvarint()
+	if uses > MaxTokenUses {
+		d.fail(fmt.Errorf("%d uses", uses))
+	}
+	t.Uses = uint32(uses)
 	t.Description = d.string(maxText)
 	t.Gen = d.uvarint()
 	t.By = d.string(maxName)
@@ -100,6 +114,8 @@ func (t TokenRecord) validate(now time.Time) error {
 		return fmt.Errorf("bad author name %q", t.By)
 	case !validText(t.Description):
 		return errors.New("bad description")
+	case t.Uses > MaxTokenUses:
+		return fmt.Errorf("%d uses", t.Uses)
 	case t.Expires < 0:
 		return fmt.Errorf("expiry %d", t.Expires)
 	case t.Gen > uint64(now.UnixNano())+genLead:
@@ -108,6 +124,36 @@ func (t TokenRecord) validate(now time.Time) error {
 		return ErrStale
 	}
 	return nil
+}
+
+// UsedUp reports whether the token admitted as many machines as it may, used
+// being the names it admitted so far (TokenUses).
+func (t TokenRecord) UsedUp(used int) bool { return t.Uses > 0 && used >= int(t.Uses) }
+
+// TokenUses counts the node names each token admitted, by token ID: the
+// decisions that record it, released ones included (a use is spent once a
+// name is admitted).
+func TokenUses(assignments map[string]Assignment) map[[8]byte]int {
+	uses := map[[8]byte]int{}
+	for _, a := range assignments {
+		if a.Token != ([8]byte{}) {
+			uses[a.Token]++
+		}
+	}
+	return uses
+}
+
+// TokenUses is how many machines the token with this ID admitted.
+func (s *State) TokenUses(id [8]byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, a := range s.snap.Assignments {
+		if a.Token == id {
+			n++
+		}
+	}
+	return n
 }
 
 // SeatProof is what a joiner adds to its claim to show that it holds the

@@ -113,6 +113,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 			seats[a.Seat] = a
 		}
 	}
+	var uses map[[8]byte]int // by token, counted when a claim needs it
 	place := func(a gossip.Assignment, want netip.Prefix, old gossip.Assignment, hadOld, maySeat bool) {
 		a.Seat, a.MaySeat = Worker, maySeat
 		if maySeat {
@@ -135,7 +136,7 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		}
 	}
 	for _, a := range redo {
-		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port}, netip.Prefix{}, a, true, a.MaySeat || a.Seat >= 0)
+		place(gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Addr: a.Addr, Port: a.Port, Token: a.Token}, netip.Prefix{}, a, true, a.MaySeat || a.Seat >= 0)
 	}
 	// Claims, oldest first.
 	for _, cl := range sortedClaims(claims) {
@@ -155,7 +156,14 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		if !proven {
 			continue // no valid token: refused
 		}
-		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port}, cl.WantCIDR, old, hadOld,
+		if uses == nil {
+			uses = gossip.TokenUses(s.Assignments)
+		}
+		if tok.UsedUp(uses[tok.ID]) {
+			continue // the token admitted all it may: refused
+		}
+		uses[tok.ID]++
+		place(gossip.Assignment{Node: cl.Name, SignKey: cl.SignKey, BoxKey: cl.BoxKey, Addr: cl.Addr, Port: cl.Port, Token: tok.ID}, cl.WantCIDR, old, hadOld,
 			tok.Master)
 	}
 	return out
@@ -208,7 +216,7 @@ func Release(s gossip.Snapshot, name string) (gossip.Assignment, bool) {
 // released is the decision that frees a's subnet and seat; the keys stay
 // bound, so the removed node's last record still verifies.
 func released(a gossip.Assignment) gossip.Assignment {
-	return gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Seat: Worker, Released: true}
+	return gossip.Assignment{Node: a.Node, SignKey: a.SignKey, BoxKey: a.BoxKey, Seat: Worker, Released: true, Token: a.Token}
 }
 
 // Answered reports whether decision d already answers claim c: it binds the
@@ -231,8 +239,12 @@ func Refusal(s gossip.Snapshot, cl gossip.Claim) string {
 	if _, known := s.Tokens[hex.EncodeToString(cl.TokenID[:])]; !known {
 		return "" // its record may still be on its way here: the claim is asked again
 	}
-	if _, proven := gossip.ProvenToken(s.Tokens, cl); !proven {
+	tok, proven := gossip.ProvenToken(s.Tokens, cl)
+	if !proven {
 		return "the join token expired or was deleted before this machine was given its place: make one with `knode token create` on a master and join again"
+	}
+	if used := gossip.TokenUses(s.Assignments)[tok.ID]; tok.UsedUp(used) {
+		return fmt.Sprintf("the join token %s has admitted %d machines, as many as it may (--uses): make another with `knode token create --uses N` on a master and join again", tok.Name(), used)
 	}
 	return ""
 }

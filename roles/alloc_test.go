@@ -3,6 +3,7 @@ package roles
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"knode.dev/knode/gossip"
@@ -304,5 +305,54 @@ func TestPromotionNeedsAMasterToken(t *testing.T) {
 	got := Promotions(s, map[string]bool{"m": true, "old": true, "eligible": true})
 	if len(got) != 1 || got[0].Node != "eligible" || got[0].Seat != 1 {
 		t.Fatalf("promotions %+v, want eligible to seat 1 alone", got)
+	}
+}
+
+// TestTokenUseLimit: a token with a use limit admits that many new names,
+// whoever decides and in whatever batches; a released name keeps its use
+// spent; an admitted node's address update spends nothing.
+func TestTokenUseLimit(t *testing.T) {
+	s := emptySnap(1)
+	limited := gossip.TokenRecord{ID: [8]byte{7}, Verifier: gossip.Key{8}, Uses: 2, By: "m"}
+	s.Tokens[limited.Name()] = limited
+	proving := func(name string, at int64) gossip.Claim {
+		c := workerClaimOf(name, at, 0)
+		c.TokenID, c.Proof = limited.ID, gossip.SeatProof(limited.Verifier, name, c.SignKey)
+		return c
+	}
+	apply(s, Plan(s, claims(proving("w1", 1)), testPlan(1), "m", counter()))
+	// A second allocator (after a failover) plans the rest from the state.
+	cl := claims(proving("w2", 2), proving("w3", 3))
+	apply(s, Plan(s, cl, testPlan(1), "m2", counter()))
+	for _, n := range []string{"w1", "w2"} {
+		if a := s.Assignments[n]; !a.Active() || a.Token != limited.ID {
+			t.Errorf("%s: %+v, want admitted and counted against the token", n, a)
+		}
+	}
+	if a, ok := s.Assignments["w3"]; ok {
+		t.Fatalf("a third machine admitted with a token for two: %+v", a)
+	}
+	if why := Refusal(s, cl["w3"]); !strings.Contains(why, "admitted 2 machines") {
+		t.Errorf("refusal of the third: %q", why)
+	}
+	// w1 moves: its address update is no new use, and w3 stays out.
+	moved := proving("w1", 4)
+	moved.Addr = netip.MustParseAddr("192.0.2.9")
+	apply(s, Plan(s, claims(moved, proving("w3", 5)), testPlan(1), "m", counter()))
+	if a := s.Assignments["w1"]; a.Addr != moved.Addr || a.Token != limited.ID {
+		t.Errorf("w1 after moving: %+v", a)
+	}
+	if _, ok := s.Assignments["w3"]; ok {
+		t.Error("w3 admitted after an address update")
+	}
+	// w2 is removed: its use stays spent.
+	rel, _ := Release(s, "w2")
+	apply(s, []gossip.Assignment{rel})
+	apply(s, Plan(s, claims(proving("w3", 6)), testPlan(1), "m", counter()))
+	if _, ok := s.Assignments["w3"]; ok {
+		t.Error("a released name gave its use back")
+	}
+	if got := gossip.TokenUses(s.Assignments)[limited.ID]; got != 2 {
+		t.Errorf("%d uses counted, want 2", got)
 	}
 }

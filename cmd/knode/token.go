@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"knode.dev/knode/agent"
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
+	"knode.dev/knode/gossip"
 	"knode.dev/knode/pki"
 )
 
@@ -97,6 +99,7 @@ func tokenCreateCommand() *cli.Command {
 			&cli.StringFlag{Name: "description", Usage: "a note shown by `knode token list`"},
 			&cli.BoolFlag{Name: "print-join-command", Usage: "print the whole `knode join` command, not the token alone"},
 			&cli.BoolFlag{Name: "master", Usage: "a master token: the machine joining with it takes a free master seat and receives the CA key"},
+			&cli.UintFlag{Name: "uses", Usage: "how many machines the token may admit (0: any number until it expires); a holder of the token cannot make more nodes than this"},
 		},
 		Action: func(c *cli.Context) error {
 			ttl, err := tokenTTL(c, "ttl")
@@ -107,8 +110,13 @@ func tokenCreateCommand() *cli.Command {
 			if len(desc) > 256 || strings.ContainsFunc(desc, func(r rune) bool { return r < ' ' }) {
 				return config.Usagef("--description: at most 256 printable characters")
 			}
+			uses := c.Uint("uses")
+			if uses > gossip.MaxTokenUses {
+				return config.Usagef("--uses %d: want at most %d (0: no limit)", uses, gossip.MaxTokenUses)
+			}
 			var nt agent.NewToken
-			if err := callAgent(c, http.MethodPost, "/v1/tokens", agent.TokenRequest{TTL: ttl, Description: desc, Master: c.Bool("master")}, &nt); err != nil {
+			req := agent.TokenRequest{TTL: ttl, Description: desc, Master: c.Bool("master"), Uses: uint32(uses)}
+			if err := callAgent(c, http.MethodPost, "/v1/tokens", req, &nt); err != nil {
 				return err
 			}
 			switch {
@@ -237,7 +245,7 @@ func printJSON(w io.Writer, v any) error {
 
 func printTokens(w io.Writer, infos []agent.TokenInfo, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tEXPIRES\tCREATED BY\tDESCRIPTION")
+	fmt.Fprintln(tw, "ID\tKIND\tSTATE\tUSES\tEXPIRES\tCREATED BY\tDESCRIPTION")
 	for _, ti := range infos {
 		exp := "never"
 		if ti.Expires != nil {
@@ -250,7 +258,11 @@ func printTokens(w io.Writer, infos []agent.TokenInfo, now time.Time) {
 		if ti.Master {
 			kind = "master"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ti.ID, kind, ti.State, exp, ti.By, ti.Description)
+		uses := strconv.Itoa(ti.Used)
+		if ti.Uses > 0 {
+			uses += "/" + strconv.FormatUint(uint64(ti.Uses), 10)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", ti.ID, kind, ti.State, uses, exp, ti.By, ti.Description)
 	}
 	tw.Flush()
 }
