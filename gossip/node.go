@@ -123,6 +123,9 @@ func New(cfg Config, st *State) (*Node, error) {
 		mc.PushPullInterval = 3 * time.Second
 		mc.SuspicionMult = 3
 		mc.GossipToTheDeadTime = 3 * time.Second
+		// The local profile's 1 s for a push/pull stream made a join fail
+		// when 20 agents joined at once on a loaded machine under -race.
+		mc.TCPTimeout = 5 * time.Second
 	}
 	mc.Name = cfg.Name
 	mc.BindAddr = cfg.Bind.Addr().String()
