@@ -120,8 +120,8 @@ type Assignment struct {
 	// many names (TokenRecord.Uses).
 	Token   [8]byte `json:"token,omitzero"`
 	Version uint64  `json:"version"` // Lamport time of the decision
-	By      string `json:"by"`      // the allocator that made it
-	Sig     Sig    `json:"sig"`
+	By      string  `json:"by"`      // the allocator that made it
+	Sig     Sig     `json:"sig"`
 }
 
 // Newer reports whether a should replace b: higher version, then author name,
