@@ -79,7 +79,9 @@ func IsConflict(err error) bool { return hasCode(err, http.StatusConflict) }
 
 // IsUnauthorized reports an answer 401 (the credential is not accepted) or
 // 403 (it is, but may not do this).
-func IsUnauthorized(err error) bool { return hasCode(err, http.StatusUnauthorized, http.StatusForbidden) }
+func IsUnauthorized(err error) bool {
+	return hasCode(err, http.StatusUnauthorized, http.StatusForbidden)
+}
 
 // IsInvalid reports an answer 422: the server refused the object's content.
 func IsInvalid(err error) bool { return hasCode(err, http.StatusUnprocessableEntity) }
