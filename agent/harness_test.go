@@ -71,6 +71,19 @@ type testCluster struct {
 	first    string
 	// options, when set, adjusts each agent's options before it starts.
 	options func(name string, o *Options)
+	// ips gives a node a loopback address of its own (127.0.0.x); the
+	// others share 127.0.0.1.
+	ips map[string]string
+}
+
+// ip is the loopback address name's agent binds.
+func (tc *testCluster) ip(name string) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if ip, ok := tc.ips[name]; ok {
+		return ip
+	}
+	return "127.0.0.1"
 }
 
 func testPlan(masters int) config.Cluster {
@@ -126,12 +139,13 @@ func (tc *testCluster) dir(name string) datadir.Dir {
 func (tc *testCluster) reserve(name string) string {
 	tc.t.Helper()
 	self := new(string)
-	w, err := gossiptest.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
+	ip := tc.ip(name)
+	w, err := gossiptest.NewWire(netip.MustParseAddrPort(ip+":0"), tc.net.blocker(self))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
 	tc.net.mu.Lock()
-	*self = fmt.Sprintf("127.0.0.1:%d", w.Port())
+	*self = fmt.Sprintf("%s:%d", ip, w.Port())
 	addr := *self
 	tc.net.mu.Unlock()
 	tc.mu.Lock()
@@ -172,7 +186,7 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 	}
 	o := Options{Logger: log,
 		Dir: tc.dir(name), Token: join, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
-		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
+		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort(tc.ip(name) + ":0"), DataDir: tc.dir(name).Root},
 	}
 	if tc.options != nil {
 		tc.options(name, &o)
