@@ -3,6 +3,7 @@ package hostpreptest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -159,6 +160,13 @@ func (f *Pods) RestartContainers(ctx context.Context, namespace, name string) (i
 	defer f.mu.Unlock()
 	f.Restarted = append(f.Restarted, namespace+"/"+name)
 	return 1, nil
+}
+
+// Snapshot is a copy of Restarted, safe while the fake is in use.
+func (f *Pods) Snapshot() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.Restarted)
 }
 
 // RemoveAll implements hostprep.Pods: a sandbox and a container per pod.
