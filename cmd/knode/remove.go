@@ -78,7 +78,7 @@ func waitNodeDeleted(ctx context.Context, name string) (bool, error) {
 			return true, nil
 		}
 		if last == nil {
-			last = fmt.Errorf("Node %s still exists", name)
+			last = fmt.Errorf("the Node object %s still exists", name)
 		}
 		return false, nil
 	}) != nil {
