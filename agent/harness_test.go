@@ -74,6 +74,8 @@ type testCluster struct {
 	// ips gives a node a loopback address of its own (127.0.0.x); the
 	// others share 127.0.0.1.
 	ips map[string]string
+	// addrs holds every started agent's address, stopped ones' too.
+	addrs map[string]string
 }
 
 // ip is the loopback address name's agent binds.
@@ -108,7 +110,8 @@ func newTestClusterWith(t testing.TB, c config.Cluster, timing gossip.Timing, op
 		t.Fatal(err)
 	}
 	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
-		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}, options: options}
+		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}, options: options,
+		addrs: map[string]string{}}
 	t.Cleanup(func() {
 		tc.mu.Lock()
 		agents := tc.agents
@@ -197,15 +200,20 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 		return nil, err
 	}
 	tc.mu.Lock()
-	tc.agents[name], tc.wires[name] = a, w
+	tc.agents[name], tc.wires[name], tc.addrs[name] = a, w, a.Addr()
 	tc.mu.Unlock()
 	return a, nil
 }
 
+// addr is name's gossip address; a stopped agent's is the one it had (a
+// test may kill a node that joiners go through).
 func (tc *testCluster) addr(name string) string {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	return tc.agents[name].Addr()
+	if a, ok := tc.agents[name]; ok {
+		return a.Addr()
+	}
+	return tc.addrs[name]
 }
 
 // join starts name with the master token (it takes a free seat, else it is
