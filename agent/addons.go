@@ -1,22 +1,21 @@
 package agent
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"os/exec"
-	"path/filepath"
 	"time"
 
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
+	"knode.dev/knode/internal/poll"
+	"knode.dev/knode/kubeapi"
 	"knode.dev/knode/manifests"
 	"knode.dev/knode/roles"
 )
 
 // The allocator of a configured cluster (the first alive master) also keeps
-// the cluster's objects in line with the agreed state, through the staged
-// kubectl and the admin kubeconfig: the CoreDNS addon, each Node's podCIDR
+// the cluster's objects in line with the agreed state, through kubeapi's
+// typed client and the admin kubeconfig (addons by server-side apply as
+// field manager "knode"): the CoreDNS addon, each Node's podCIDR
 // (knode owns CIDRs: the controller-manager runs --allocate-node-cidrs=false),
 // and removing the Node object of a node that `knode reset` took out. Its
 // first chore binds admin.conf's group to cluster-admin, with super-admin.conf
@@ -35,22 +34,31 @@ type clusterChores struct {
 	down    time.Time            // first failed /readyz since the apiserver last answered
 }
 
-func (a *Agent) kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
-	return a.kubectlAs(ctx, hostprep.AdminKubeconfig, stdin, args...)
+// kubeClient is a client of this cluster's apiserver with the credential
+// of kubeconfig (a path on the host): HostOptions.KubeAPI when set, else
+// the file read from the host's filesystem.
+func (a *Agent) kubeClient(h *HostOptions, kubeconfig string) (*kubeapi.Client, error) {
+	if h.KubeAPI != nil {
+		return h.KubeAPI(kubeconfig)
+	}
+	return kubeapi.FromKubeconfig(kubeconfig)
 }
 
-func (a *Agent) kubectlAs(ctx context.Context, kubeconfig string, stdin []byte, args ...string) ([]byte, error) {
-	h := a.hostOpts()
-	bin := filepath.Join(h.Payload.BinDir, "kubectl")
-	cmd := exec.CommandContext(ctx, bin, append([]string{"--kubeconfig", kubeconfig}, args...)...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
+// apiProblem names the kind of a failed apiserver call, for logs.
+func apiProblem(err error) string {
+	switch {
+	case kubeapi.IsUnreachable(err):
+		return "unreachable"
+	case kubeapi.IsUnauthorized(err):
+		return "unauthorised"
+	case kubeapi.IsNotFound(err):
+		return "not found"
+	case kubeapi.IsConflict(err):
+		return "conflict"
+	case kubeapi.IsInvalid(err):
+		return "invalid"
 	}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return out, fmt.Errorf("kubectl %v: %w: %s", args, err, bytes.TrimSpace(out))
-	}
-	return out, nil
+	return "error"
 }
 
 // choresDue starts a round of cluster chores when this node should do them.
@@ -86,35 +94,16 @@ const (
 )
 
 func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
-	again := func(since time.Time) bool { // false: the round ends here
-		if time.Since(since) > choresQuick {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(choresRetry):
-			return true
-		}
+	h := a.hostOpts()
+	admin, err := a.kubeClient(h, hostprep.AdminKubeconfig)
+	if err != nil {
+		a.log.Warn("cluster chores: no admin credential", "err", err)
+		return
 	}
-	for {
-		_, err := a.kubectl(ctx, nil, "get", "--raw", "/readyz")
-		a.mu.Lock()
-		if err == nil {
-			a.chores.down = time.Time{}
-		} else if a.chores.down.IsZero() {
-			a.chores.down = time.Now()
-		}
-		down := a.chores.down
-		a.mu.Unlock()
-		if err == nil {
-			break
-		}
-		if !again(down) {
-			return // the apiserver is not up yet
-		}
+	defer admin.Close()
+	if !a.apiReady(ctx, admin) {
+		return // the apiserver is not up yet
 	}
-	c := a.cluster
 	a.mu.Lock()
 	ch := &a.chores
 	if ch.patched == nil {
@@ -123,8 +112,8 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 	dnsDone, adminDone := ch.dns, ch.admin
 	a.mu.Unlock()
 	if !adminDone {
-		if _, err := a.kubectlAs(ctx, hostprep.SuperAdminKubeconfig, manifests.AdminBinding(), "apply", "-f", "-"); err != nil {
-			a.log.Warn("bind admin.conf's group to cluster-admin", "err", err)
+		if err := a.bindAdmins(ctx, h); err != nil {
+			a.log.Warn("bind admin.conf's group to cluster-admin", "problem", apiProblem(err), "err", err)
 			return // every other chore runs as that admin: next round
 		}
 		a.log.Info("bound admin.conf's group to cluster-admin")
@@ -133,11 +122,10 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 		a.mu.Unlock()
 	}
 	if !dnsDone {
-		h := a.hostOpts()
-		yaml := manifests.CoreDNSAddon(manifests.CoreDNS{Image: h.Images.CoreDNS, BinDir: hostprep.PayloadLink,
-			ClusterIP: manifests.ClusterDNS(c.ServiceCIDR), Domain: hostprep.DefaultDomain, Replicas: 1})
-		if _, err := a.kubectl(ctx, yaml, "apply", "-f", "-"); err != nil {
-			a.log.Warn("apply CoreDNS", "err", err)
+		c := manifests.CoreDNS{Image: h.Images.CoreDNS, BinDir: hostprep.PayloadLink,
+			ClusterIP: manifests.ClusterDNS(a.cluster.ServiceCIDR), Domain: hostprep.DefaultDomain, Replicas: 1}
+		if err := applyAll(ctx, admin, manifests.CoreDNSObjects(c)); err != nil {
+			a.log.Warn("apply the CoreDNS addon", "problem", apiProblem(err), "err", err)
 		} else {
 			a.log.Info("applied the CoreDNS addon")
 			a.mu.Lock()
@@ -145,16 +133,71 @@ func (a *Agent) doChores(ctx context.Context, snap gossip.Snapshot) {
 			a.mu.Unlock()
 		}
 	}
-	start := time.Now()
-	for retry := true; retry; snap = a.state.Snapshot() { // a retry also serves nodes assigned meanwhile
-		retry = a.nodeChores(ctx, snap) && again(start)
+	// Nodes not registered yet are looked at again every choresRetry for
+	// choresQuick; a retry also serves nodes assigned meanwhile.
+	quick, cancel := context.WithTimeout(ctx, choresQuick)
+	defer cancel()
+	poll.Until(quick, choresRetry, func() (bool, error) {
+		unregistered := a.nodeChores(ctx, admin, snap)
+		snap = a.state.Snapshot()
+		return !unregistered, nil
+	})
+	a.roleChores(ctx, admin, a.state.Snapshot())
+}
+
+// apiReady reports whether the apiserver answers /readyz; within choresQuick
+// of its first failure it looks again every choresRetry, later once a round.
+func (a *Agent) apiReady(ctx context.Context, api *kubeapi.Client) bool {
+	a.mu.Lock()
+	down := a.chores.down
+	a.mu.Unlock()
+	if down.IsZero() {
+		down = time.Now()
 	}
-	a.roleChores(ctx, a.state.Snapshot())
+	quick, cancel := context.WithDeadline(ctx, down.Add(choresQuick))
+	defer cancel()
+	var last error
+	poll.Until(quick, choresRetry, func() (bool, error) {
+		last = api.Readyz(ctx)
+		a.mu.Lock()
+		if last == nil {
+			a.chores.down = time.Time{}
+		} else if a.chores.down.IsZero() {
+			a.chores.down = time.Now()
+		}
+		a.mu.Unlock()
+		return last == nil, nil
+	})
+	if last != nil {
+		a.log.Debug("cluster chores wait for the apiserver", "problem", apiProblem(last), "err", last)
+	}
+	return last == nil
+}
+
+// bindAdmins applies admin.conf's ClusterRoleBinding with super-admin.conf
+// (system:masters): admin.conf has no rights before it exists.
+func (a *Agent) bindAdmins(ctx context.Context, h *HostOptions) error {
+	super, err := a.kubeClient(h, hostprep.SuperAdminKubeconfig)
+	if err != nil {
+		return err
+	}
+	defer super.Close()
+	return super.Apply(ctx, manifests.AdminBindingObject())
+}
+
+// applyAll applies objs in order, stopping at the first failure.
+func applyAll(ctx context.Context, api *kubeapi.Client, objs []manifests.Object) error {
+	for _, o := range objs {
+		if err := api.Apply(ctx, o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nodeChores sets each active node's podCIDR and deletes removed nodes' Node
 // objects; it reports whether a node was not registered yet.
-func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregistered bool) {
+func (a *Agent) nodeChores(ctx context.Context, api *kubeapi.Client, snap gossip.Snapshot) (unregistered bool) {
 	ch := &a.chores
 	for name, as := range snap.Assignments {
 		a.mu.Lock()
@@ -162,20 +205,26 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 		a.mu.Unlock()
 		switch {
 		case as.Released && !gone:
-			if _, err := a.kubectl(ctx, nil, "delete", "node", "--ignore-not-found", "--wait=false", "--", name); err == nil {
-				a.log.Info("deleted the Node of a removed node", "node", name)
-				a.mu.Lock()
-				ch.deleted[name] = true
-				// The name may come back (a reset host joining again, often
-				// with the same subnet): its new Node needs the patch again.
-				delete(ch.patched, name)
-				delete(ch.waiting, name)
-				a.mu.Unlock()
+			err := api.DeleteNode(ctx, name)
+			if err != nil && !kubeapi.IsNotFound(err) {
+				a.log.Warn("delete the Node of a removed node (will retry)", "node", name, "problem", apiProblem(err), "err", err)
+				continue
 			}
+			a.log.Info("deleted the Node of a removed node", "node", name, "existed", err == nil)
+			a.mu.Lock()
+			ch.deleted[name] = true
+			// The name may come back (a reset host joining again, often
+			// with the same subnet): its new Node needs the patch again.
+			delete(ch.patched, name)
+			delete(ch.waiting, name)
+			a.mu.Unlock()
 		case as.Active() && !done:
 			cidr := as.PodCIDR.String()
-			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
-			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
+			if err := api.SetPodCIDR(ctx, name, cidr); err != nil {
+				if !kubeapi.IsNotFound(err) {
+					a.log.Warn("set the Node's podCIDR (will retry)", "node", name, "podCIDR", cidr, "problem", apiProblem(err), "err", err)
+					continue
+				}
 				// Its kubelet has not registered it yet: look again soon while
 				// it is joining, at the round's pace after that.
 				a.mu.Lock()
@@ -210,7 +259,7 @@ func (ch *clusterChores) fresh(snap gossip.Snapshot) bool {
 }
 
 // pending reports whether a round has anything left to do; at rest it has
-// not, and no kubectl runs. Called with the agent's lock held.
+// not, and no apiserver call is made. Called with the agent's lock held.
 func (ch *clusterChores) pending(snap gossip.Snapshot) bool {
 	if !ch.dns || !ch.admin {
 		return true

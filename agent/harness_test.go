@@ -71,6 +71,21 @@ type testCluster struct {
 	first    string
 	// options, when set, adjusts each agent's options before it starts.
 	options func(name string, o *Options)
+	// ips gives a node a loopback address of its own (127.0.0.x); the
+	// others share 127.0.0.1.
+	ips map[string]string
+	// addrs holds every started agent's address, stopped ones' too.
+	addrs map[string]string
+}
+
+// ip is the loopback address name's agent binds.
+func (tc *testCluster) ip(name string) string {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if ip, ok := tc.ips[name]; ok {
+		return ip
+	}
+	return "127.0.0.1"
 }
 
 func testPlan(masters int) config.Cluster {
@@ -95,7 +110,8 @@ func newTestClusterWith(t testing.TB, c config.Cluster, timing gossip.Timing, op
 		t.Fatal(err)
 	}
 	tc := &testCluster{t: t, cluster: c, net: &testNet{cut: map[[2]string]bool{}}, root: root, timing: timing,
-		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}, options: options}
+		agents: map[string]*Agent{}, wires: map[string]*gossiptest.Wire{}, reserved: map[string]*gossiptest.Wire{}, options: options,
+		addrs: map[string]string{}}
 	t.Cleanup(func() {
 		tc.mu.Lock()
 		agents := tc.agents
@@ -126,12 +142,13 @@ func (tc *testCluster) dir(name string) datadir.Dir {
 func (tc *testCluster) reserve(name string) string {
 	tc.t.Helper()
 	self := new(string)
-	w, err := gossiptest.NewWire(netip.MustParseAddrPort("127.0.0.1:0"), tc.net.blocker(self))
+	ip := tc.ip(name)
+	w, err := gossiptest.NewWire(netip.MustParseAddrPort(ip+":0"), tc.net.blocker(self))
 	if err != nil {
 		tc.t.Fatal(err)
 	}
 	tc.net.mu.Lock()
-	*self = fmt.Sprintf("127.0.0.1:%d", w.Port())
+	*self = fmt.Sprintf("%s:%d", ip, w.Port())
 	addr := *self
 	tc.net.mu.Unlock()
 	tc.mu.Lock()
@@ -172,7 +189,7 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 	}
 	o := Options{Logger: log,
 		Dir: tc.dir(name), Token: join, Peers: addrs, Rejoin: rejoin, Timing: tc.timing, Transport: w, Create: create,
-		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort("127.0.0.1:0"), DataDir: tc.dir(name).Root},
+		Node: config.Node{Name: name, Bind: netip.MustParseAddrPort(tc.ip(name) + ":0"), DataDir: tc.dir(name).Root},
 	}
 	if tc.options != nil {
 		tc.options(name, &o)
@@ -183,15 +200,20 @@ func (tc *testCluster) start(name string, peers []string, create *Genesis, tok p
 		return nil, err
 	}
 	tc.mu.Lock()
-	tc.agents[name], tc.wires[name] = a, w
+	tc.agents[name], tc.wires[name], tc.addrs[name] = a, w, a.Addr()
 	tc.mu.Unlock()
 	return a, nil
 }
 
+// addr is name's gossip address; a stopped agent's is the one it had (a
+// test may kill a node that joiners go through).
 func (tc *testCluster) addr(name string) string {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()
-	return tc.agents[name].Addr()
+	if a, ok := tc.agents[name]; ok {
+		return a.Addr()
+	}
+	return tc.addrs[name]
 }
 
 // join starts name with the master token (it takes a free seat, else it is

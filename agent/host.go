@@ -14,6 +14,7 @@ import (
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/hostprep"
+	"knode.dev/knode/kubeapi"
 	"knode.dev/knode/pki"
 	"knode.dev/knode/roles"
 )
@@ -30,6 +31,9 @@ type HostOptions struct {
 	// Health checks this node for its gossiped health summary (nil: none
 	// is published).
 	Health HealthProbe
+	// KubeAPI makes the client of the cluster chores for a kubeconfig path
+	// (nil: kubeapi.FromKubeconfig, the file on this host).
+	KubeAPI func(kubeconfig string) (*kubeapi.Client, error)
 }
 
 // HostSpec is hostprep's view of this node, built from the agreed state: the

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 
 	"knode.dev/knode/gossip"
-	"knode.dev/knode/hostprep"
 	"knode.dev/knode/kubeapi"
 )
 
@@ -22,7 +24,7 @@ const ControlPlaneRole = "node-role.kubernetes.io/control-plane"
 
 // roleChores marks every seated master's Node; one not registered yet, or
 // changed meanwhile, is tried again next round.
-func (a *Agent) roleChores(ctx context.Context, snap gossip.Snapshot) {
+func (a *Agent) roleChores(ctx context.Context, api *kubeapi.Client, snap gossip.Snapshot) {
 	var todo []string
 	a.mu.Lock()
 	for name, as := range snap.Assignments {
@@ -31,18 +33,14 @@ func (a *Agent) roleChores(ctx context.Context, snap gossip.Snapshot) {
 		}
 	}
 	a.mu.Unlock()
-	if len(todo) == 0 {
-		return
-	}
-	api, err := kubeapi.FromKubeconfig(hostprep.AdminKubeconfig)
-	if err != nil {
-		a.log.Warn("mark masters' Nodes", "err", err)
-		return
-	}
-	defer api.Close()
 	for _, name := range todo {
 		if err := markMaster(ctx, api, name, a.cluster.TaintMasters); err != nil {
-			a.log.Debug("mark a master's Node (will retry)", "node", name, "err", err)
+			// Not registered yet, or changed since read: next round.
+			level := slog.LevelDebug
+			if !kubeapi.IsNotFound(err) && !kubeapi.IsConflict(err) {
+				level = slog.LevelWarn
+			}
+			a.log.Log(ctx, level, "mark a master's Node (will retry)", "node", name, "problem", apiProblem(err), "err", err)
 			continue
 		}
 		a.log.Info("marked the Node of a master", "node", name, "tainted", a.cluster.TaintMasters)
@@ -53,29 +51,22 @@ func (a *Agent) roleChores(ctx context.Context, snap gossip.Snapshot) {
 }
 
 // markMaster labels node as a master and, with taint, adds the NoSchedule
-// taint to those it has; it changes nothing already in place.
+// taint to those it has; it changes nothing already in place. The patch
+// carries the resourceVersion read: a Node changed meanwhile is a conflict.
 func markMaster(ctx context.Context, api *kubeapi.Client, node string, taint bool) error {
-	path := "/api/v1/nodes/" + node
-	var n kubeapi.Node
-	code, err := api.Get(ctx, path, &n)
+	n, err := api.GetNode(ctx, node)
 	if err != nil {
 		return err
-	}
-	if code != http.StatusOK {
-		return fmt.Errorf("get Node %s: HTTP %d", node, code)
 	}
 	patch := rolePatch(n, taint)
 	if patch == nil {
 		return nil
 	}
-	code, err = api.Do(ctx, http.MethodPatch, path, kubeapi.MergePatch, patch, nil)
+	b, err := json.Marshal(patch)
 	if err != nil {
-		return err
+		return fmt.Errorf("encode the role patch of Node %s: %w", node, err)
 	}
-	if code != http.StatusOK {
-		return fmt.Errorf("patch Node %s: HTTP %d", node, code)
-	}
-	return nil
+	return api.Call(ctx, http.MethodPatch, "/api/v1/nodes/"+url.PathEscape(node), kubeapi.MergePatch, b, nil)
 }
 
 // rolePatch is the patch that marks n as a master, or nil when it is.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"knode.dev/knode/internal/poll"
 )
 
 // lockPoll is how often a waiting Stage retries the lock.
@@ -22,20 +24,22 @@ func lock(ctx context.Context, path string) (unlock func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("open staging lock %s: %w", path, err)
 	}
-	for {
+	err = poll.Until(ctx, lockPoll, func() (bool, error) {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil // closing releases the flock
+			return true, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return false, fmt.Errorf("lock %s: %w", path, err)
 		}
-		select {
-		case <-ctx.Done():
-			f.Close()
+		return false, nil
+	})
+	if err != nil {
+		f.Close()
+		if ctx.Err() != nil {
 			return nil, fmt.Errorf("wait for staging lock %s: %w", path, ctx.Err())
-		case <-time.After(lockPoll):
 		}
+		return nil, err
 	}
+	return func() { f.Close() }, nil // closing releases the flock
 }

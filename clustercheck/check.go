@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"knode.dev/knode/internal/poll"
 	"knode.dev/knode/kubeapi"
 	"knode.dev/knode/manifests"
 )
@@ -299,20 +300,16 @@ func (r *run) untilFor(ctx context.Context, timeout time.Duration, ok func() (bo
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last string
-	for {
+	if poll.Until(ctx, r.o.Poll, func() (bool, error) {
 		done, seen := ok()
-		if done {
-			return nil
-		}
 		if seen != "" {
 			last = seen
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("not within %s (last: %s)", timeout, last)
-		case <-time.After(r.o.Poll):
-		}
+		return done, nil
+	}) != nil {
+		return fmt.Errorf("not within %s (last: %s)", timeout, last)
 	}
+	return nil
 }
 
 // podState says why a pod is not where it should be yet.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"knode.dev/knode/agent"
+	"knode.dev/knode/e2e/lab"
 )
 
 // The scenarios of issue 4, numbered as there. Each forms its own cluster from fresh nodes,
@@ -237,6 +238,7 @@ func TestScenario7Reset(t *testing.T) {
 	if during == before {
 		t.Errorf("joining changed nothing in %s's network state: the snapshot cannot see knode's changes", worker.Name)
 	}
+	runPodOn(t, c, worker)
 
 	start := time.Now()
 	out, err := knode(ctx, worker, "reset")
@@ -252,6 +254,12 @@ func TestScenario7Reset(t *testing.T) {
 	}
 	if after != before {
 		t.Errorf("network state of %s after reset differs from before join:\n%s", worker.Name, diffLines(before, after))
+	}
+	// Its pods' containers are gone: shims outlive containerd.service, so
+	// only their removal through the runtime ends them. (The brackets keep
+	// pgrep from finding the shell running it.)
+	if left, _ := worker.Sh(ctx, "pgrep -a -f 'containerd-shi[m]|/paus[e]|agnhos[t] pause' || true"); strings.TrimSpace(left) != "" {
+		t.Errorf("processes of pods left on %s after reset:\n%s", worker.Name, left)
 	}
 
 	waitFor(t, worker.Name+" gone from knode status on "+c.first().Name, 2*time.Minute, func() (bool, string) {
@@ -357,4 +365,34 @@ func TestScenario8BadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runPodOn runs a pod on node n (agnhost pause, bound to n by nodeName)
+// and waits until it is Running.
+func runPodOn(t *testing.T, c *cluster, n *lab.Node) {
+	t.Helper()
+	ctx := t.Context()
+	importImage(t, []*lab.Node{n}, echoImageTar(t))
+	pod := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: on-%[1]s, namespace: default}
+spec:
+  nodeName: %[1]s
+  tolerations: [{operator: Exists}]
+  containers:
+  - {name: pause, image: %[2]s, imagePullPolicy: Never, args: ["pause"]}
+`, n.Name, echoImage)
+	if out, err := c.first().ExecInput(ctx, []byte(pod), "knode", "kubectl", "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply a pod on %s: %v\n%s", n.Name, err, out)
+	}
+	waitFor(t, "pod on-"+n.Name+" Running", readyTimeout(), func() (bool, string) {
+		ps, err := kubePods(ctx, c.first(), "--field-selector=metadata.name=on-"+n.Name)
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(ps) != 1 {
+			return false, fmt.Sprintf("%d pods", len(ps))
+		}
+		return ps[0].Status.Phase == "Running", ps[0].Status.Phase
+	})
 }

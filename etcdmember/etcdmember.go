@@ -17,6 +17,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"knode.dev/knode/internal/poll"
 )
 
 // Member is one etcd member as the cluster reports it, with whether its
@@ -106,23 +108,24 @@ func (c *Client) List(ctx context.Context) ([]Member, error) {
 // cluster", right after a membership change or a restart): Remove tries
 // again every half second until ctx ends.
 func (c *Client) Remove(ctx context.Context, id uint64) error {
-	for {
+	var last error
+	err := poll.Until(ctx, 500*time.Millisecond, func() (bool, error) {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		_, err := c.cli.MemberRemove(rctx, id)
+		_, last = c.cli.MemberRemove(rctx, id)
 		cancel()
-		if err == nil || c.gone(ctx, id) {
+		if last == nil || c.gone(ctx, id) {
 			// (A member removing itself may stop before it answers.)
-			return nil
+			return true, nil
 		}
-		if !errors.Is(err, rpctypes.ErrUnhealthy) {
-			return fmt.Errorf("etcd member remove %x: %w", id, err)
+		if !errors.Is(last, rpctypes.ErrUnhealthy) {
+			return false, fmt.Errorf("etcd member remove %x: %w", id, last)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("etcd member remove %x: %w (until %w)", id, err, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("etcd member remove %x: %w (until %w)", id, last, ctx.Err())
 	}
+	return err
 }
 
 // gone reports whether the member list, read through any endpoint, no longer

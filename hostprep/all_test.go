@@ -3,6 +3,7 @@ package hostprep_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -99,11 +100,19 @@ func TestAllPhases(t *testing.T) {
 					t.Errorf("the apiserver certificate does not cover the node-local endpoint: %v", err)
 				}
 			}
+			// The kubelet's pods run; reset removes them through the CRI.
+			f.Pods.Running = []string{"kube-system/coredns-1", "default/web-1"}
 			if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
 				t.Fatalf("reset: %v", err)
 			}
 			if got, want := unloaded(f.String()), unloaded(before); got != want {
 				t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)
+			}
+			if len(f.Pods.Running) != 0 {
+				t.Errorf("pods left after reset: %v", f.Pods.Running)
+			}
+			if slices.ContainsFunc(f.Exec.Runs, func(r string) bool { return strings.Contains(r, "/ctr ") && !strings.Contains(r, " images import ") }) {
+				t.Errorf("reset ran ctr: %q", f.Exec.Runs)
 			}
 		})
 	}
@@ -217,6 +226,8 @@ func TestResetHalfInitialised(t *testing.T) {
 	if !strings.Contains(f.String(), "link knode.vxlan") {
 		t.Fatal("expected a half-initialised host")
 	}
+	// containerd never started: nothing to remove, and reset goes on.
+	f.Pods.Down = true
 	if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
 		t.Fatalf("reset: %v", err)
 	}

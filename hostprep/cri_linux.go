@@ -4,10 +4,14 @@ package hostprep
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -18,14 +22,22 @@ type criPods struct{ socket string }
 // stopGrace is how long a container has to exit after SIGTERM.
 const stopGrace = 10 // seconds
 
-// RestartContainers implements Pods.
-func (c criPods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+// dial connects to the CRI service; the connection is made on first use.
+func (c criPods) dial() (runtimeapi.RuntimeServiceClient, func(), error) {
 	conn, err := grpc.NewClient("unix://"+c.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return 0, fmt.Errorf("CRI at %s: %w", c.socket, err)
+		return nil, nil, fmt.Errorf("CRI at %s: %w", c.socket, err)
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	return runtimeapi.NewRuntimeServiceClient(conn), func() { conn.Close() }, nil
+}
+
+// RestartContainers implements Pods.
+func (c criPods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+	rt, done, err := c.dial()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
 	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
 		// The labels the kubelet puts on every container it creates.
@@ -40,4 +52,56 @@ func (c criPods) RestartContainers(ctx context.Context, namespace, name string) 
 		}
 	}
 	return len(list.Containers), nil
+}
+
+// RemoveAll implements Pods: sandboxes first (stopping one stops its
+// containers and tears down its network through CNI), then any container
+// left without one.
+func (c criPods) RemoveAll(ctx context.Context) (int, error) {
+	if _, err := os.Stat(c.socket); errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("%w: no socket %s", ErrNoRuntime, c.socket)
+	}
+	rt, done, err := c.dial()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	pods, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		if status.Code(err) == codes.Unavailable {
+			return 0, fmt.Errorf("%w: %s: %w", ErrNoRuntime, c.socket, err)
+		}
+		return 0, fmt.Errorf("list pod sandboxes: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, p := range pods.Items {
+		what := fmt.Sprintf("pod %s/%s (sandbox %s)", p.Metadata.GetNamespace(), p.Metadata.GetName(), p.Id)
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", what, err))
+			continue
+		}
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", what, err))
+			continue
+		}
+		n++
+	}
+	ctrs, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return n, errors.Join(append(errs, fmt.Errorf("list containers: %w", err))...)
+	}
+	for _, ctr := range ctrs.Containers {
+		what := fmt.Sprintf("container %s (%s)", ctr.Metadata.GetName(), ctr.Id)
+		if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ctr.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", what, err))
+			continue
+		}
+		if _, err := rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: ctr.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", what, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

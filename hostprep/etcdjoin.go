@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"knode.dev/knode/internal/poll"
 	"knode.dev/knode/manifests"
 )
 
@@ -79,27 +80,45 @@ func joinEtcd(ctx context.Context, e *Env, others []Node) ([]manifests.EtcdMembe
 		endpoints = append(endpoints, "https://"+netip.AddrPortFrom(m.Address, 2379).String())
 	}
 	self := "https://" + netip.AddrPortFrom(s.Self.Address, 2380).String()
-	deadline := time.Now().Add(etcdJoinTimeout)
-	for {
-		list, err := e.Host.Etcd.Members(ctx, endpoints)
-		if err == nil {
-			if members, ok := etcdMembership(list, self, s); ok {
-				return members, nil
+	// One attempt: read the membership; when this node is not in it, add
+	// it and read it back.
+	var members []manifests.EtcdMember
+	var last error
+	attempt := func() bool {
+		for added := false; ; added = true {
+			list, err := e.Host.Etcd.Members(ctx, endpoints)
+			if last = err; err != nil {
+				return false
 			}
-			if err = e.Host.Etcd.AddMember(ctx, endpoints, self); err == nil {
-				continue // read the membership back
+			var ok bool
+			if members, ok = etcdMembership(list, self, s); ok {
+				return true
 			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("join the etcd cluster through %s as %s (tried for %s): %w", strings.Join(endpoints, ","), self, etcdJoinTimeout, err)
-		}
-		e.Log.Info("etcd join: will retry", "peer", self, "err", err)
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("join the etcd cluster through %s as %s: %w (last: %w)", strings.Join(endpoints, ","), self, ctx.Err(), err)
-		case <-time.After(etcdJoinRetry):
+			if added {
+				last = fmt.Errorf("%s added, but not in the membership read back", self)
+				return false
+			}
+			if last = e.Host.Etcd.AddMember(ctx, endpoints, self); last != nil {
+				return false
+			}
 		}
 	}
+	wctx, cancel := context.WithTimeout(ctx, etcdJoinTimeout)
+	defer cancel()
+	err := poll.Until(wctx, etcdJoinRetry, func() (bool, error) {
+		if attempt() {
+			return true, nil
+		}
+		e.Log.Info("etcd join: will retry", "peer", self, "err", last)
+		return false, nil
+	})
+	switch {
+	case err == nil:
+		return members, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("join the etcd cluster through %s as %s: %w (last: %w)", strings.Join(endpoints, ","), self, ctx.Err(), last)
+	}
+	return nil, fmt.Errorf("join the etcd cluster through %s as %s (tried for %s): %w", strings.Join(endpoints, ","), self, etcdJoinTimeout, last)
 }
 
 // etcdMembership turns etcd's member list into --initial-cluster entries;

@@ -30,13 +30,22 @@ type Host struct {
 	Pods Pods
 }
 
-// Pods restarts pods' containers through the container runtime.
+// Pods reaches pods and their containers through the container runtime's
+// CRI service, the API the kubelet itself uses.
 type Pods interface {
 	// RestartContainers stops every running container of the pod
 	// namespace/name, keeping the pod: the kubelet starts them again, and
 	// they read their files anew. It returns how many it stopped.
 	RestartContainers(ctx context.Context, namespace, name string) (int, error)
+	// RemoveAll stops and removes every pod sandbox and container the
+	// runtime's CRI holds (its network torn down by the runtime), as
+	// kubeadm reset does; it returns how many sandboxes and containers it
+	// removed. ErrNoRuntime (wrapped): no runtime answers, so none runs.
+	RemoveAll(ctx context.Context) (int, error)
 }
+
+// ErrNoRuntime is returned (wrapped) when no container runtime answers.
+var ErrNoRuntime = errors.New("container runtime not reachable")
 
 // ErrNotExist is returned (wrapped) when a link, route or entry is absent.
 var ErrNotExist = fs.ErrNotExist

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"path"
-	"strings"
 )
 
 func imagesPhase() Phase {
@@ -72,14 +71,4 @@ func planPayloadLink(e *Env) []Change {
 	return []Change{change("link "+PayloadLink+" -> "+target, func(context.Context) error {
 		return e.Host.Files.Symlink(target, PayloadLink)
 	})}
-}
-
-func splitLines(b []byte) []string {
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -202,8 +203,9 @@ func TestBadInput(t *testing.T) {
 		{"route in pod range", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			f.Net.AddHostRoute(hostprep.Route{Dst: netip.MustParsePrefix("10.10.7.0/24"), Gw: netip.MustParseAddr("172.31.0.1"), Dev: "eth0"})
 		}, "pod range 10.10.0.0/16 conflicts with existing host route 10.10.7.0/24 via 172.31.0.1 dev eth0"},
-		{"peer off subnet in routed mode", func(f *hostpreptest.Host, s *hostprep.Spec) {
+		{"every peer off subnet in routed mode", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
+			s.Peers[1].Address = netip.MustParseAddr("192.168.9.10")
 		}, "peer a (192.168.9.9) is not on a subnet of uplink eth0"},
 		{"address on no interface", func(f *hostpreptest.Host, s *hostprep.Spec) {
 			s.Self.Address = netip.MustParseAddr("172.31.0.99")
@@ -276,4 +278,23 @@ func unloaded(state string) string {
 	state, _, _ = strings.Cut(state, "## modules")
 	state = strings.ReplaceAll(state, "net.bridge.bridge-nf-call-ip6tables = 0\n", "")
 	return strings.ReplaceAll(state, "net.bridge.bridge-nf-call-iptables = 0\n", "")
+}
+
+// In routed mode a peer off this node's segment gets no route, and the
+// others get theirs.
+func TestRoutedPeerOffSubnetSkipped(t *testing.T) {
+	f := newNetFake()
+	s := testSpec(hostprep.Routed)
+	s.Peers[0].Address = netip.MustParseAddr("192.168.9.9")
+	runNet(t, s, f.Host())
+	rs, _ := f.Net.Routes()
+	var got []string
+	for _, r := range rs {
+		if r.Proto == hostprep.RouteProto {
+			got = append(got, r.Dst.String()+" via "+r.Gw.String())
+		}
+	}
+	if want := []string{"10.10.3.0/24 via 172.31.0.4"}; !slices.Equal(got, want) {
+		t.Errorf("routes %q, want %q", got, want)
+	}
 }

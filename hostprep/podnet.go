@@ -33,10 +33,10 @@ func VTEPMAC(a netip.Addr) net.HardwareAddr {
 // overlay: the CIDR's network address, as flannel does.
 func vtepIP(pod netip.Prefix) netip.Addr { return pod.Masked().Addr() }
 
-// desiredRoutes returns the routes knode wants for the peers in mode m.
-func desiredRoutes(s *Spec, m NetworkMode) []Route {
+// desiredRoutes returns the routes knode wants for peers in mode m.
+func desiredRoutes(peers []Node, m NetworkMode) []Route {
 	var rs []Route
-	for _, p := range s.Peers {
+	for _, p := range peers {
 		if m == VXLAN {
 			rs = append(rs, Route{Dst: p.PodCIDR, Gw: vtepIP(p.PodCIDR), Dev: VXLANName, Proto: RouteProto, Onlink: true})
 		} else {
@@ -55,6 +55,7 @@ func planPodNetwork(ctx context.Context, e *Env) ([]Change, error) {
 		return nil, err
 	}
 	var cs []Change
+	peers := e.Spec.Peers
 	if n.mode == VXLAN {
 		c, err := planVXLAN(e, n)
 		if err != nil {
@@ -62,10 +63,8 @@ func planPodNetwork(ctx context.Context, e *Env) ([]Change, error) {
 		}
 		cs = append(cs, c...)
 	} else {
-		for _, p := range e.Spec.Peers {
-			if !n.onUplink(p.Address) {
-				return nil, fmt.Errorf("peer %s (%s) is not on a subnet of uplink %s: routed mode needs every node on one L2 segment; use vxlan", p.Name, p.Address, n.uplink.Name)
-			}
+		if peers, err = routablePeers(e, n); err != nil {
+			return nil, err
 		}
 		c, err := planDelLink(e, VXLANName)
 		if err != nil {
@@ -73,11 +72,35 @@ func planPodNetwork(ctx context.Context, e *Env) ([]Change, error) {
 		}
 		cs = append(cs, c...)
 	}
-	c, err := planRoutes(e, desiredRoutes(e.Spec, n.mode))
+	c, err := planRoutes(e, desiredRoutes(peers, n.mode))
 	if err != nil {
 		return nil, err
 	}
 	return append(cs, c...), nil
+}
+
+// routablePeers are the peers on a subnet of the uplink, which routed mode
+// needs. One elsewhere gets no route (and a warning) rather than holding up
+// every other peer's; when no peer is on it, this host is the one elsewhere,
+// and that is an error.
+func routablePeers(e *Env, n netInfo) ([]Node, error) {
+	var ok, off []Node
+	for _, p := range e.Spec.Peers {
+		if n.onUplink(p.Address) {
+			ok = append(ok, p)
+		} else {
+			off = append(off, p)
+		}
+	}
+	if len(off) > 0 && len(ok) == 0 {
+		p := off[0]
+		return nil, fmt.Errorf("peer %s (%s) is not on a subnet of uplink %s: routed mode needs every node on one L2 segment; use vxlan", p.Name, p.Address, n.uplink.Name)
+	}
+	for _, p := range off {
+		e.Log.Warn("peer not on this node's segment: no route to its pods (routed mode needs one L2 segment; use vxlan)",
+			"peer", p.Name, "address", p.Address, "uplink", n.uplink.Name)
+	}
+	return ok, nil
 }
 
 // planRoutes removes knode's routes that are not wanted and adds the missing ones.

@@ -7,6 +7,7 @@ import (
 	"path"
 	"time"
 
+	"knode.dev/knode/internal/poll"
 	"knode.dev/knode/manifests"
 )
 
@@ -89,12 +90,8 @@ func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	wait := change("wait for the local apiserver ("+url+")", func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, apiServerWait)
 		defer cancel()
-		for !e.Host.Probe.Serving(ctx, url, s.PKI.CA.CertPEM) {
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s not ready after %s: see `journalctl -u kubelet` and the kube-apiserver pod's log", url, apiServerWait)
-			case <-time.After(200 * time.Millisecond):
-			}
+		if poll.Until(ctx, 200*time.Millisecond, func() (bool, error) { return e.Host.Probe.Serving(ctx, url, s.PKI.CA.CertPEM), nil }) != nil {
+			return fmt.Errorf("%s not ready after %s: see `journalctl -u kubelet` and the kube-apiserver pod's log", url, apiServerWait)
 		}
 		return nil
 	})

@@ -2,6 +2,7 @@ package hostprep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -229,24 +230,20 @@ func planServicesReset(e *Env, names []string) []Change {
 	return append(cs, prior...)
 }
 
-// removeContainers kills and deletes every Kubernetes container, which
-// outlive containerd.service (KillMode=process keeps the shims).
+// removeContainers stops and removes every pod and container of the CRI,
+// which outlive containerd.service (KillMode=process keeps the shims); the
+// kubelet is stopped by then, so none comes back.
 func removeContainers(e *Env) Change {
-	ctr := path.Join(e.Spec.Payload.BinDir, "ctr")
-	args := []string{"--address", ContainerdSocket, "-n", "k8s.io"}
-	return change("kill and remove the containers of namespace k8s.io", func(ctx context.Context) error {
-		out, err := e.Host.Exec.Run(ctx, ctr, append(args, "containers", "list", "-q")...)
-		if err != nil {
+	return change("stop and remove every pod and container (CRI)", func(ctx context.Context) error {
+		n, err := e.Host.Pods.RemoveAll(ctx)
+		if errors.Is(err, ErrNoRuntime) {
 			e.Log.Info("containerd not reachable; no containers to remove", "err", err)
 			return nil
 		}
-		for _, id := range splitLines(out) {
-			e.Host.Exec.Run(ctx, ctr, append(args, "tasks", "kill", "-s", "SIGKILL", id)...)
-			e.Host.Exec.Run(ctx, ctr, append(args, "tasks", "delete", "-f", id)...)
-			if _, err := e.Host.Exec.Run(ctx, ctr, append(args, "containers", "delete", id)...); err != nil {
-				return fmt.Errorf("remove container %s: %w", id, err)
-			}
+		if err != nil {
+			return err
 		}
+		e.Log.Info("removed the pods and containers", "count", n)
 		return nil
 	})
 }

@@ -74,13 +74,47 @@ func (c *Client) Get(ctx context.Context, path string, v any) (int, error) {
 // and decodes a 2xx answer into v (when not nil). It returns the HTTP status:
 // a non-2xx status is not an error, the caller decides what it means.
 func (c *Client) Do(ctx context.Context, method, path, contentType string, body, v any) (int, error) {
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return 0, fmt.Errorf("encode %s %s: %w", method, path, err)
 		}
-		rd = bytes.NewReader(b)
+		raw = b
+	}
+	code, err := c.send(ctx, method, path, contentType, raw, v)
+	var apiErr *Error
+	if errors.As(err, &apiErr) {
+		return code, nil
+	}
+	var uerr interface{ Unwrap() error }
+	if code == 0 && errors.As(err, &uerr) {
+		err = uerr.Unwrap()
+	}
+	return code, err
+}
+
+// Call sends a request with body (nil: none) of the given content type and
+// decodes a 2xx answer into out (when not nil). Any other answer is an
+// *Error (see IsNotFound, IsConflict, IsUnauthorized, IsInvalid); no answer
+// is an error wrapping ErrUnreachable.
+func (c *Client) Call(ctx context.Context, method, path, contentType string, body []byte, out any) error {
+	code, err := c.send(ctx, method, path, contentType, body, out)
+	if code == 0 && err != nil {
+		return fmt.Errorf("%s %s: %w: %w", method, path, ErrUnreachable, err)
+	}
+	return err
+}
+
+// maxErrorBody bounds how much of a non-2xx answer is read.
+const maxErrorBody = 64 << 10
+
+// send returns the answer's status (0: none came, err says why); a non-2xx
+// answer is an *Error, a 2xx one is decoded into out.
+func (c *Client) send(ctx context.Context, method, path, contentType string, body []byte, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.server+path, rd)
 	if err != nil {
@@ -92,15 +126,15 @@ func (c *Client) Do(ctx context.Context, method, path, contentType string, body,
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var uerr interface{ Unwrap() error }
-		if errors.As(err, &uerr) {
-			err = uerr.Unwrap()
-		}
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 == 2 && v != nil {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return resp.StatusCode, newError(method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 			return resp.StatusCode, fmt.Errorf("decode %s: %w", path, err)
 		}
 	}

@@ -25,11 +25,15 @@ type CoreDNS struct {
 // written for a kubeadm cluster (k8s-app=kube-dns) find them.
 func coreDNSLabels() map[string]string { return map[string]string{"k8s-app": "kube-dns"} }
 
-// CoreDNSAddon renders the cluster DNS addon as one multi-document YAML for
-// kubectl apply -f -: ServiceAccount, ClusterRole and ClusterRoleBinding,
-// the Corefile's ConfigMap, the Deployment and the kube-dns Service, all in
+// CoreDNSAddon renders the cluster DNS addon as one multi-document YAML
+// (CoreDNSObjects in a stream).
+func CoreDNSAddon(c CoreDNS) []byte { return Stream(CoreDNSObjects(c)...) }
+
+// CoreDNSObjects are the cluster DNS addon's objects, in the order they are
+// applied: ServiceAccount, ClusterRole and ClusterRoleBinding, the
+// Corefile's ConfigMap, the Deployment and the kube-dns Service, all in
 // kube-system and named as kubeadm's CoreDNS addon.
-func CoreDNSAddon(c CoreDNS) []byte {
+func CoreDNSObjects(c CoreDNS) []Object {
 	if c.Domain == "" {
 		c.Domain = "cluster.local"
 	}
@@ -37,23 +41,28 @@ func CoreDNSAddon(c CoreDNS) []byte {
 		c.Replicas = 1
 	}
 	inKubeSystem := objectMeta{Name: "coredns", Namespace: "kube-system"}
-	return joinDocs(
-		toYAML(serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: inKubeSystem}),
-		toYAML(coreDNSClusterRole()),
-		toYAML(clusterRoleBinding{
-			typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
-			Metadata: objectMeta{Name: "system:coredns"},
-			RoleRef:  roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
-			Subjects: []subject{{Kind: "ServiceAccount", Name: "coredns", Namespace: "kube-system"}},
-		}),
-		toYAML(configMap{
-			typeMeta: typeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-			Metadata: inKubeSystem,
-			Data:     map[string]string{"Corefile": corefile(c.Domain)},
-		}),
-		toYAML(coreDNSDeployment(c)),
-		toYAML(coreDNSService(c.ClusterIP)),
-	)
+	sa := serviceAccount{typeMeta: typeMeta{APIVersion: "v1", Kind: "ServiceAccount"}, Metadata: inKubeSystem}
+	role := coreDNSClusterRole()
+	binding := clusterRoleBinding{
+		typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+		Metadata: objectMeta{Name: "system:coredns"},
+		RoleRef:  roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "system:coredns"},
+		Subjects: []subject{{Kind: "ServiceAccount", Name: "coredns", Namespace: "kube-system"}},
+	}
+	cm := configMap{
+		typeMeta: typeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		Metadata: inKubeSystem,
+		Data:     map[string]string{"Corefile": corefile(c.Domain)},
+	}
+	dep, svc := coreDNSDeployment(c), coreDNSService(c.ClusterIP)
+	return []Object{
+		object(sa.typeMeta, sa.Metadata, sa),
+		object(role.typeMeta, role.Metadata, role),
+		object(binding.typeMeta, binding.Metadata, binding),
+		object(cm.typeMeta, cm.Metadata, cm),
+		object(dep.typeMeta, dep.Metadata, dep),
+		object(svc.typeMeta, svc.Metadata, svc),
+	}
 }
 
 func coreDNSClusterRole() clusterRole {

@@ -116,11 +116,15 @@ func AuditPolicy() []byte {
 // cluster-admin. Unlike system:masters (super-admin.conf), a binding can be
 // deleted: a leaked admin.conf is revoked by removing it, as kubeadm's
 // kubeadm:cluster-admins.
-func AdminBinding() []byte {
-	return toYAML(clusterRoleBinding{
+func AdminBinding() []byte { return AdminBindingObject().YAML }
+
+// AdminBindingObject is AdminBinding's object, for a server-side apply.
+func AdminBindingObject() Object {
+	b := clusterRoleBinding{
 		typeMeta: typeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
 		Metadata: objectMeta{Name: clusterAdminsBindName},
 		RoleRef:  roleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
 		Subjects: []subject{{Kind: "Group", Name: ClusterAdminsGroup, APIGroup: "rbac.authorization.k8s.io"}},
-	})
+	}
+	return object(b.typeMeta, b.Metadata, b)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +12,7 @@ import (
 	"knode.dev/knode/config"
 	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
+	"knode.dev/knode/internal/poll"
 	"knode.dev/knode/kubeapi"
 )
 
@@ -72,18 +71,18 @@ func waitNodeDeleted(ctx context.Context, name string) (bool, error) {
 		return false, err
 	}
 	defer api.Close()
-	for {
-		code, err := api.Get(ctx, "/api/v1/nodes/"+url.PathEscape(name), nil)
-		if err == nil && code == http.StatusNotFound {
+	var last error
+	if poll.Until(ctx, 500*time.Millisecond, func() (bool, error) {
+		_, last = api.GetNode(ctx, name)
+		if kubeapi.IsNotFound(last) {
 			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("GET node: %d", code)
-			}
-			return false, err
-		case <-time.After(500 * time.Millisecond):
+		if last == nil {
+			last = fmt.Errorf("the Node object %s still exists", name)
 		}
+		return false, nil
+	}) != nil {
+		return false, last
 	}
+	return true, nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"knode.dev/knode/agent"
 	"knode.dev/knode/datadir"
+	"knode.dev/knode/internal/poll"
 )
 
 // exitUnhealthy is `knode status`'s exit code when the agent answered and
@@ -74,26 +75,23 @@ func queryStatus(ctx context.Context, socket string) (agent.Status, error) {
 func waitHealthy(ctx context.Context, socket string, timeout time.Duration) (agent.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	var last agent.Status
-	for {
+	err := poll.Until(ctx, time.Second, func() (bool, error) {
 		st, err := queryStatus(ctx, socket)
 		switch {
 		case err == nil:
 			last = st
-			if st.Healthy {
-				return st, nil
-			}
+			return st.Healthy, nil
 		case ctx.Err() == nil:
-			return st, err
+			last = st
+			return false, err
 		}
-		select {
-		case <-ctx.Done():
-			return last, nil // printed, then exit code 3
-		case <-t.C:
-		}
+		return false, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return last, nil // printed, then exit code 3
 	}
+	return last, err
 }
 
 func printStatus(w io.Writer, st agent.Status, now time.Time) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"knode.dev/knode/internal/poll"
 	"knode.dev/knode/kubeapi"
 )
 
@@ -43,26 +44,19 @@ func runWaits(ctx context.Context, p *progress, ws []wait) error {
 	results := make(chan result, len(ws))
 	for _, w := range ws {
 		go func() {
-			var last string
-			for {
+			last := "nothing yet"
+			err := poll.Until(ctx, pollEvery, func() (bool, error) {
 				ok, seen := w.check(ctx)
 				if seen != "" {
 					last = seen
 				}
-				if ok {
-					results <- result{name: w.name, at: time.Now()}
-					return
-				}
-				select {
-				case <-ctx.Done():
-					if last == "" {
-						last = "nothing yet"
-					}
-					results <- result{name: w.name, err: fmt.Errorf("%s: not within the wait (last seen: %s)", w.name, last)}
-					return
-				case <-time.After(pollEvery):
-				}
+				return ok, nil
+			})
+			if err != nil {
+				results <- result{name: w.name, err: fmt.Errorf("%s: not within the wait (last seen: %s)", w.name, last)}
+				return
 			}
+			results <- result{name: w.name, at: time.Now()}
 		}()
 	}
 	prev := begin

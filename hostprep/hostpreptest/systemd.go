@@ -3,6 +3,7 @@ package hostpreptest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -142,10 +143,15 @@ func (f *Probe) Facts(ctx context.Context) (hostprep.Facts, error) { return f.F,
 // PortInUse implements hostprep.Probe.
 func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
 
-// Pods records the pods whose containers were restarted ("namespace/name").
+// Pods is a container runtime holding pods ("namespace/name", one
+// container each): it records restarts, and RemoveAll empties it.
 type Pods struct {
 	mu        sync.Mutex
 	Restarted []string
+	// Running are the pods the runtime holds.
+	Running []string
+	// Down: no runtime answers (RemoveAll fails with ErrNoRuntime).
+	Down bool
 }
 
 // RestartContainers implements hostprep.Pods: each pod has one container.
@@ -154,4 +160,23 @@ func (f *Pods) RestartContainers(ctx context.Context, namespace, name string) (i
 	defer f.mu.Unlock()
 	f.Restarted = append(f.Restarted, namespace+"/"+name)
 	return 1, nil
+}
+
+// Snapshot is a copy of Restarted, safe while the fake is in use.
+func (f *Pods) Snapshot() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.Restarted)
+}
+
+// RemoveAll implements hostprep.Pods: a sandbox and a container per pod.
+func (f *Pods) RemoveAll(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Down {
+		return 0, fmt.Errorf("fake runtime: %w", hostprep.ErrNoRuntime)
+	}
+	n := 2 * len(f.Running)
+	f.Running = nil
+	return n, nil
 }
