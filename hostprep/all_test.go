@@ -228,3 +228,31 @@ func TestResetHalfInitialised(t *testing.T) {
 		t.Errorf("second reset: %v %v", cs, err)
 	}
 }
+
+// The controllers phase waits for the local apiserver as long as the Runner says (init's and
+// join's --timeout), and its error names that bound and the flag: on an emulated VM the
+// default 3 minutes were too short (issue 11).
+func TestControllersWaitHonoursAPIServerWait(t *testing.T) {
+	f := newNetFake()
+	s, _ := fullSpec(t, hostprep.Routed)
+	s.Self.Master = true
+	url := "https://" + s.Self.Address.String() + ":6443/readyz"
+	f.Probe.NotServing = map[string]bool{url: true}
+	r := &hostprep.Runner{Only: []string{hostprep.PhaseControllers}, NoRollback: true, APIServerWait: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := r.Apply(context.Background(), s, f.Host())
+	if err == nil || !strings.Contains(err.Error(), url+" not ready after 300ms") || !strings.Contains(err.Error(), "longer --timeout") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("waited %s, not about 300ms", d)
+	}
+	// Served: the manifests are written.
+	f.Probe.NotServing = nil
+	if _, err := r.Apply(context.Background(), s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Files.ReadFile(hostprep.ManifestsDir + "/kube-scheduler.yaml"); err != nil {
+		t.Errorf("scheduler manifest: %v", err)
+	}
+}
