@@ -137,7 +137,7 @@ cmd_net_down() {
 vm_ssh() {
   local vm=$1; shift
   nsx ssh -i "$(image_dir)/id_ed25519" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
-    -o LogLevel=ERROR -o ConnectTimeout=5 -o ServerAliveInterval=10 -o BatchMode=yes \
+    -o LogLevel=ERROR -o ConnectTimeout=30 -o ServerAliveInterval=15 -o BatchMode=yes \
     "root@$(vm_ip "$vm")" "$@"
 }
 
@@ -261,11 +261,12 @@ cmd_snapshot() {
       [ -f "$f" ] && echo "$f = $(cat "$f")"
     done
     echo "== units"; systemctl list-unit-files --no-legend --no-pager | sort
-    echo "== running"; systemctl list-units --no-legend --no-pager --state=running --plain | awk "{print \$1}" | sort
+    echo "== running"; systemctl list-units --type=service --no-legend --no-pager --state=running --plain | awk "{print \$1}" | sort
     echo "== files"
     find /etc /var/lib /usr/local /opt -xdev \
       \( -path /var/lib/systemd -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /etc/ssh \) -prune \
       -o -printf "%p %M %u\n" 2>/dev/null | sort
+    echo "== /etc contents"; find /etc -xdev -path /etc/ssh -prune -o -type f -print0 | sort -z | xargs -0 sha256sum
     echo "== mounts"; findmnt -rn -o TARGET,FSTYPE | grep -v "^/run/user" | sort'
 }
 
@@ -296,17 +297,21 @@ cmd_cluster() {
   cp -f "$PROVISION" "$SHARE/provision.sh"
   cmd_up "$count"
 
-  say "== vm1: provision.sh init ${KNODE_INIT_ARGS:-}"
+  # Under TCG a node takes minutes where a real machine takes seconds: knode's own waits
+  # (--timeout, default 10m) get the lab's timeout unless the arguments set one.
+  local slow=()
+  [ "$(cmd_accel)" = kvm ] || slow=(--timeout "${TIMEOUT}s")
+  say "== vm1: provision.sh init ${slow[*]} ${KNODE_INIT_ARGS:-}"
   tinit=$(now)
   # shellcheck disable=SC2086 # KNODE_INIT_ARGS is a word list on purpose
-  vm_ssh vm1 /mnt/knode-lab/provision.sh init /mnt/knode-lab ${KNODE_INIT_ARGS:-} 2>&1 | tee "$WORK/logs/init.log" >&2 ||
+  vm_ssh vm1 /mnt/knode-lab/provision.sh init /mnt/knode-lab "${slow[@]}" ${KNODE_INIT_ARGS:-} 2>&1 | tee "$WORK/logs/init.log" >&2 ||
     die "init failed on vm1 (output: $WORK/logs/init.log)"
   say "vm1: init returned after $(since "$tinit")s"
   for i in $(seq 2 "$count"); do
-    say "== vm$i: provision.sh join ${KNODE_JOIN_ARGS:-}"
+    say "== vm$i: provision.sh join ${slow[*]} ${KNODE_JOIN_ARGS:-}"
     tj=$(now)
     # shellcheck disable=SC2086
-    vm_ssh "vm$i" /mnt/knode-lab/provision.sh join /mnt/knode-lab ${KNODE_JOIN_ARGS:-} 2>&1 | tee "$WORK/logs/join-$i.log" >&2 ||
+    vm_ssh "vm$i" /mnt/knode-lab/provision.sh join /mnt/knode-lab "${slow[@]}" ${KNODE_JOIN_ARGS:-} 2>&1 | tee "$WORK/logs/join-$i.log" >&2 ||
       die "join failed on vm$i (output: $WORK/logs/join-$i.log)"
     say "vm$i: join returned after $(since "$tj")s"
   done
