@@ -56,7 +56,8 @@ vm_num() {
   echo "$n"
 }
 vm_ip() { echo "$BASE.$((10 + $(vm_num "$1")))"; }
-vms() { for p in "$RUN"/vm*.pid; do [ -f "$p" ] && basename "$p" .pid; done | sort -V; }
+# vms: every VM with a pid file or an overlay (qemu removes its pid file when it exits).
+vms() { for f in "$RUN"/vm*.pid "$RUN"/vm*.qcow2; do [ -f "$f" ] && basename "${f%.*}"; done | sort -uV; }
 
 # ---------------------------------------------------------------- dependencies
 cmd_deps() {
@@ -233,11 +234,18 @@ cmd_down() {
 }
 
 cmd_reboot() {
-  local vm=$1 t0
+  local vm=$1 t0 before now deadline
   t0=$(now)
+  before=$(vm_ssh "$vm" cat /proc/sys/kernel/random/boot_id) || die "$vm does not answer over ssh"
   vm_ssh "$vm" 'systemctl reboot' >/dev/null 2>&1 || true
-  sleep 5
-  wait_ssh "$vm" "$TIMEOUT" || die "$vm did not answer over ssh ${TIMEOUT}s after a reboot"
+  # Until it answers from a new boot (under TCG the old one may answer for a while).
+  deadline=$(($(date +%s) + TIMEOUT))
+  while :; do
+    now=$(vm_ssh "$vm" cat /proc/sys/kernel/random/boot_id 2>/dev/null) || now=$before
+    [ "$now" = "$before" ] || break
+    [ "$(date +%s)" -lt "$deadline" ] || die "$vm did not come back from a reboot in ${TIMEOUT}s (console: $RUN/$vm.console)"
+    sleep 2
+  done
   say "$vm rebooted, answers over ssh after $(since "$t0")s"
 }
 
@@ -360,4 +368,4 @@ main() {
   esac
 }
 
-main "$@"
+main "$@"; exit
