@@ -166,7 +166,6 @@ func lineDiff(a, b string) string {
 		}
 		out = append(out, "- "+l)
 	}
-	cb = count(b)
 	for _, l := range strings.Split(b, "\n") {
 		if ca[l] > 0 {
 			ca[l]--
