@@ -272,7 +272,7 @@ cmd_snapshot() {
     echo "== running"; systemctl list-units --type=service --no-legend --no-pager --state=running --plain | awk "{print \$1}" | sort
     echo "== files"
     find /etc /var/lib /usr/local /opt -xdev \
-      \( -path /var/lib/systemd -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /etc/ssh \) -prune \
+      \( -path /var/lib/systemd -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /etc/ssh -o -path /usr/local/bin/knode \) -prune \
       -o -printf "%p %M %u\n" 2>/dev/null | sort
     echo "== /etc contents"; find /etc -xdev -path /etc/ssh -prune -o -type f -print0 | sort -z | xargs -0 sha256sum
     echo "== mounts"; findmnt -rn -o TARGET,FSTYPE | grep -v "^/run/user" | sort'
