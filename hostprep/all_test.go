@@ -256,3 +256,40 @@ func TestControllersWaitHonoursAPIServerWait(t *testing.T) {
 		t.Errorf("scheduler manifest: %v", err)
 	}
 }
+
+// The kubelet sets host-global sysctls itself; knode records them before it runs and reset
+// puts them back (on a real host a reset left vm.overcommit_memory=1 and kernel.panic=10).
+func TestResetRestoresTheKubeletsSysctls(t *testing.T) {
+	ctx := context.Background()
+	f := newNetFake()
+	f.Sysctl.Values["vm.overcommit_memory"] = "0"
+	f.Sysctl.Values["kernel.panic"] = "0"
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhaseKernel}}
+	cs, err := r.Apply(ctx, s, f.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	for _, c := range cs {
+		if strings.HasPrefix(c.What, "record sysctl ") {
+			recorded = append(recorded, c.What)
+		}
+	}
+	// Only what this kernel has (the fake has two of the kubelet's parameters).
+	if len(recorded) != 2 {
+		t.Errorf("recorded: %q", recorded)
+	}
+	if cs, err := r.Apply(ctx, s, f.Host()); err != nil || len(cs) != 0 {
+		t.Errorf("second apply: %v %v", cs, err)
+	}
+	// The kubelet starts and sets them.
+	f.Sysctl.Values["vm.overcommit_memory"] = "1"
+	f.Sysctl.Values["kernel.panic"] = "10"
+	if _, err := hostprep.Reset(ctx, f.Host(), hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := f.Sysctl.Values["vm.overcommit_memory"], f.Sysctl.Values["kernel.panic"]; a != "0" || b != "0" {
+		t.Errorf("after reset: vm.overcommit_memory=%s kernel.panic=%s, want 0 and 0", a, b)
+	}
+}
