@@ -99,8 +99,24 @@ func TestAllPhases(t *testing.T) {
 					t.Errorf("the apiserver certificate does not cover the node-local endpoint: %v", err)
 				}
 			}
-			if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
+			// The kubelet ran a pod: reset removes its sandbox through the CRI (so that CNI
+			// tears its network down) before it kills containers.
+			f.Pods.Sandboxes = []string{"kube-system/coredns-1"}
+			cs, err = hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{})
+			if err != nil {
 				t.Fatalf("reset: %v", err)
+			}
+			sandboxes, containers := -1, -1
+			for i, c := range cs {
+				switch {
+				case strings.HasPrefix(c.What, "stop and remove every pod sandbox"):
+					sandboxes = i
+				case strings.HasPrefix(c.What, "kill and remove the containers"):
+					containers = i
+				}
+			}
+			if len(f.Pods.Sandboxes) != 0 || sandboxes < 0 || containers < sandboxes {
+				t.Errorf("sandboxes left %v; sandbox removal at %d, container kill at %d", f.Pods.Sandboxes, sandboxes, containers)
 			}
 			if got, want := unloaded(f.String()), unloaded(before); got != want {
 				t.Errorf("after reset:\n%s\nbefore:\n%s", got, want)

@@ -4,6 +4,7 @@ package hostprep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -18,14 +19,50 @@ type criPods struct{ socket string }
 // stopGrace is how long a container has to exit after SIGTERM.
 const stopGrace = 10 // seconds
 
-// RestartContainers implements Pods.
-func (c criPods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+// client opens the CRI runtime service; close closes its connection.
+func (c criPods) client() (rt runtimeapi.RuntimeServiceClient, close func() error, err error) {
 	conn, err := grpc.NewClient("unix://"+c.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return 0, fmt.Errorf("CRI at %s: %w", c.socket, err)
+		return nil, nil, fmt.Errorf("CRI at %s: %w", c.socket, err)
 	}
-	defer conn.Close()
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	return runtimeapi.NewRuntimeServiceClient(conn), conn.Close, nil
+}
+
+// RemoveSandboxes implements Pods.
+func (c criPods) RemoveSandboxes(ctx context.Context) (int, error) {
+	rt, closeConn, err := c.client()
+	if err != nil {
+		return 0, err
+	}
+	defer closeConn()
+	list, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("list the pod sandboxes at %s: %w", c.socket, err)
+	}
+	var errs []error
+	n := 0
+	for _, sb := range list.Items {
+		name := sb.GetMetadata().GetNamespace() + "/" + sb.GetMetadata().GetName()
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("stop the sandbox of pod %s: %w", name, err))
+			continue
+		}
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("remove the sandbox of pod %s: %w", name, err))
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
+}
+
+// RestartContainers implements Pods.
+func (c criPods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
+	rt, closeConn, err := c.client()
+	if err != nil {
+		return 0, err
+	}
+	defer closeConn()
 	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
 		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
 		// The labels the kubelet puts on every container it creates.

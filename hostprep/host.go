@@ -36,6 +36,11 @@ type Pods interface {
 	// namespace/name, keeping the pod: the kubelet starts them again, and
 	// they read their files anew. It returns how many it stopped.
 	RestartContainers(ctx context.Context, namespace, name string) (int, error)
+	// RemoveSandboxes stops and removes every pod sandbox, as the kubelet
+	// would: the runtime tears down each pod's network through CNI (its
+	// veth, network namespace and address) and unmounts its shm. It returns
+	// how many it removed.
+	RemoveSandboxes(ctx context.Context) (int, error)
 }
 
 // ErrNotExist is returned (wrapped) when a link, route or entry is absent.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"time"
 
 	"knode.dev/knode/manifests"
 )
@@ -210,7 +211,7 @@ func planServicesReset(e *Env, names []string) []Change {
 		}
 		installed = true
 		if u == "containerd.service" {
-			cs = append(cs, removeContainers(e))
+			cs = append(cs, removeSandboxes(e), removeContainers(e))
 		}
 		cs = append(cs, change("stop and disable "+u, func(ctx context.Context) error {
 			if err := sd.Stop(ctx, u); err != nil {
@@ -227,6 +228,27 @@ func planServicesReset(e *Env, names []string) []Change {
 		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error { return sd.DaemonReload(ctx) }))
 	}
 	return append(cs, prior...)
+}
+
+// sandboxTimeout bounds the removal of the pod sandboxes at reset.
+const sandboxTimeout = 2 * time.Minute
+
+// removeSandboxes stops and removes every pod sandbox through the CRI before
+// the containers are killed: killing them alone (ctr) skips the CNI teardown,
+// and on a real host (the VM lab) reset then left each pod's veth, network
+// namespace, CNI results and shm mounts behind.
+func removeSandboxes(e *Env) Change {
+	return change("stop and remove every pod sandbox through the CRI (each pod's veth, network namespace, address, shm)", func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, sandboxTimeout)
+		defer cancel()
+		n, err := e.Host.Pods.RemoveSandboxes(ctx)
+		if err != nil {
+			// Not fatal: the containers are killed next; what CNI left is reported.
+			e.Log.Warn("removing pod sandboxes through the CRI failed", "removed", n, "err", err)
+			fmt.Fprintf(e.Out, "    warning: %d pod sandbox(es) removed, then: %v\n", n, err)
+		}
+		return nil
+	})
 }
 
 // removeContainers kills and deletes every Kubernetes container, which

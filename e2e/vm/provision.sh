@@ -28,7 +28,7 @@ shift 2
 
 install -m 0755 "$share/knode" /usr/local/bin/knode.new
 mv -f /usr/local/bin/knode.new /usr/local/bin/knode
-say "$(/usr/local/bin/knode --version 2>&1 | head -1) installed"
+say "$(/usr/local/bin/knode version 2>&1 | head -1) installed"
 
 extra=()
 if [ -n "${KNODE_ADDRESS:-}" ]; then extra+=(--advertise "$KNODE_ADDRESS:7946"); fi

@@ -146,6 +146,17 @@ func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
 type Pods struct {
 	mu        sync.Mutex
 	Restarted []string
+	// Sandboxes are the pods the runtime holds; RemoveSandboxes empties it.
+	Sandboxes []string
+}
+
+// RemoveSandboxes implements hostprep.Pods.
+func (f *Pods) RemoveSandboxes(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := len(f.Sandboxes)
+	f.Sandboxes = nil
+	return n, nil
 }
 
 // RestartContainers implements hostprep.Pods: each pod has one container.
