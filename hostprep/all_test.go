@@ -3,6 +3,7 @@ package hostprep_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -307,5 +308,49 @@ func TestResetRestoresTheKubeletsSysctls(t *testing.T) {
 	}
 	if a, b := f.Sysctl.Values["vm.overcommit_memory"], f.Sysctl.Values["kernel.panic"]; a != "0" || b != "0" {
 		t.Errorf("after reset: vm.overcommit_memory=%s kernel.panic=%s, want 0 and 0", a, b)
+	}
+}
+
+// Reset removes the directories knode's writes created and those its runtime made, once they
+// are empty, and keeps the ones that were there before (on a real host a reset left
+// /etc/kubernetes, /etc/cni, /etc/containerd, /opt/containerd and /var/lib/cni behind).
+func TestResetRemovesTheDirectoriesKnodeMade(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, d := range []string{"etc/containerd", "opt", "var/lib"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The host's own file in a directory knode also writes to.
+	if err := os.WriteFile(filepath.Join(root, "etc/containerd/host.toml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newNetFake()
+	h := f.Host()
+	h.Files = hostprep.RootFiles{Root: root}
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePreflight, hostprep.PhaseCNI, hostprep.PhasePKI, hostprep.PhaseContainerd}}
+	if _, err := r.Apply(ctx, s, h); err != nil {
+		t.Fatal(err)
+	}
+	// containerd and the CNI plugins make their own directories as they run.
+	for _, d := range []string{"opt/containerd/bin", "var/lib/cni/networks/knode"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := hostprep.Reset(ctx, h, hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"etc/cni", "etc/kubernetes", "opt/containerd", "var/lib/cni", "var/lib/knode"} {
+		if _, err := os.Stat(filepath.Join(root, d)); err == nil {
+			t.Errorf("/%s left after reset", d)
+		}
+	}
+	for _, p := range []string{"etc/containerd/host.toml", "opt", "var/lib"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("/%s: %v", p, err)
+		}
 	}
 }

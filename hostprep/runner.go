@@ -136,6 +136,9 @@ func (r *Runner) rollback(ctx context.Context, e *Env, phases []Phase, plans [][
 			errs = append(errs, fmt.Errorf("rollback: %w", err))
 		}
 	}
+	if _, err := resetPhase(context.WithoutCancel(ctx), e, leftoversPhase(), false); err != nil {
+		errs = append(errs, fmt.Errorf("rollback: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
