@@ -354,3 +354,24 @@ func TestResetRemovesTheDirectoriesKnodeMade(t *testing.T) {
 		}
 	}
 }
+
+// With the systemd cgroup driver the kubelet's pod cgroups are transient slices; reset stops
+// them once the containers are gone (a real host kept them loaded until the next boot).
+func TestResetStopsThePodSlices(t *testing.T) {
+	ctx := context.Background()
+	f := newNetFake()
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePreflight, hostprep.PhaseContainerd}}
+	if _, err := r.Apply(ctx, s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Systemd.Restart(ctx, "kubepods.slice"); err != nil { // the kubelet made it
+		t.Fatal(err)
+	}
+	if _, err := hostprep.Reset(ctx, f.Host(), hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	if active, _, _ := f.Systemd.State(ctx, "kubepods.slice"); active == "active" {
+		t.Error("kubepods.slice still active after reset")
+	}
+}
