@@ -265,9 +265,8 @@ cmd_snapshot() {
     sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding net.ipv6.conf.all.forwarding \
       vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops \
       kernel.keys.root_maxkeys kernel.keys.root_maxbytes 2>&1
-    for f in /proc/sys/net/bridge/bridge-nf-call-iptables /proc/sys/net/bridge/bridge-nf-call-ip6tables; do
-      [ -f "$f" ] && echo "$f = $(cat "$f")"
-    done
+    # (not net.bridge.*: those exist while br_netfilter is loaded, and reset leaves modules
+    # loaded by design, as something else may use them by then)
     echo "== units"; systemctl list-unit-files --no-legend --no-pager | sort
     echo "== running"; systemctl list-units --type=service --no-legend --no-pager --state=running --plain | awk "{print \$1}" | sort
     echo "== files"
