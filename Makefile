@@ -33,3 +33,4 @@ bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3)
 
 -include release/payload.mk
 -include e2e/e2e.mk
+-include e2e/vm/vm.mk

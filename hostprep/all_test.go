@@ -3,6 +3,7 @@ package hostprep_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -237,5 +238,135 @@ func TestResetHalfInitialised(t *testing.T) {
 	// Reset of a clean host changes nothing.
 	if cs, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil || len(cs) != 0 {
 		t.Errorf("second reset: %v %v", cs, err)
+	}
+}
+
+// The controllers phase waits for the local apiserver as long as the Runner says (init's and
+// join's --timeout), and its error names that bound and the flag: on an emulated VM the
+// default 3 minutes were too short (issue 11).
+func TestControllersWaitHonoursAPIServerWait(t *testing.T) {
+	f := newNetFake()
+	s, _ := fullSpec(t, hostprep.Routed)
+	s.Self.Master = true
+	url := "https://" + s.Self.Address.String() + ":6443/readyz"
+	f.Probe.NotServing = map[string]bool{url: true}
+	r := &hostprep.Runner{Only: []string{hostprep.PhaseControllers}, NoRollback: true, APIServerWait: 300 * time.Millisecond}
+	start := time.Now()
+	_, err := r.Apply(context.Background(), s, f.Host())
+	if err == nil || !strings.Contains(err.Error(), url+" not ready after 300ms") || !strings.Contains(err.Error(), "longer --timeout") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("waited %s, not about 300ms", d)
+	}
+	// Served: the manifests are written.
+	f.Probe.NotServing = nil
+	if _, err := r.Apply(context.Background(), s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Files.ReadFile(hostprep.ManifestsDir + "/kube-scheduler.yaml"); err != nil {
+		t.Errorf("scheduler manifest: %v", err)
+	}
+}
+
+// The kubelet sets host-global sysctls itself; knode records them before it runs and reset
+// puts them back (on a real host a reset left vm.overcommit_memory=1 and kernel.panic=10).
+func TestResetRestoresTheKubeletsSysctls(t *testing.T) {
+	ctx := context.Background()
+	f := newNetFake()
+	f.Sysctl.Values["vm.overcommit_memory"] = "0"
+	f.Sysctl.Values["kernel.panic"] = "0"
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhaseKernel}}
+	cs, err := r.Apply(ctx, s, f.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded []string
+	for _, c := range cs {
+		if strings.HasPrefix(c.What, "record sysctl ") {
+			recorded = append(recorded, c.What)
+		}
+	}
+	// Only what this kernel has (the fake has two of the kubelet's parameters).
+	if len(recorded) != 2 {
+		t.Errorf("recorded: %q", recorded)
+	}
+	if cs, err := r.Apply(ctx, s, f.Host()); err != nil || len(cs) != 0 {
+		t.Errorf("second apply: %v %v", cs, err)
+	}
+	// The kubelet starts and sets them.
+	f.Sysctl.Values["vm.overcommit_memory"] = "1"
+	f.Sysctl.Values["kernel.panic"] = "10"
+	if _, err := hostprep.Reset(ctx, f.Host(), hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := f.Sysctl.Values["vm.overcommit_memory"], f.Sysctl.Values["kernel.panic"]; a != "0" || b != "0" {
+		t.Errorf("after reset: vm.overcommit_memory=%s kernel.panic=%s, want 0 and 0", a, b)
+	}
+}
+
+// Reset removes the directories knode's writes created and those its runtime made, once they
+// are empty, and keeps the ones that were there before (on a real host a reset left
+// /etc/kubernetes, /etc/cni, /etc/containerd, /opt/containerd and /var/lib/cni behind).
+func TestResetRemovesTheDirectoriesKnodeMade(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	for _, d := range []string{"etc/containerd", "opt", "var/lib"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The host's own file in a directory knode also writes to.
+	if err := os.WriteFile(filepath.Join(root, "etc/containerd/host.toml"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newNetFake()
+	h := f.Host()
+	h.Files = hostprep.RootFiles{Root: root}
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePreflight, hostprep.PhaseCNI, hostprep.PhasePKI, hostprep.PhaseContainerd}}
+	if _, err := r.Apply(ctx, s, h); err != nil {
+		t.Fatal(err)
+	}
+	// containerd and the CNI plugins make their own directories as they run.
+	for _, d := range []string{"opt/containerd/bin", "var/lib/cni/networks/knode"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := hostprep.Reset(ctx, h, hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"etc/cni", "etc/kubernetes", "opt/containerd", "var/lib/cni", "var/lib/knode"} {
+		if _, err := os.Stat(filepath.Join(root, d)); err == nil {
+			t.Errorf("/%s left after reset", d)
+		}
+	}
+	for _, p := range []string{"etc/containerd/host.toml", "opt", "var/lib"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("/%s: %v", p, err)
+		}
+	}
+}
+
+// With the systemd cgroup driver the kubelet's pod cgroups are transient slices; reset stops
+// them once the containers are gone (a real host kept them loaded until the next boot).
+func TestResetStopsThePodSlices(t *testing.T) {
+	ctx := context.Background()
+	f := newNetFake()
+	s, _ := fullSpec(t, hostprep.Routed)
+	r := &hostprep.Runner{Only: []string{hostprep.PhasePreflight, hostprep.PhaseContainerd}}
+	if _, err := r.Apply(ctx, s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Systemd.Restart(ctx, "kubepods.slice"); err != nil { // the kubelet made it
+		t.Fatal(err)
+	}
+	if _, err := hostprep.Reset(ctx, f.Host(), hostprep.ResetOptions{DataDir: s.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	if active, _, _ := f.Systemd.State(ctx, "kubepods.slice"); active == "active" {
+		t.Error("kubepods.slice still active after reset")
 	}
 }

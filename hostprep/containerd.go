@@ -54,7 +54,7 @@ func containerdPhase() Phase {
 			return append(cs, c...), err
 		},
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
-			cs := planServicesReset(e, []string{"containerd.service", "knode-rshared.service"})
+			cs := planServicesReset(ctx, e, []string{"containerd.service", "knode-rshared.service"})
 			return append(cs, planRemove(e, ContainerdConfPath, ContainerdRoot)...), nil
 		},
 	}

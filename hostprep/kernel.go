@@ -23,6 +23,17 @@ func kernelSysctls() []sysctlSetting {
 	}
 }
 
+// kubeletSysctls are the host-global parameters the kubelet sets itself when
+// it starts (its kernel tunables: vm.overcommit_memory=1, kernel.panic=10,
+// kernel.panic_on_oops=1, ...). knode records their values before the kubelet
+// first runs, so that reset puts them back: on a real host (the VM lab) a
+// reset left them as the kubelet had set them. In the container lab they are
+// shadowed files and never change.
+func kubeletSysctls() []string {
+	return []string{"vm.overcommit_memory", "vm.panic_on_oom", "kernel.panic", "kernel.panic_on_oops",
+		"kernel.keys.root_maxkeys", "kernel.keys.root_maxbytes"}
+}
+
 // requiredModules lists the kernel modules a node needs for s.
 func requiredModules(s *Spec) []string {
 	mods := []string{"overlay", "br_netfilter"}
@@ -81,30 +92,55 @@ func planKernel(ctx context.Context, e *Env) ([]Change, error) {
 			return setSysctlSaving(e, s)
 		}))
 	}
+	saved, err := savedSysctls(e)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range kubeletSysctls() {
+		if slices.ContainsFunc(saved, func(x sysctlSetting) bool { return x.Name == name }) {
+			continue
+		}
+		if _, err := e.Host.Sysctl.Get(name); err != nil {
+			continue // not on this kernel: nothing to put back
+		}
+		cs = append(cs, change("record sysctl "+name+" (the kubelet sets it; reset restores it)", func(context.Context) error {
+			return saveSysctl(e, name)
+		}))
+	}
 	return cs, nil
 }
 
-// setSysctlSaving records the parameter's current value, unless one is
-// already recorded, then sets it; reset restores the recorded values.
-func setSysctlSaving(e *Env, s sysctlSetting) error {
-	old, err := e.Host.Sysctl.Get(s.Name)
+// saveSysctl records the parameter's current value, unless one is already
+// recorded; reset restores the recorded values.
+func saveSysctl(e *Env, name string) error {
+	old, err := e.Host.Sysctl.Get(name)
 	if err != nil {
-		return fmt.Errorf("read sysctl %s: %w", s.Name, err)
+		return fmt.Errorf("read sysctl %s: %w", name, err)
 	}
 	saved, err := savedSysctls(e)
 	if err != nil {
 		return err
 	}
-	if !slices.ContainsFunc(saved, func(x sysctlSetting) bool { return x.Name == s.Name }) {
-		saved = append(saved, sysctlSetting{s.Name, old})
-		var b bytes.Buffer
-		for _, x := range saved {
-			fmt.Fprintf(&b, "%s=%s\n", x.Name, x.Value)
-		}
-		p := e.Spec.statePath("sysctl.orig")
-		if err := e.Host.Files.WriteFile(p, b.Bytes(), 0o600); err != nil {
-			return fmt.Errorf("save sysctl %s: write %s: %w", s.Name, p, err)
-		}
+	if slices.ContainsFunc(saved, func(x sysctlSetting) bool { return x.Name == name }) {
+		return nil
+	}
+	saved = append(saved, sysctlSetting{name, old})
+	var b bytes.Buffer
+	for _, x := range saved {
+		fmt.Fprintf(&b, "%s=%s\n", x.Name, x.Value)
+	}
+	p := e.Spec.statePath("sysctl.orig")
+	if err := e.Host.Files.WriteFile(p, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save sysctl %s: write %s: %w", name, p, err)
+	}
+	return nil
+}
+
+// setSysctlSaving records the parameter's current value, unless one is
+// already recorded, then sets it; reset restores the recorded values.
+func setSysctlSaving(e *Env, s sysctlSetting) error {
+	if err := saveSysctl(e, s.Name); err != nil {
+		return err
 	}
 	if err := e.Host.Sysctl.Set(s.Name, s.Value); err != nil {
 		return fmt.Errorf("set sysctl %s=%s: %w", s.Name, s.Value, err)

@@ -21,6 +21,9 @@ const (
 	pathCreated  = "created"
 	pathBackedUp = "backup"
 	pathForeign  = "foreign"
+	// pathCreatedDir is a directory knode's first write under it created;
+	// reset removes it at the end if it is empty by then.
+	pathCreatedDir = "created-dir"
 	// unitPrefix keys a unit's state before knode: "enabled", "active" or
 	// both, comma-separated; reset brings the unit back to it.
 	unitPrefix = "unit:"
@@ -37,6 +40,11 @@ func foreignState() [][2]string {
 		{ManifestsDir, "kube-apiserver.yaml"},
 	}
 }
+
+// runtimeDirs are the directories knode's containerd and CNI plugins make
+// for themselves (containerd's opt plugin, CNI's results and host-local's
+// leases); reset removes those that did not exist before knode.
+func runtimeDirs() []string { return []string{"/opt/containerd", "/var/lib/cni"} }
 
 // foreignUnits are the services whose state reset restores.
 func foreignUnits() []string {
@@ -82,6 +90,13 @@ func noteWrite(e *Env, name string) error {
 	if _, ok := l[name]; ok {
 		return nil
 	}
+	// The directories this write will create (on a real host reset left
+	// /etc/kubernetes, /etc/cni/net.d and /etc/containerd behind, empty).
+	for d := path.Dir(name); d != "/" && d != "." && !e.Host.Files.Exists(d); d = path.Dir(d) {
+		if _, ok := l[d]; !ok {
+			l[d] = pathCreatedDir
+		}
+	}
 	old, err := e.Host.Files.ReadFile(name)
 	switch {
 	case notExist(err):
@@ -108,6 +123,11 @@ func planRecordHost(ctx context.Context, e *Env) ([]Change, error) {
 	for _, d := range foreignState() {
 		if e.Host.Files.Exists(path.Join(d[0], d[1])) {
 			l[d[0]] = pathForeign
+		}
+	}
+	for _, d := range runtimeDirs() {
+		if !e.Host.Files.Exists(d) {
+			l[d] = pathCreated
 		}
 	}
 	for _, u := range foreignUnits() {
@@ -192,4 +212,63 @@ func forget(e *Env, name string) error {
 		return e.Host.Files.Remove(ledgerPath(e.Spec))
 	}
 	return writeLedger(e, l)
+}
+
+// leftoversPhase is the last step of a reset and of a rollback: planLeftovers.
+func leftoversPhase() Phase {
+	return Phase{Name: "leftovers", PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
+		return planLeftovers(e)
+	}}
+}
+
+// planLeftovers returns the changes that undo what the phases' resets left in
+// the ledger: paths knode's runtime made (runtimeDirs), then the directories
+// knode's writes created, deepest first, each removed only if empty by then.
+func planLeftovers(e *Env) ([]Change, error) {
+	l, err := readLedger(e)
+	if err != nil {
+		return nil, err
+	}
+	// Entries for paths that are gone need no change: drop them (the ledger
+	// is knode's own state, in the data directory), and the ledger with them
+	// once it is empty.
+	gone := false
+	for p, kind := range l {
+		if (kind == pathCreatedDir || kind == pathCreated && slices.Contains(runtimeDirs(), p)) && !e.Host.Files.Exists(p) {
+			delete(l, p)
+			gone = true
+		}
+	}
+	switch {
+	case gone && len(l) == 0:
+		return nil, e.Host.Files.Remove(ledgerPath(e.Spec))
+	case gone:
+		if err := writeLedger(e, l); err != nil {
+			return nil, err
+		}
+	}
+	var cs []Change
+	var dirs []string
+	for _, p := range slices.Sorted(maps.Keys(l)) {
+		switch {
+		case l[p] == pathCreatedDir:
+			dirs = append(dirs, p)
+		case l[p] == pathCreated && slices.Contains(runtimeDirs(), p):
+			cs = append(cs, undoPath(e, l, p)...)
+		}
+	}
+	slices.Reverse(dirs) // children sort after their parents
+	for _, d := range dirs {
+		if !e.Host.Files.Exists(d) {
+			continue
+		}
+		cs = append(cs, change("remove "+d+" if empty (knode created it)", func(context.Context) error {
+			if err := e.Host.Files.Remove(d); err != nil || e.Host.Files.Exists(d) {
+				e.Log.Info("directory kept: not empty", "dir", d, "err", err)
+				return nil
+			}
+			return forget(e, d)
+		}))
+	}
+	return cs, nil
 }

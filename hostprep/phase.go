@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Change is one planned modification of the host. Plans are lists of
@@ -38,6 +39,8 @@ type Env struct {
 	// IgnorePreflight holds preflight check names whose errors are reported
 	// as warnings; "all" ignores every one.
 	IgnorePreflight map[string]bool
+	// APIServerWait bounds the wait for the local apiserver (Runner.APIServerWait).
+	APIServerWait time.Duration
 
 	// pendingWrites lists files that plans of this run will write, so
 	// that later phases can restart what reads them.

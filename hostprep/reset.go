@@ -43,6 +43,9 @@ func Reset(ctx context.Context, h *Host, opts ResetOptions) ([]Change, error) {
 		done = append(done, cs...)
 		errs = append(errs, err)
 	}
+	left, err := resetPhase(ctx, e, leftoversPhase(), opts.DryRun)
+	done = append(done, left...)
+	errs = append(errs, err)
 	if !opts.KeepData {
 		c := change("remove data directory "+spec.DataDir, func(context.Context) error {
 			return h.Files.RemoveAll(spec.DataDir)

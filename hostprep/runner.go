@@ -35,6 +35,10 @@ type Runner struct {
 	Out io.Writer
 	// Log receives structured logs; nil discards them.
 	Log *slog.Logger
+	// APIServerWait bounds the controllers phase's wait for the local
+	// apiserver (0: DefaultAPIServerWait). A slow host (an emulated VM, a
+	// small board) needs more: `knode init --timeout`.
+	APIServerWait time.Duration
 	// Timed, when set, is told how long planning ("plan") and then each
 	// applied phase took, for the timing table of init and join.
 	Timed func(phase string, start, end time.Time)
@@ -132,6 +136,9 @@ func (r *Runner) rollback(ctx context.Context, e *Env, phases []Phase, plans [][
 			errs = append(errs, fmt.Errorf("rollback: %w", err))
 		}
 	}
+	if _, err := resetPhase(context.WithoutCancel(ctx), e, leftoversPhase(), false); err != nil {
+		errs = append(errs, fmt.Errorf("rollback: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -164,7 +171,10 @@ func (r *Runner) selected(s *Spec) ([]Phase, error) {
 }
 
 func (r *Runner) env(s *Spec, h *Host) *Env {
-	e := &Env{Spec: s, Host: h, Out: r.Out, Log: r.Log, IgnorePreflight: map[string]bool{}}
+	e := &Env{Spec: s, Host: h, Out: r.Out, Log: r.Log, IgnorePreflight: map[string]bool{}, APIServerWait: r.APIServerWait}
+	if e.APIServerWait <= 0 {
+		e.APIServerWait = DefaultAPIServerWait
+	}
 	if e.Out == nil {
 		e.Out = io.Discard
 	}

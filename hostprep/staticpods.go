@@ -69,8 +69,10 @@ func controllersPhase() Phase {
 	}
 }
 
-// apiServerWait bounds the controllers phase's wait for the local apiserver.
-const apiServerWait = 3 * time.Minute
+// DefaultAPIServerWait bounds the controllers phase's wait for the local
+// apiserver unless the Runner says otherwise: enough for an ordinary machine
+// (about 10 s in the container lab), not for an emulated one (TCG: minutes).
+const DefaultAPIServerWait = 3 * time.Minute
 
 func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	s := e.Spec
@@ -88,10 +90,10 @@ func planControllers(ctx context.Context, e *Env) ([]Change, error) {
 	}
 	url := "https://" + netip.AddrPortFrom(s.Self.Address, APIServerPort).String() + "/readyz"
 	wait := change("wait for the local apiserver ("+url+")", func(ctx context.Context) error {
-		ctx, cancel := context.WithTimeout(ctx, apiServerWait)
+		ctx, cancel := context.WithTimeout(ctx, e.APIServerWait)
 		defer cancel()
 		if poll.Until(ctx, 200*time.Millisecond, func() (bool, error) { return e.Host.Probe.Serving(ctx, url, s.PKI.CA.CertPEM), nil }) != nil {
-			return fmt.Errorf("%s not ready after %s: see `journalctl -u kubelet` and the kube-apiserver pod's log", url, apiServerWait)
+			return fmt.Errorf("%s not ready after %s: see `journalctl -u kubelet` and the kube-apiserver pod's log (on a slow machine give init or join a longer --timeout)", url, e.APIServerWait)
 		}
 		return nil
 	})

@@ -172,7 +172,7 @@ func planServices(ctx context.Context, e *Env, us []unitFile, dirty []string) ([
 }
 
 func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
-	cs := planServicesReset(e, unitNames())
+	cs := planServicesReset(ctx, e, unitNames())
 	return append(cs, planRemove(e, KubeletConfigPath, KubeProxyConfigPath, ManifestsDir, "/var/lib/kubelet", "/var/lib/kube-proxy")...), nil
 }
 
@@ -180,7 +180,7 @@ func planUnitsReset(ctx context.Context, e *Env) ([]Change, error) {
 // among names; before containerd stops, every Kubernetes container is
 // removed. A service the host ran before knode took it over is enabled and
 // started again, from its own unit.
-func planServicesReset(e *Env, names []string) []Change {
+func planServicesReset(ctx context.Context, e *Env, names []string) []Change {
 	sd := e.Host.Systemd
 	var cs []Change
 	installed := false
@@ -212,6 +212,7 @@ func planServicesReset(e *Env, names []string) []Change {
 		installed = true
 		if u == "containerd.service" {
 			cs = append(cs, removeContainers(e))
+			cs = append(cs, stopPodSlice(ctx, e)...)
 		}
 		cs = append(cs, change("stop and disable "+u, func(ctx context.Context) error {
 			if err := sd.Stop(ctx, u); err != nil {
@@ -228,6 +229,26 @@ func planServicesReset(e *Env, names []string) []Change {
 		cs = append(cs, change("systemctl daemon-reload", func(ctx context.Context) error { return sd.DaemonReload(ctx) }))
 	}
 	return append(cs, prior...)
+}
+
+// podSlice is the parent of the pod cgroups the kubelet makes with the
+// systemd cgroup driver: transient units that outlive the kubelet.
+const podSlice = "kubepods.slice"
+
+// stopPodSlice stops the kubelet's pod slices (kubepods.slice and the QoS
+// slices under it) once the containers are gone: on a real host (the VM lab)
+// a reset left them loaded until the next boot.
+func stopPodSlice(ctx context.Context, e *Env) []Change {
+	active, _, err := e.Host.Systemd.State(ctx, podSlice)
+	if err != nil || active != "active" {
+		return nil
+	}
+	return []Change{change("stop "+podSlice+" (the kubelet's pod cgroups)", func(ctx context.Context) error {
+		if err := e.Host.Systemd.Stop(ctx, podSlice); err != nil {
+			return fmt.Errorf("stop %s: %w", podSlice, err)
+		}
+		return nil
+	})}
 }
 
 // removeContainers stops and removes every pod and container of the CRI,

@@ -54,6 +54,7 @@ type container struct {
 	ReadinessProbe  *probe           `json:"readinessProbe,omitempty"`
 	Resources       resources        `json:"resources"`
 	SecurityContext *securityContext `json:"securityContext,omitempty"`
+	StartupProbe    *probe           `json:"startupProbe,omitempty"`
 	// TerminationMessagePolicy FallbackToLogsOnError puts a failed
 	// container's last output in its status.
 	TerminationMessagePolicy string        `json:"terminationMessagePolicy,omitempty"`

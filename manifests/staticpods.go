@@ -99,6 +99,24 @@ func liveness(host string, port int, p, scheme string) *probe {
 	}
 }
 
+// startupTries bound how long a control-plane component may take to answer its
+// probe for the first time before the kubelet restarts it: kubeadm's 24 tries
+// (4 minutes) are too few on a slow machine, where the apiserver first answers
+// after minutes and, killed by its liveness probe, starts over for ever (seen
+// in the VM lab under TCG). The liveness probe takes over once it answered.
+const startupTries = 60
+
+// startup is the startup probe guarding a liveness probe: the same check,
+// startupTries times, every PeriodSeconds.
+func startup(live *probe) *probe {
+	if live == nil {
+		return nil
+	}
+	p := *live
+	p.FailureThreshold = startupTries
+	return &p
+}
+
 // staticPodPriority is the system-node-critical priority class's value.
 const staticPodPriority int32 = 2000001000
 
@@ -129,6 +147,7 @@ func staticPod(name, image, binDir string, command []string, live *probe, vols [
 				LivenessProbe:   live,
 				Name:            name,
 				Resources:       resources{Requests: map[string]string{"cpu": "100m"}},
+				StartupProbe:    startup(live),
 				VolumeMounts:    mounts,
 			}},
 			HostNetwork:       true,

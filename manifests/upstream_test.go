@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -137,6 +138,12 @@ func TestStaticPodsAsUpstream(t *testing.T) {
 		}
 		if c.ImagePullPolicy != corev1.PullNever || c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil {
 			t.Errorf("%s: pull policy %q, liveness %+v", name, c.ImagePullPolicy, c.LivenessProbe)
+		}
+		// A slow machine (the VM lab under TCG) gets ten minutes before the first answer; the
+		// startup probe checks what liveness checks, and liveness starts only after it.
+		if sp, lp := c.StartupProbe, c.LivenessProbe; sp == nil || lp == nil || sp.HTTPGet == nil || lp.HTTPGet == nil ||
+			!reflect.DeepEqual(sp.HTTPGet, lp.HTTPGet) || sp.InitialDelaySeconds+sp.FailureThreshold*sp.PeriodSeconds < 600 {
+			t.Errorf("%s: startup probe %+v for liveness %+v", name, sp, lp)
 		}
 		if got := c.Resources.Requests.Cpu().String(); got != "100m" {
 			t.Errorf("%s: cpu request %s", name, got)

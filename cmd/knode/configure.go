@@ -73,7 +73,8 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 			only = append(only, ph)
 		}
 	}
-	second := &hostprep.Runner{Only: only, NoRollback: true, Out: p.Writer(), Timed: timed("plan after handover")}
+	second := &hostprep.Runner{Only: only, NoRollback: true, Out: p.Writer(), Timed: timed("plan after handover"),
+		APIServerWait: b.readyTimeout}
 	if _, err := second.Apply(ctx, &spec, hopts.Host); err != nil {
 		p.Fail()
 		return fmt.Errorf("%w; the host is partly configured: fix the cause and run `knode reset`, then try again", err)
@@ -98,7 +99,7 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 // its Node registered, Ready and carrying the agreed pod CIDR; on init also
 // CoreDNS. Each wait becomes a row of the timing table.
 func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
-	const timeout = 10 * time.Minute
+	timeout := b.readyTimeout
 	name, cidr := spec.Self.Name, spec.Self.PodCIDR.String()
 	api, err := kubeapi.FromKubeconfig(hostprep.KubeletKubeconfig)
 	if err != nil {
@@ -114,7 +115,7 @@ func (b *bringUp) waitCluster(ctx context.Context, spec hostprep.Spec) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := runWaits(wctx, b.p, ws); err != nil {
-		return fmt.Errorf("node %s not Ready with pod CIDR %s after %s: %w; see `journalctl -u kubelet` and `knode status`", name, cidr, timeout, err)
+		return fmt.Errorf("node %s not Ready with pod CIDR %s after %s: %w; see `journalctl -u kubelet` and `knode status` (a slow machine may need a longer --timeout)", name, cidr, timeout, err)
 	}
 	if b.create == nil {
 		return nil

@@ -23,6 +23,8 @@ func TestClearErrors(t *testing.T) {
 	}{
 		{[]string{"images"}, exitUsage, `unknown command "images"; the commands are: init, join, status,`},
 		{[]string{"status", "--data-dir", dir}, exitError, "no knode agent is running here"},
+		{[]string{"init", "--dry-run", "--foreground", "--data-dir", filepath.Join(dir, "init"), "--timeout", "30s"}, exitUsage, "--timeout 30s: too short for a node to come up; give at least 1m"},
+		{[]string{"join", "10.0.0.1:7946", "--token", "knode1." + strings.Repeat("ab", 32) + "." + strings.Repeat("cd", 16), "--dry-run", "--foreground", "--data-dir", filepath.Join(dir, "join"), "--timeout", "0s"}, exitUsage, "--timeout 0s: too short"},
 		{[]string{"kubectl", "get", "nodes"}, exitError, "no admin kubeconfig on this node (" + hostprep.AdminKubeconfig + " is on masters only): copy it from a master"},
 	} {
 		if tc.args[0] == "kubectl" && exists(hostprep.AdminKubeconfig) {

@@ -28,10 +28,25 @@ func nodeFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "dry-run", Usage: "touch nothing outside --data-dir: list every host change instead of making it"},
 		&cli.BoolFlag{Name: "foreground", Usage: "run the agent in this process until SIGINT/SIGTERM (then leave the cluster) instead of installing knode.service"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "agent log level: debug, info, warn or error"},
+		&cli.DurationFlag{Name: "timeout", Value: defaultReadyTimeout,
+			Usage: "how long to wait for this node's local apiserver (masters), then for the node to be Ready; slow machines need more (an emulated VM: 30m)"},
 		// Hidden: for tests and the lab, to watch certificates renew in minutes.
 		&cli.DurationFlag{Name: "cert-lifetime", Hidden: true,
 			Usage: "FOR TESTING: lifetime of the leaf certificates this node issues and signs, kept in --data-dir (default one year); renewed when a third is left"},
 	}
+}
+
+// defaultReadyTimeout is init's and join's --timeout: minutes more than an
+// ordinary machine needs (about 10 s to Ready in the container lab).
+const defaultReadyTimeout = 10 * time.Minute
+
+// readyTimeout reads --timeout: at least a minute.
+func readyTimeout(c *cli.Context) (time.Duration, error) {
+	d := c.Duration("timeout")
+	if d < time.Minute {
+		return 0, config.Usagef("--timeout %s: too short for a node to come up; give at least 1m (default %s; an emulated VM needs about 30m)", d, defaultReadyTimeout)
+	}
+	return d, nil
 }
 
 // certLifetime reads the hidden --cert-lifetime: 0 (the default) or at least a minute.
@@ -48,6 +63,10 @@ func nodeConfig(c *cli.Context) (config.Node, error) {
 	n := config.Node{Name: c.String("node-name"), DataDir: c.String("data-dir")}
 	if n.Name == "" {
 		n.Name = config.DefaultNodeName()
+	}
+	// --timeout is read again where it is used; checked here, before anything is made.
+	if _, err := readyTimeout(c); err != nil {
+		return n, err
 	}
 	var err error
 	if n.Bind, err = config.ParseHostPort("--bind", c.String("bind"), 7946); err != nil {

@@ -31,6 +31,9 @@ type bringUp struct {
 	create    *agent.Genesis
 	p         *progress
 	timeout   time.Duration
+	// readyTimeout (--timeout) bounds the wait for the local apiserver and
+	// then the wait for the node to be Ready.
+	readyTimeout time.Duration
 	// onReady prints the result once the node has its subnet.
 	onReady  func(addr string)
 	joinAddr string
@@ -47,6 +50,9 @@ func (b *bringUp) run() error {
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 	foreground, dryRun := c.Bool("foreground"), c.Bool("dry-run")
 	b.json = c.Bool("json")
+	if b.readyTimeout, err = readyTimeout(c); err != nil {
+		return err
+	}
 	if !dryRun {
 		if foreground {
 			return config.Usagef("--foreground runs the agent without configuring the host: add --dry-run (without --foreground, knode configures the host and installs knode.service)")
