@@ -89,7 +89,13 @@ func noteWrite(e *Env, name string) error {
 	case err != nil:
 		return fmt.Errorf("read %s: %w", name, err)
 	default:
-		if err := e.Host.Files.WriteFile(backupPath(e.Spec, name), old, 0o600); err != nil {
+		// The backup keeps the file's mode (a containerd config may hold
+		// registry credentials, 0600), which reset gives back.
+		mode, err := e.Host.Files.Mode(name)
+		if err != nil {
+			return fmt.Errorf("back up %s: %w", name, err)
+		}
+		if err := e.Host.Files.WriteFile(backupPath(e.Spec, name), old, mode); err != nil {
 			return fmt.Errorf("back up %s: %w", name, err)
 		}
 		l[name] = pathBackedUp
@@ -148,7 +154,11 @@ func undoPath(e *Env, l map[string]string, name string) []Change {
 			if err != nil {
 				return fmt.Errorf("read the backup of %s: %w", name, err)
 			}
-			if err := e.Host.Files.WriteFile(name, old, 0o644); err != nil {
+			mode, err := e.Host.Files.Mode(backupPath(e.Spec, name))
+			if err != nil {
+				return fmt.Errorf("read the backup of %s: %w", name, err)
+			}
+			if err := e.Host.Files.WriteFile(name, old, mode); err != nil {
 				return fmt.Errorf("restore %s: %w", name, err)
 			}
 			if err := e.Host.Files.Remove(backupPath(e.Spec, name)); err != nil {
