@@ -86,7 +86,7 @@ func tree(t *testing.T, root string) string {
 // TestNetnsExistingHost (root): a host (a network namespace, its files under
 // a temporary root) where another containerd ran before knode: its config
 // (0600: it may hold registry credentials), a CNI config and a sysctl file at
-// knode's paths, another CNI config beside them, its images, and its daemon
+// knode's paths, flannel's CNI config left in /etc/cni/net.d, its images, and its daemon
 // answering on containerd's socket. Preflight refuses the host, naming what
 // runs and the flag, and changes nothing; allowed to go on, knode backs each
 // file up and replaces it and sets its sysctls; reset leaves every file as it
@@ -104,7 +104,8 @@ func TestNetnsExistingHost(t *testing.T) {
 	}{
 		{ContainerdConfPath, "# the host's containerd\nversion = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r.example\".auth]\n  password = \"hunter2\"\n", 0o600},
 		{CNIConfPath, `{"cniVersion":"1.0.0","name":"host","plugins":[{"type":"bridge","bridge":"cni0"}]}` + "\n", 0o644},
-		{"/etc/cni/net.d/87-podman.conflist", `{"cniVersion":"1.0.0","name":"podman","plugins":[]}` + "\n", 0o644},
+		// What kubeadm reset leaves: it sorts before knode's name, so knode keeps its own directory.
+		{"/etc/cni/net.d/10-flannel.conflist", `{"cniVersion":"1.0.0","name":"cbr0","plugins":[{"type":"flannel"}]}` + "\n", 0o644},
 		{SysctlConfPath, "# the host's own\nnet.ipv4.ip_forward = 0\n", 0o640},
 		{ContainerdRoot + "/io.containerd.metadata.v1.bolt/meta.db", "images of the host", 0o600},
 		{"/lib/systemd/system/containerd.service", "[Service]\nExecStart=/usr/bin/containerd\n", 0o644},
@@ -198,6 +199,9 @@ func TestNetnsExistingHost(t *testing.T) {
 		if fi, serr := os.Stat(backup); err != nil || serr != nil || string(b) != f.data || fi.Mode().Perm() != f.mode {
 			t.Errorf("backup of %s: %q %v, err %v", f.path, b, f.mode, err)
 		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, ContainerdConfPath)); !strings.Contains(string(b), "conf_dir = '"+CNIConfDir+"'") {
+		t.Errorf("knode's containerd does not read CNI configurations from %s alone:\n%s", CNIConfDir, b)
 	}
 	if v, err := sysctlIn(ns, "ipv4/ip_forward"); v != "1" {
 		t.Errorf("ip_forward = %q (%v) after the run, want 1", v, err)

@@ -100,3 +100,18 @@ func TestExistingRuntimeBySocket(t *testing.T) {
 		t.Errorf("knode's own containerd refused as another installation's: %v", err)
 	}
 }
+
+// TestResetRemovesLegacyCNIConfig: knode's CNI configuration from before it
+// had its own directory is removed by reset; another installation's beside
+// it stays.
+func TestResetRemovesLegacyCNIConfig(t *testing.T) {
+	f := newNetFake()
+	f.Files.WriteFile("/etc/cni/net.d/10-knode.conflist", []byte("{}\n"), 0o644)
+	f.Files.WriteFile("/etc/cni/net.d/10-flannel.conflist", []byte("{}\n"), 0o644)
+	if _, err := hostprep.Reset(context.Background(), f.Host(), hostprep.ResetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.Files.Exists("/etc/cni/net.d/10-knode.conflist") || !f.Files.Exists("/etc/cni/net.d/10-flannel.conflist") {
+		t.Errorf("after reset:\n%s", f.Files.String())
+	}
+}
