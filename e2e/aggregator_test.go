@@ -268,10 +268,23 @@ func checkAggregatedAPI(t *testing.T, master, worker *lab.Node) {
 		}
 	}
 
-	// The worker has no front-proxy key of any kind, and its own credential gets nothing from
-	// the aggregated API.
-	if out, _ := worker.Sh(ctx, "find /etc/kubernetes /var/lib/knode -name '*front-proxy*' 2>/dev/null"); strings.TrimSpace(out) != "" {
-		t.Errorf("front-proxy material on the worker:\n%s", out)
+	// The worker holds neither front-proxy key, under any name, and its own credential gets
+	// nothing from the aggregated API.
+	var marks []string
+	for _, key := range []string{"/etc/kubernetes/pki/front-proxy-client.key", "/var/lib/knode/secrets/front-proxy-ca.key"} {
+		pem, err := master.Exec(ctx, "cat", key)
+		if lines := strings.Split(pem, "\n"); err != nil || len(lines) < 3 {
+			t.Fatalf("%s on the master: %v", key, err)
+		} else {
+			marks = append(marks, "-e", strings.TrimSpace(lines[1])) // the key's first base64 line
+		}
+	}
+	grep := append(append([]string{"grep", "-rlFs", "-D", "skip"}, marks...), "/etc", "/var/lib/knode", "/var/lib/kubelet", "/root")
+	if out, _ := master.Exec(ctx, grep...); !strings.Contains(out, "front-proxy") {
+		t.Errorf("the search for front-proxy keys does not even find the master's:\n%s", out)
+	}
+	if out, _ := worker.Exec(ctx, grep...); strings.TrimSpace(out) != "" {
+		t.Errorf("a front-proxy key on the worker:\n%s", out)
 	}
 	out, err := worker.Exec(ctx, nodeKubectl, "--kubeconfig", "/etc/kubernetes/kubelet.conf", "get", "flunders", "-n", "default")
 	if err == nil || !strings.Contains(out, "forbidden") {
