@@ -22,7 +22,7 @@ func cniPhase() Phase {
 			}), 0o644)
 		},
 		PlanReset: func(ctx context.Context, e *Env) ([]Change, error) {
-			return planRemove(e, CNIConfPath), nil
+			return planRemove(e, CNIConfPath, legacyCNIConfPath), nil
 		},
 	}
 }

@@ -55,6 +55,10 @@ func planEtcd(e *Env, cp manifests.ControlPlane) ([]Change, error) {
 			return err
 		}
 		cp.Members, cp.EtcdClusterState = members, "existing"
+		// As planFile does: a host's own file there is backed up for reset.
+		if err := noteWrite(e, manifest); err != nil {
+			return err
+		}
 		return e.Host.Files.WriteFile(manifest, manifests.EtcdPod(cp), 0o600)
 	})}, nil
 }

@@ -97,3 +97,29 @@ func TestEtcdJoinUnreachable(t *testing.T) {
 		t.Error("etcd.yaml written without a membership")
 	}
 }
+
+// A master joining the running etcd backs up an etcd.yaml the host had (an
+// earlier installation's) before writing its own; reset puts it back, though
+// it removes the manifests directory, which knode made.
+func TestEtcdJoinKeepsHostManifest(t *testing.T) {
+	f := newNetFake()
+	s, _ := fullSpec(t, hostprep.Routed)
+	s.Peers[0].Master = true
+	f.Etcd = &hostpreptest.Etcd{Peers: []hostprep.EtcdPeer{{Name: "a", PeerURLs: []string{"https://172.31.0.2:2380"}}}}
+	manifest := path.Join(hostprep.ManifestsDir, "etcd.yaml")
+	const host = "# the host's own etcd pod\n"
+	f.Files.WriteFile(manifest, []byte(host), 0o600)
+	ctx := context.Background()
+	if _, err := (&hostprep.Runner{}).Apply(ctx, s, f.Host()); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := f.Files.ReadFile(manifest); string(b) == host {
+		t.Fatal("etcd.yaml not written")
+	}
+	if _, err := hostprep.Reset(ctx, f.Host(), hostprep.ResetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := f.Files.ReadFile(manifest); err != nil || string(b) != host {
+		t.Errorf("etcd.yaml after reset: %q %v, want the host's", b, err)
+	}
+}

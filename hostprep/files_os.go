@@ -78,6 +78,15 @@ func (r RootFiles) Symlink(target, name string) error {
 // Readlink implements Files.
 func (r RootFiles) Readlink(name string) (string, error) { return os.Readlink(r.path(name)) }
 
+// Mode implements Files.
+func (r RootFiles) Mode(name string) (fs.FileMode, error) {
+	fi, err := os.Lstat(r.path(name))
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
+}
+
 // Exists implements Files.
 func (r RootFiles) Exists(name string) bool {
 	_, err := os.Lstat(r.path(name))

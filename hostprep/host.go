@@ -183,6 +183,9 @@ type Files interface {
 	Readlink(name string) (string, error)
 	// Exists reports whether name exists.
 	Exists(name string) bool
+	// Mode returns a file's permission bits; the error wraps fs.ErrNotExist
+	// for a missing file.
+	Mode(name string) (fs.FileMode, error)
 }
 
 // Systemd controls units.
@@ -230,6 +233,9 @@ type Probe interface {
 	Facts(ctx context.Context) (Facts, error)
 	// PortInUse reports whether a TCP port is already bound.
 	PortInUse(port int) bool
+	// Answers reports whether something accepts connections on the unix
+	// socket at path (a host path, under the host's root like Files').
+	Answers(socket string) bool
 	// Serving reports whether url answers 200 over HTTPS with a certificate
 	// of the CA in caPEM (the local apiserver's /readyz).
 	Serving(ctx context.Context, url string, caPEM []byte) bool

@@ -34,7 +34,7 @@ func NewLinuxHost(root string) (*Host, error) {
 		Files:     RootFiles{Root: root},
 		Systemd:   &dbusSystemd{},
 		Exec:      osCommander{},
-		Probe:     linuxProbe{},
+		Probe:     linuxProbe{root: root},
 		Etcd:      EtcdClient{Root: root},
 		Pods:      criPods{socket: ContainerdSocket},
 	}, nil

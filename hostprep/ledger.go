@@ -24,6 +24,9 @@ const (
 	// pathCreatedDir is a directory knode's first write under it created;
 	// reset removes it at the end if it is empty by then.
 	pathCreatedDir = "created-dir"
+	// pathRestored marks a host's file that reset put back: it is the
+	// host's again, and no later step of the reset may take it for knode's.
+	pathRestored = "restored"
 	// unitPrefix keys a unit's state before knode: "enabled", "active" or
 	// both, comma-separated; reset brings the unit back to it.
 	unitPrefix = "unit:"
@@ -87,7 +90,7 @@ func noteWrite(e *Env, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := l[name]; ok {
+	if st, ok := l[name]; ok && st != pathRestored {
 		return nil
 	}
 	// The directories this write will create (on a real host reset left
@@ -104,7 +107,13 @@ func noteWrite(e *Env, name string) error {
 	case err != nil:
 		return fmt.Errorf("read %s: %w", name, err)
 	default:
-		if err := e.Host.Files.WriteFile(backupPath(e.Spec, name), old, 0o600); err != nil {
+		// The backup keeps the file's mode (a containerd config may hold
+		// registry credentials, 0600), which reset gives back.
+		mode, err := e.Host.Files.Mode(name)
+		if err != nil {
+			return fmt.Errorf("back up %s: %w", name, err)
+		}
+		if err := e.Host.Files.WriteFile(backupPath(e.Spec, name), old, mode); err != nil {
 			return fmt.Errorf("back up %s: %w", name, err)
 		}
 		l[name] = pathBackedUp
@@ -168,32 +177,85 @@ func undoPath(e *Env, l map[string]string, name string) []Change {
 			if err != nil {
 				return fmt.Errorf("read the backup of %s: %w", name, err)
 			}
-			if err := e.Host.Files.WriteFile(name, old, 0o644); err != nil {
+			mode, err := e.Host.Files.Mode(backupPath(e.Spec, name))
+			if err != nil {
+				return fmt.Errorf("read the backup of %s: %w", name, err)
+			}
+			if err := e.Host.Files.WriteFile(name, old, mode); err != nil {
 				return fmt.Errorf("restore %s: %w", name, err)
 			}
 			if err := e.Host.Files.Remove(backupPath(e.Spec, name)); err != nil {
 				return fmt.Errorf("remove the backup of %s: %w", name, err)
 			}
-			return forget(e, name)
+			return markRestored(e, name)
 		})}
+	case pathRestored:
+		return nil
 	case pathForeign:
-		var cs []Change
-		for _, p := range slices.Sorted(maps.Keys(l)) {
-			if strings.HasPrefix(p, name+"/") && l[p] != pathForeign {
-				cs = append(cs, undoPath(e, l, p)...)
-			}
-		}
-		return cs
+		return undoUnder(e, l, name)
 	}
 	if !e.Host.Files.Exists(name) {
 		return nil
 	}
-	return []Change{change("remove "+name, func(context.Context) error {
+	for p, st := range l {
+		if st == pathRestored && strings.HasPrefix(p, name+"/") {
+			// A host's file is back inside it: only what knode made goes.
+			return undoUnder(e, l, name)
+		}
+	}
+	cs := []Change{change("remove "+name, func(context.Context) error {
 		if err := e.Host.Files.RemoveAll(name); err != nil {
 			return fmt.Errorf("remove %s: %w", name, err)
 		}
-		return forget(e, name)
+		return forgetRemoved(e, name)
 	})}
+	// A file of the host's that knode overwrote inside it goes back after
+	// the removal (a host's etcd.yaml in a manifests directory knode made).
+	for _, p := range slices.Sorted(maps.Keys(l)) {
+		if strings.HasPrefix(p, name+"/") && l[p] == pathBackedUp {
+			cs = append(cs, undoPath(e, l, p)...)
+		}
+	}
+	return cs
+}
+
+// undoUnder undoes knode's work at each path the ledger holds under name,
+// and leaves the rest of that directory.
+func undoUnder(e *Env, l map[string]string, name string) []Change {
+	var cs []Change
+	for _, p := range slices.Sorted(maps.Keys(l)) {
+		if strings.HasPrefix(p, name+"/") && l[p] != pathForeign {
+			cs = append(cs, undoPath(e, l, p)...)
+		}
+	}
+	return cs
+}
+
+// markRestored records that name is the host's file again.
+func markRestored(e *Env, name string) error {
+	l, err := readLedger(e)
+	if err != nil {
+		return err
+	}
+	l[name] = pathRestored
+	return writeLedger(e, l)
+}
+
+// forgetRemoved drops name and what lies under it from the ledger once
+// removed, except the backups still to be put back.
+func forgetRemoved(e *Env, name string) error {
+	l, err := readLedger(e)
+	if err != nil {
+		return err
+	}
+	for p, v := range l {
+		if v != pathBackedUp && v != pathRestored && (p == name || strings.HasPrefix(p, name+"/")) {
+			if err := forget(e, p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // forget drops name and what lies under it from the ledger once undone; an

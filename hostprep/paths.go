@@ -8,10 +8,19 @@ import (
 // Host paths knode owns. They are absolute paths on the host; a Files
 // implementation may place them under a root prefix.
 const (
-	SysctlConfPath      = "/etc/sysctl.d/90-knode.conf"
-	ModulesConfPath     = "/etc/modules-load.d/knode.conf"
-	CNIConfDir          = "/etc/cni/net.d"
-	CNIConfPath         = CNIConfDir + "/10-knode.conflist"
+	SysctlConfPath  = "/etc/sysctl.d/90-knode.conf"
+	ModulesConfPath = "/etc/modules-load.d/knode.conf"
+	// CNIConfDir is knode's own: containerd's CRI takes the first file of
+	// its directory by name, and /etc/cni/net.d often keeps what another
+	// installation left (kubeadm reset leaves flannel's or calico's
+	// 10-*.conflist there, which would sort before knode's). knode's
+	// containerd reads only this one, and knode touches nothing in net.d.
+	CNIConfDir  = "/etc/cni/knode.d"
+	CNIConfPath = CNIConfDir + "/10-knode.conflist"
+	// legacyCNIConfPath is where knode wrote it before it had its own
+	// directory; reset still
+	// removes it.
+	legacyCNIConfPath   = "/etc/cni/net.d/10-knode.conflist"
 	KubernetesDir       = "/etc/kubernetes"
 	PKIDir              = KubernetesDir + "/pki"
 	ManifestsDir        = KubernetesDir + "/manifests"

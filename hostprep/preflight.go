@@ -183,22 +183,42 @@ func ownUnit(e *Env, unit string) bool {
 	return err == nil && bytes.HasPrefix(b, []byte(manifests.OwnHeader))
 }
 
+// runtimeSockets are the sockets on which another installation's container
+// runtime answers, by the unit that would own them.
+func runtimeSockets() [][2]string {
+	return [][2]string{{"containerd.service", ContainerdSocket}, {"docker.service", "/run/docker.sock"}}
+}
+
+// takeOverHint ends every existing-runtime error.
+const takeOverHint = "stop and disable it first, or pass --ignore-preflight-errors=existing-runtime to let knode take over " +
+	"(knode reset puts its files back and starts it again)"
+
 // checkExistingRuntime refuses a host where another installation's
 // container runtime, kubelet or etcd runs: knode would take over its socket,
-// configuration and ports. Allowed to go on, knode backs up what it
-// overwrites and reset puts it back and restarts the service.
+// configuration and ports. A runtime is seen as a running unit that knode
+// did not install, or, started some other way, by its socket answering
+// while knode's own unit does not run. Allowed to go on, knode backs up what
+// it overwrites and reset puts it back and restarts the service.
 func checkExistingRuntime(ctx context.Context, e *Env) ([]error, []error) {
 	var errs []error
+	running := map[string]bool{}
 	for _, u := range foreignUnits() {
 		active, _, err := e.Host.Systemd.State(ctx, u)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("state of %s: %w", u, err))
 			continue
 		}
-		if active == "active" && !ownUnit(e, u) {
-			errs = append(errs, fmt.Errorf("%s is running and is not knode's: stop and disable it first, or pass "+
-				"--ignore-preflight-errors=existing-runtime to let knode take over (knode reset puts its files back and starts it again)", u))
+		running[u] = active == "active"
+		if running[u] && !ownUnit(e, u) {
+			errs = append(errs, fmt.Errorf("%s is running and is not knode's: %s", u, takeOverHint))
 		}
+	}
+	for _, us := range runtimeSockets() {
+		unit, socket := us[0], us[1]
+		if running[unit] || ownUnit(e, unit) || !e.Host.Probe.Answers(socket) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("a container runtime answers on %s, and not as %s: %s", socket, unit, takeOverHint))
 	}
 	return nil, errs
 }

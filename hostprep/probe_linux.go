@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -19,8 +20,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// linuxProbe implements Probe by looking at /proc and /sys.
-type linuxProbe struct{}
+// linuxProbe implements Probe by looking at /proc and /sys. Unix sockets
+// are looked for under root, as RootFiles places files.
+type linuxProbe struct{ root string }
 
 // Serving implements Probe.
 func (linuxProbe) Serving(ctx context.Context, url string, caPEM []byte) bool {
@@ -71,6 +73,16 @@ func inContainer() bool {
 	}
 	b, _ := os.ReadFile("/proc/1/environ")
 	return bytes.Contains(b, []byte("container="))
+}
+
+// Answers implements Probe: a connection is accepted within a second.
+func (p linuxProbe) Answers(socket string) bool {
+	c, err := net.DialTimeout("unix", filepath.Join(p.root, socket), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
 
 func (linuxProbe) PortInUse(port int) bool {

@@ -102,7 +102,8 @@ func handshake(t *testing.T, server tls.Certificate, clientCAs *x509.CertPool, c
 // manifests name: etcd refuses the worker's kubelet and kube-proxy client
 // certificates and accepts the apiserver's etcd client certificate; the
 // apiserver accepts the worker's certificates; and the apiserver's kubelet
-// CA verifies the worker's kubelet serving certificate for its address.
+// CA verifies the worker's kubelet serving certificate for its address; the
+// front-proxy trust takes the master's proxy client and none of the worker's.
 func TestWorkerCannotOpenEtcd(t *testing.T) {
 	master := newNetFake()
 	s, ca := fullSpec(t, hostprep.Routed)
@@ -125,7 +126,7 @@ func TestWorkerCannotOpenEtcd(t *testing.T) {
 	if _, err := (&hostprep.Runner{Only: []string{hostprep.PhasePKI}}).Apply(context.Background(), w, worker.Host()); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"etcd/ca.key", "etcd/ca.crt", "front-proxy-ca.key", "encryption-config.yaml", "ca.key", "sa.key"} {
+	for _, f := range []string{"etcd/ca.key", "etcd/ca.crt", "front-proxy-ca.key", "front-proxy-client.key", "encryption-config.yaml", "ca.key", "sa.key"} {
 		if _, err := worker.Files.ReadFile(path.Join(hostprep.PKIDir, f)); err == nil {
 			t.Errorf("worker holds %s", f)
 		}
@@ -152,6 +153,18 @@ func TestWorkerCannotOpenEtcd(t *testing.T) {
 		if err := handshake(t, apiServer, apiTrust, keyPair(t, worker, c), "kubernetes", pool(t, worker, path.Join(hostprep.PKIDir, "ca.crt"))); err != nil {
 			t.Errorf("apiserver refused the worker's %s certificate: %v", c, err)
 		}
+	}
+
+	// Extension apiservers believe X-Remote-User only from a certificate of the trust the
+	// apiserver publishes for its front proxy: the master's proxy client, never a worker's.
+	proxyTrust := pool(t, master, flagOf(t, master, "kube-apiserver.yaml", "requestheader-client-ca-file"))
+	for _, c := range []string{"kubelet-client", "kube-proxy"} {
+		if handshake(t, apiServer, proxyTrust, keyPair(t, worker, c), "kubernetes", pool(t, worker, path.Join(hostprep.PKIDir, "ca.crt"))) == nil {
+			t.Errorf("the front-proxy trust accepted the worker's %s certificate", c)
+		}
+	}
+	if err := handshake(t, apiServer, proxyTrust, keyPair(t, master, "front-proxy-client"), "kubernetes", pool(t, master, path.Join(hostprep.PKIDir, "ca.crt"))); err != nil {
+		t.Errorf("the front-proxy trust refused the apiserver's proxy client: %v", err)
 	}
 
 	// The apiserver dials the kubelet at the node's InternalIP.

@@ -38,7 +38,7 @@ func TestGolden(t *testing.T) {
 	kubeletV1.CgroupV1, kubeletV1.MaxPods = true, 29
 	containerd := Containerd{Root: "/var/lib/containerd", State: "/run/containerd", Socket: "/run/containerd/containerd.sock",
 		PauseImage: "knode.local/pause:3.10", RuncPath: "/var/lib/knode/bin/runc",
-		CNIBinDir: "/var/lib/knode/bin/cni", CNIConfDir: "/etc/cni/net.d"}
+		CNIBinDir: "/var/lib/knode/bin/cni", CNIConfDir: "/etc/cni/knode.d"}
 	inContainer := containerd
 	inContainer.RestrictOOMScoreAdj, inContainer.SystemdCgroup = true, true
 	for name, got := range map[string][]byte{

@@ -22,6 +22,17 @@ type Files struct {
 	Fail map[string]error
 }
 
+// Mode implements hostprep.Files.
+func (f *Files) Mode(name string) (fs.FileMode, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	x, ok := f.Data[name]
+	if !ok {
+		return 0, fmt.Errorf("stat %s: %w", name, fs.ErrNotExist)
+	}
+	return x.perm.Perm(), nil
+}
+
 // ReadFile implements hostprep.Files.
 func (f *Files) ReadFile(name string) ([]byte, error) {
 	f.mu.Lock()

@@ -128,6 +128,8 @@ type Probe struct {
 	F    hostprep.Facts
 	Err  error
 	Busy map[int]bool
+	// Listening holds the unix sockets that something answers on.
+	Listening map[string]bool
 	// NotServing lists URLs that Serving reports down; every other is up.
 	NotServing map[string]bool
 }
@@ -142,6 +144,9 @@ func (f *Probe) Facts(ctx context.Context) (hostprep.Facts, error) { return f.F,
 
 // PortInUse implements hostprep.Probe.
 func (f *Probe) PortInUse(port int) bool { return f.Busy[port] }
+
+// Answers implements hostprep.Probe.
+func (f *Probe) Answers(socket string) bool { return f.Listening[socket] }
 
 // Pods is a container runtime holding pods ("namespace/name", one
 // container each): it records restarts, and RemoveAll empties it.
