@@ -21,7 +21,7 @@ func TestClearErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"images"}, exitUsage, `unknown command "images"; the commands are: init, join, status,`},
+		{[]string{"imagez"}, exitUsage, `unknown command "imagez"; the commands are: init, join, status,`},
 		{[]string{"status", "--data-dir", dir}, exitError, "no knode agent is running here"},
 		{[]string{"kubectl", "get", "nodes"}, exitError, "no admin kubeconfig on this node (" + hostprep.AdminKubeconfig + " is on masters only): copy it from a master"},
 	} {
