@@ -28,7 +28,10 @@ import (
 type ImagesOptions struct {
 	// Store is the image store's directory (under the data directory).
 	Store string
-	Port  int
+	// Port is the peer endpoint's port on every node.
+	Port int
+	// Local is where containerd reaches the mirror (zero: 127.0.0.1:Port).
+	Local netip.AddrPort
 	TLS   registry.PeerTLS
 }
 
@@ -57,15 +60,14 @@ func (a *Agent) startImages() error {
 	if err != nil {
 		return err
 	}
-	client, err := o.TLS.Client()
-	if err != nil {
-		return fmt.Errorf("image mirror: %w", err)
-	}
 	log := a.log.With("component", "images")
 	im := &images{a: a, store: st, log: log}
-	im.mirror = registry.NewMirror(st, imagePeers{a}, client, o.Port, log)
+	im.mirror = registry.NewMirror(st, imagePeers{a}, o.TLS.Client(), o.Port, log)
 	im.served = registry.PeerHandler(st, imagePeers{a}.member, log)
-	local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(o.Port))
+	local := o.Local
+	if !local.IsValid() {
+		local = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(o.Port))
+	}
 	if err := im.serve(local, registry.Handler(im.mirror, log), false); err != nil {
 		return err
 	}

@@ -124,11 +124,7 @@ func TestMirrorPullsFromPeers(t *testing.T) {
 		peers.holders[d] = []Peer{{"c", cAddr}, {"a", aAddr}}
 	}
 	b, _ := OpenStore(t.TempDir())
-	client, err := bTLS.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := NewMirror(b, peers, client, port, quiet())
+	m := NewMirror(b, peers, bTLS.Client(), port, quiet())
 	local := httptest.NewServer(Handler(m, quiet()))
 	defer local.Close()
 
@@ -184,7 +180,7 @@ func TestMirrorRefusesPoison(t *testing.T) {
 		w.Write(f)
 	}))
 	b, _ := OpenStore(t.TempDir())
-	client, _ := nodeTLS(t, ca, "b", netip.MustParseAddr("127.0.0.7")).Client()
+	client := nodeTLS(t, ca, "b", netip.MustParseAddr("127.0.0.7")).Client()
 	peers := testPeers{holders: map[digest.Digest][]Peer{im.layers[0]: {{"evil", evilAddr}, {"honest", honestAddr}}}}
 	m := NewMirror(b, peers, client, port, quiet())
 	local := httptest.NewServer(Handler(m, quiet()))
@@ -222,11 +218,7 @@ func TestPeerEndpointMembersOnly(t *testing.T) {
 	servePeer(t, addr, port, nodeTLS(t, ca, "a", addr), PeerHandler(storeWith(t, im), members("b"), quiet()))
 	u := "https://" + netip.AddrPortFrom(addr, uint16(port)).String() + "/v2/x/blobs/" + im.layers[0].String()
 	try := func(pt PeerTLS) (int, error) {
-		c, err := pt.Client()
-		if err != nil {
-			return 0, err
-		}
-		res, err := c.Get(u)
+		res, err := pt.Client().Get(u)
 		if err != nil {
 			return 0, err
 		}
@@ -271,4 +263,29 @@ func eventually(t *testing.T, cond func() bool) {
 func stagingEmpty(s *Store) bool {
 	ents, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir))
 	return len(ents) == 0
+}
+
+// The client trusts only a server the cluster CA signed for the address it
+// dialled: an impostor with another CA's certificate, or a member's
+// certificate presented at another member's address, is refused.
+func TestPeerClientVerifiesServer(t *testing.T) {
+	ca, _ := pki.NewCA("test", time.Now())
+	other, _ := pki.NewCA("other", time.Now())
+	port := freePort(t)
+	im := newTestImage(t, "app:v1", "layer")
+	st := storeWith(t, im)
+	good, impostor, moved := netip.MustParseAddr("127.0.0.9"), netip.MustParseAddr("127.0.0.10"), netip.MustParseAddr("127.0.0.11")
+	servePeer(t, good, port, nodeTLS(t, ca, "a", good), PeerHandler(st, members("b"), quiet()))
+	servePeer(t, impostor, port, nodeTLS(t, other, "a", impostor), PeerHandler(st, members("b"), quiet()))
+	servePeer(t, moved, port, nodeTLS(t, ca, "a", good), PeerHandler(st, members("b"), quiet())) // cert names .9
+	client := nodeTLS(t, ca, "b", good).Client()
+	for addr, ok := range map[netip.Addr]bool{good: true, impostor: false, moved: false} {
+		res, err := client.Get("https://" + netip.AddrPortFrom(addr, uint16(port)).String() + "/v2/x/blobs/" + im.layers[0].String())
+		if err == nil {
+			res.Body.Close()
+		}
+		if (err == nil) != ok {
+			t.Errorf("%s: err %v, want success %v", addr, err, ok)
+		}
+	}
 }

@@ -1,11 +1,13 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -60,27 +62,54 @@ func (p PeerTLS) ServerConfig() *tls.Config {
 
 // Client is an HTTP client for peers: it presents this node's client
 // certificate and trusts only servers the cluster CA signed for the address
-// dialled.
-func (p PeerTLS) Client() (*http.Client, error) {
-	pool, err := p.pool()
-	if err != nil {
-		return nil, err
-	}
+// dialled. The files are read at each handshake (they may appear after the
+// agent starts, and are renewed), so Go's own verification, which needs
+// its roots up front, is replaced by the same check (verifyServer).
+func (p PeerTLS) Client() *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: pool,
-			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				c, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
-				if err != nil {
-					return nil, fmt.Errorf("client certificate: %w", err)
-				}
-				return &c, nil
-			}},
+		DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			cfg := &tls.Config{MinVersion: tls.VersionTLS13,
+				InsecureSkipVerify: true, // verifyServer checks the chain and the address
+				VerifyConnection:   func(cs tls.ConnectionState) error { return p.verifyServer(cs, host) },
+				GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+					c, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+					if err != nil {
+						return nil, fmt.Errorf("client certificate: %w", err)
+					}
+					return &c, nil
+				}}
+			return (&tls.Dialer{NetDialer: dialer, Config: cfg}).DialContext(ctx, network, addr)
+		},
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 10 * time.Second,
 		IdleConnTimeout:       time.Minute,
 		MaxIdleConnsPerHost:   4,
 	}
-	return &http.Client{Transport: tr}, nil
+	return &http.Client{Transport: tr}
+}
+
+// verifyServer checks a peer's certificate chain against the cluster CA and
+// its names against host, the address dialled.
+func (p PeerTLS) verifyServer(cs tls.ConnectionState, host string) error {
+	pool, err := p.pool()
+	if err != nil {
+		return err
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("peer sent no certificate")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err = cs.PeerCertificates[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
+		DNSName: host, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
 }
 
 // PeerHandler serves this node's store to members only: the client
