@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,6 +49,7 @@ type images struct {
 	mu       sync.Mutex
 	servers  []*http.Server
 	peerAddr netip.Addr // where the peer endpoint listens (once known)
+	lastWarn string     // owned by the loop
 }
 
 // startImages opens the store and serves the local mirror; the peer
@@ -101,37 +104,42 @@ func (im *images) serve(addr netip.AddrPort, h http.Handler, withTLS bool) error
 // when it changed, until the agent stops.
 func (im *images) loop() {
 	defer im.close()
-	var announced time.Time
+	var announced *gossip.Images
 	seen := map[string]string{} // import file -> size and mtime tried
 	tick := func() {
 		im.importDir(seen)
 		im.keepPeerEndpoint()
-		if ch := im.store.Changed(); !ch.Equal(announced) || announced.IsZero() {
-			if err := im.announce(); err != nil {
-				if !errors.Is(err, gossip.ErrUnbound) {
-					im.log.Warn("announce images", "err", err)
-				}
-				return
-			}
-			announced = ch
-			if announced.IsZero() {
-				announced = time.Unix(0, 1) // nothing held: announced once
-			}
+		ann, err := im.holdings()
+		if err != nil {
+			im.warnOnce("read the image store", err)
+			return
 		}
+		if announced != nil && sameHoldings(*announced, ann) {
+			return
+		}
+		if err := im.a.g.PublishImages(ann); err != nil {
+			if !errors.Is(err, gossip.ErrUnbound) {
+				im.warnOnce("announce images", err)
+			}
+			return
+		}
+		im.log.Info("images announced", "images", len(ann.Refs))
+		announced = &ann
 	}
 	tick()
 	im.a.every(im.a.interval(), tick)
 }
 
-// announce publishes the images this node holds and a filter of their blobs.
-func (im *images) announce() error {
+// holdings is the announcement of what the store holds: the names whose
+// images are complete, and a filter of their blobs.
+func (im *images) holdings() (gossip.Images, error) {
 	imgs, err := im.store.Images()
 	if err != nil {
-		return err
+		return gossip.Images{}, err
 	}
 	held, err := im.store.Held(im.a.ctx)
 	if err != nil {
-		return err
+		return gossip.Images{}, err
 	}
 	complete := map[digest.Digest]bool{}
 	var ds [][32]byte
@@ -145,11 +153,12 @@ func (im *images) announce() error {
 			ann.Refs = append(ann.Refs, gossip.ImageRef{Ref: i.Ref, Digest: raw(i.Digest), Imported: i.Imported})
 		}
 	}
-	if err := im.a.g.PublishImages(ann); err != nil {
-		return err
-	}
-	im.log.Info("images announced", "images", len(ann.Refs), "blobs", len(ds))
-	return nil
+	return ann, nil
+}
+
+// sameHoldings reports whether two announcements say the same.
+func sameHoldings(a, b gossip.Images) bool {
+	return slices.Equal(a.Refs, b.Refs) && bytes.Equal(a.Blobs, b.Blobs)
 }
 
 // importDir imports every archive that appeared (or changed) in the store's
@@ -192,16 +201,26 @@ func (im *images) keepPeerEndpoint() {
 		return
 	}
 	if have.IsValid() {
-		im.log.Warn("node address changed: the peer endpoint stays on the old one until restart", "old", have, "new", as.Addr)
+		im.warnOnce("node address changed from "+have.String()+" to "+as.Addr.String()+": the peer endpoint stays on the old one until the agent restarts", nil)
 		return
 	}
 	if err := im.serve(netip.AddrPortFrom(as.Addr, uint16(im.a.opts.Images.Port)), im.served, true); err != nil {
-		im.log.Warn("peer endpoint", "err", err)
+		im.warnOnce("peer endpoint not serving (peers cannot fetch from this node; retried every few seconds)", err)
 		return
 	}
 	im.mu.Lock()
 	im.peerAddr = as.Addr
 	im.mu.Unlock()
+}
+
+// warnOnce logs a failure of the loop once until it changes.
+func (im *images) warnOnce(msg string, err error) {
+	key := fmt.Sprint(msg, err)
+	if key == im.lastWarn {
+		return
+	}
+	im.lastWarn = key
+	im.log.Warn(msg, "err", err)
 }
 
 func (im *images) close() {

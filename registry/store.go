@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"syscall"
-	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -221,16 +220,6 @@ func (s *Store) SetRefs(imgs []Image) ([]Image, error) {
 		return nil, fmt.Errorf("write image references: %w", err)
 	}
 	return changed, nil
-}
-
-// Changed returns when the references were last written (zero if never):
-// the agent re-announces when it moves.
-func (s *Store) Changed() time.Time {
-	fi, err := os.Stat(filepath.Join(s.root, refsName))
-	if err != nil {
-		return time.Time{}
-	}
-	return fi.ModTime()
 }
 
 // lock takes the store's writer lock (flock: released when its holder dies).
