@@ -1,13 +1,17 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"testing/fstest"
 	"time"
+
+	"knode.dev/knode/release/oci"
 )
 
 func TestImportKinds(t *testing.T) {
@@ -148,5 +152,24 @@ func assertNoStaging(t *testing.T, s *Store) {
 	t.Helper()
 	if ents, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir)); len(ents) != 0 {
 		t.Errorf("staging left: %v", ents)
+	}
+}
+
+// The payload's own image writer (release/oci, whose archives containerd's
+// importer takes) writes archives this importer takes too.
+func TestImportReleaseOCI(t *testing.T) {
+	var buf bytes.Buffer
+	img := oci.Image{Ref: "knode.local/tool:v1", Entrypoint: []string{"/tool"},
+		Files: []oci.File{{Path: "tool", Mode: 0o755, Source: "tool"}}}
+	if _, err := oci.Write(&buf, img, fstest.MapFS{"tool": {Data: []byte("#!/bin/true\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := OpenStore(t.TempDir())
+	imgs, err := s.Import(context.Background(), writeTemp(t, "tool.tar", buf.Bytes()), time.Now())
+	if err != nil || len(imgs) != 1 || imgs[0].Ref != "knode.local/tool:v1" {
+		t.Fatalf("imported %+v: %v", imgs, err)
+	}
+	if held, _ := s.Held(context.Background()); len(held) != 3 {
+		t.Errorf("held %v", held)
 	}
 }
