@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -47,6 +48,8 @@ type Mirror struct {
 	port   int
 	log    *slog.Logger
 
+	stall time.Duration // stallTimeout
+
 	mu   sync.Mutex
 	from map[string]int64 // bytes fetched, by peer
 	bad  map[string]bool  // peer + digest that served wrong bytes
@@ -55,7 +58,7 @@ type Mirror struct {
 // NewMirror is a mirror over store that fetches from peers on port with
 // client (whose TLS configuration presents this node's certificate).
 func NewMirror(store *Store, peers Peers, client *http.Client, port int, log *slog.Logger) *Mirror {
-	return &Mirror{store: store, peers: peers, client: client, port: port, log: log,
+	return &Mirror{store: store, peers: peers, client: client, port: port, log: log, stall: stallTimeout,
 		from: map[string]int64{}, bad: map[string]bool{}}
 }
 
@@ -181,25 +184,33 @@ type transfer struct {
 	size, n int64
 	err     error
 	done    bool
+	cancel  context.CancelFunc // ends the request to the current peer
+	stall   *time.Timer        // calls cancel when the peer stops sending
 }
+
+// stallTimeout is how long a peer may send nothing in the middle of a blob.
+const stallTimeout = 15 * time.Second
 
 // next opens the transfer at the next holder, from where the last stopped.
 func (t *transfer) next() error {
-	if t.body != nil {
-		t.body.Close()
-		t.body = nil
-	}
+	t.stop()
 	var errs []error
 	for len(t.holders) > 0 {
 		p := t.holders[0]
 		t.holders = t.holders[1:]
-		res, err := t.m.get(t.ctx, http.MethodGet, p, t.d, t.n)
+		ctx, cancel := context.WithCancel(t.ctx)
+		res, err := t.m.get(ctx, http.MethodGet, p, t.d, t.n)
 		if err != nil {
+			cancel()
 			errs = append(errs, err)
 			continue
 		}
+		// A peer that stops sending is given up after stallTimeout (a
+		// hostile one could otherwise hold the pull for ever).
+		t.cancel, t.stall = cancel, time.AfterFunc(t.m.stall, cancel)
 		total := res.ContentLength + t.n
 		if res.ContentLength < 0 || t.size >= 0 && total != t.size {
+			t.stop()
 			res.Body.Close()
 			errs = append(errs, fmt.Errorf("peer %s: blob of %d bytes, not %d", p.Name, total, t.size))
 			continue
@@ -227,6 +238,7 @@ func (t *transfer) Read(p []byte) (int, error) {
 		}
 		n, err := t.body.Read(p)
 		if n > 0 {
+			t.stall.Reset(t.m.stall)
 			t.h.Write(p[:n])
 			if _, werr := t.tmp.Write(p[:n]); werr != nil {
 				t.err = fmt.Errorf("stage blob %s: %w", t.d, werr)
@@ -255,11 +267,22 @@ func (t *transfer) Read(p []byte) (int, error) {
 	return 0, t.err
 }
 
-// Close keeps a complete, verified blob in the store and drops the rest.
-func (t *transfer) Close() error {
+// stop ends the request to the current peer.
+func (t *transfer) stop() {
+	if t.stall != nil {
+		t.stall.Stop()
+		t.cancel()
+		t.stall = nil
+	}
 	if t.body != nil {
 		t.body.Close()
+		t.body = nil
 	}
+}
+
+// Close keeps a complete, verified blob in the store and drops the rest.
+func (t *transfer) Close() error {
+	t.stop()
 	name := t.tmp.Name()
 	var err error
 	if t.done {

@@ -289,3 +289,52 @@ func TestPeerClientVerifiesServer(t *testing.T) {
 		}
 	}
 }
+
+// A peer that stops sending mid-blob is given up after the stall timeout
+// and the pull goes on at the next holder.
+func TestMirrorLeavesAStalledPeer(t *testing.T) {
+	ca, _ := pki.NewCA("test", time.Now())
+	port := freePort(t)
+	im := newTestImage(t, "app:v1", string(make([]byte, 1<<20)))
+	honestAddr, stuckAddr := netip.MustParseAddr("127.0.0.12"), netip.MustParseAddr("127.0.0.13")
+	servePeer(t, honestAddr, port, nodeTLS(t, ca, "honest", honestAddr), PeerHandler(storeWith(t, im), members("b"), quiet()))
+	release := make(chan struct{})
+	defer close(release)
+	inner := PeerHandler(storeWith(t, im), members("b"), quiet())
+	servePeer(t, stuckAddr, port, nodeTLS(t, ca, "stuck", stuckAddr), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.ServeHTTP(&stallWriter{ResponseWriter: w, left: 100000, release: release}, r)
+	}))
+	b, _ := OpenStore(t.TempDir())
+	peers := testPeers{holders: map[digest.Digest][]Peer{im.layers[0]: {{"stuck", stuckAddr}, {"honest", honestAddr}}}}
+	m := NewMirror(b, peers, nodeTLS(t, ca, "b", netip.MustParseAddr("127.0.0.14")).Client(), port, quiet())
+	m.stall = 300 * time.Millisecond
+	local := httptest.NewServer(Handler(m, quiet()))
+	defer local.Close()
+	start := time.Now()
+	res, body, err := get(t, "GET", local.URL+"/v2/library/app/blobs/"+im.layers[0].String())
+	if err != nil || res.StatusCode != 200 || digest.FromBytes(body) != im.layers[0] {
+		t.Fatalf("pull past a stalled peer: %v %v", res, err)
+	}
+	if from := m.Fetched(); from["stuck"] == 0 || from["honest"] == 0 {
+		t.Errorf("fetched %v", from)
+	}
+	t.Logf("pull with a peer stalled after 100 kB: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// stallWriter sends left bytes, then hangs until release.
+type stallWriter struct {
+	http.ResponseWriter
+	left    int
+	release chan struct{}
+}
+
+func (s *stallWriter) Write(b []byte) (int, error) {
+	if len(b) > s.left {
+		s.ResponseWriter.Write(b[:s.left])
+		s.ResponseWriter.(http.Flusher).Flush()
+		<-s.release
+		return 0, io.ErrClosedPipe
+	}
+	s.left -= len(b)
+	return s.ResponseWriter.Write(b)
+}
