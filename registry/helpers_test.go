@@ -25,7 +25,7 @@ type testImage struct {
 
 // newTestImage makes an image whose layers each hold one file with the
 // given content.
-func newTestImage(t *testing.T, name string, contents ...string) testImage {
+func newTestImage(t testing.TB, name string, contents ...string) testImage {
 	t.Helper()
 	var layers [][]registrytest.File
 	for i, c := range contents {
@@ -39,7 +39,7 @@ func (ti testImage) ociFiles() map[string][]byte    { return ti.im.OCIFiles() }
 func (ti testImage) dockerFiles() map[string][]byte { return ti.im.DockerFiles() }
 
 // tarOf writes files into a tar, compressed with "", "gzip" or "zstd".
-func tarOf(t *testing.T, files map[string][]byte, compression string) []byte {
+func tarOf(t testing.TB, files map[string][]byte, compression string) []byte {
 	t.Helper()
 	b, err := registrytest.Tar(files, compression)
 	if err != nil {
@@ -49,7 +49,7 @@ func tarOf(t *testing.T, files map[string][]byte, compression string) []byte {
 }
 
 // writeTemp writes b to a file in a temporary directory.
-func writeTemp(t *testing.T, name string, b []byte) string {
+func writeTemp(t testing.TB, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -59,7 +59,7 @@ func writeTemp(t *testing.T, name string, b []byte) string {
 }
 
 // storeWith is a store holding the images, imported as OCI tars.
-func storeWith(t *testing.T, ims ...testImage) *Store {
+func storeWith(t testing.TB, ims ...testImage) *Store {
 	t.Helper()
 	s, err := OpenStore(t.TempDir())
 	if err != nil {

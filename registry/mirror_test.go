@@ -33,7 +33,7 @@ func members(names ...string) func(string) bool {
 	return func(n string) bool { return slices.Contains(names, n) }
 }
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
-func nodeTLS(t *testing.T, ca *pki.CA, name string, addr netip.Addr) PeerTLS {
+func nodeTLS(t testing.TB, ca *pki.CA, name string, addr netip.Addr) PeerTLS {
 	t.Helper()
 	dir := t.TempDir()
 	write := func(n string, b []byte) string {
@@ -56,7 +56,7 @@ func nodeTLS(t *testing.T, ca *pki.CA, name string, addr netip.Addr) PeerTLS {
 }
 
 // servePeer runs h with the node's TLS on addr:port.
-func servePeer(t *testing.T, addr netip.Addr, port int, pt PeerTLS, h http.Handler) {
+func servePeer(t testing.TB, addr netip.Addr, port int, pt PeerTLS, h http.Handler) {
 	t.Helper()
 	ln, err := net.Listen("tcp", netip.AddrPortFrom(addr, uint16(port)).String())
 	if err != nil {
@@ -67,7 +67,7 @@ func servePeer(t *testing.T, addr netip.Addr, port int, pt PeerTLS, h http.Handl
 	t.Cleanup(func() { srv.Close() })
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
