@@ -56,6 +56,9 @@ type Options struct {
 	// (0: pki.LeafValidity, one year). Shorter only in tests and in the lab,
 	// to watch renewals happen.
 	CertLifetime time.Duration
+	// Images, when set, runs the node's image store, its registry mirror
+	// and its peer endpoint, and announces the images it holds.
+	Images *ImagesOptions
 	// Now is the clock of certificate renewal (nil: time.Now).
 	Now func() time.Time
 }
@@ -74,6 +77,7 @@ type Agent struct {
 	api     *apiServer
 
 	endpoint     *apilb.Balancer // nil without Options.APIEndpoint
+	images       *images         // nil without Options.Images
 	lastBackends []string        // the endpoint's backends; owned by the loop
 
 	mu        sync.Mutex
@@ -177,6 +181,14 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	}
 	if err := a.startEndpoint(); err != nil {
 		a.cancel()
+		g.Leave(time.Second)
+		return nil, err
+	}
+	if err := a.startImages(); err != nil {
+		a.cancel()
+		if a.endpoint != nil {
+			a.endpoint.Stop()
+		}
 		g.Leave(time.Second)
 		return nil, err
 	}

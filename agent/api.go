@@ -77,6 +77,9 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 		}
 		json.NewEncoder(w).Encode(res)
 	})
+	mux.HandleFunc("GET /v1/images", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Images())
+	})
 	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Tokens())
 	})

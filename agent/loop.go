@@ -479,6 +479,7 @@ func (a *Agent) Stop(leave bool) error {
 // seat, waits (up to timeout) for that decision, then leaves.
 func (a *Agent) Remove(timeout time.Duration) error {
 	if _, bound := a.Assignment(); bound {
+		a.withdrawImages()
 		if err := a.publishSelf(func(n *gossip.NodeInfo) { n.Removed = true }); err != nil {
 			return err
 		}

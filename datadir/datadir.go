@@ -12,6 +12,7 @@
 //	secrets/       CA key and service-account keys (masters only)
 //	creds/         this node's kubelet and kube-proxy client credentials
 //	knode.sock     the local agent's API (status)
+//	registry/      the node's container images (package registry)
 package datadir
 
 import (
@@ -42,6 +43,12 @@ const (
 	// SnapshotsDir holds a master's etcd snapshots; `reset --keep-data`
 	// keeps them.
 	SnapshotsDir = "snapshots"
+	// ImagesDir is the node's image store (package registry); `reset
+	// --keep-data` keeps it.
+	ImagesDir = "registry"
+	// ImagesPort is where the image mirror listens: on 127.0.0.1 for this
+	// node's containerd, on the node's address for its peers (TLS).
+	ImagesPort = 6447
 )
 
 // Path joins elem under the data directory.

@@ -36,8 +36,12 @@ func (d delegate) NotifyMsg(b []byte) {
 	}
 	n := d.n
 	switch b[0] {
-	case msgNode, msgAssign, msgToken, msgHealth:
-		if len(b) > maxRecordSize {
+	case msgNode, msgAssign, msgToken, msgHealth, msgImages:
+		limit := maxRecordSize
+		if b[0] == msgImages {
+			limit = maxImagesRecord // spreads by anti-entropy when too large for a packet
+		}
+		if len(b) > limit {
 			n.rejects.add("(oversized)", fmt.Errorf("record of %d bytes", len(b)))
 			return
 		}

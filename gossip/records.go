@@ -145,6 +145,7 @@ type Snapshot struct {
 	Nodes       map[string]NodeInfo    `json:"nodes"`
 	Assignments map[string]Assignment  `json:"assignments"`
 	Health      map[string]Health      `json:"health,omitempty"`
+	Images      map[string]Images      `json:"images,omitempty"`
 	Tokens      map[string]TokenRecord `json:"-"` // by ID in hex
 	Clock       uint64                 `json:"clock"`
 }

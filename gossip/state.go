@@ -82,7 +82,7 @@ func (s *State) Snapshot() Snapshot {
 func (s *State) Digest() (uint64, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens) + len(s.snap.Health)
+	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens) + len(s.snap.Health) + len(s.snap.Images)
 }
 
 // Binding is the decision that binds name's keys, if any (released ones
@@ -214,6 +214,7 @@ func (s *State) MergeAssignment(a Assignment) (bool, error) {
 				delete(s.snap.Nodes, a.Node)
 			}
 			s.dropHealthLocked(a.Node)
+			s.dropImagesLocked(a.Node)
 		}
 	}
 	s.digest ^= digestOf(a.Sig)
@@ -269,7 +270,7 @@ func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
 }
 
 func cloneSnapshot(in Snapshot) Snapshot {
-	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments), Tokens: maps.Clone(in.Tokens), Health: maps.Clone(in.Health)}
+	out := Snapshot{Clock: in.Clock, Nodes: maps.Clone(in.Nodes), Assignments: maps.Clone(in.Assignments), Tokens: maps.Clone(in.Tokens), Health: maps.Clone(in.Health), Images: maps.Clone(in.Images)}
 	if out.Nodes == nil {
 		out.Nodes = map[string]NodeInfo{}
 	}

@@ -38,6 +38,11 @@ func (s *State) records(want func(t byte, name string, version uint64) bool) [][
 			out = append(out, EncodeHealth(h))
 		}
 	}
+	for _, name := range slices.Sorted(maps.Keys(s.snap.Images)) {
+		if m := s.snap.Images[name]; want(msgImages, name, m.Gen) {
+			out = append(out, EncodeImages(m))
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(s.snap.Tokens)) {
 		if t := s.snap.Tokens[name]; want(msgToken, name, t.Gen) {
 			out = append(out, EncodeToken(t))
@@ -160,6 +165,13 @@ func (s *State) MergeMessage(m []byte) (changed bool, key, author string, err er
 		}
 		ch, err := s.MergeHealth(h)
 		return ch, "h/" + h.Name, safeName(h.Name), err
+	case msgImages:
+		im, err := decodeImages(m[1:])
+		if err != nil {
+			return false, "", safeName(im.Name), fmt.Errorf("images: %w", err)
+		}
+		ch, err := s.MergeImages(im)
+		return ch, "i/" + im.Name, safeName(im.Name), err
 	case msgToken:
 		t, err := decodeToken(m[1:])
 		if err != nil {
@@ -189,7 +201,7 @@ func (s *State) Vector() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var e enc
-	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes) + len(s.snap.Tokens) + len(s.snap.Health)))
+	e.uvarint(uint64(len(s.snap.Assignments) + len(s.snap.Nodes) + len(s.snap.Tokens) + len(s.snap.Health) + len(s.snap.Images)))
 	for name, a := range s.snap.Assignments {
 		e.byte(msgAssign)
 		e.string(name)
@@ -205,6 +217,11 @@ func (s *State) Vector() []byte {
 		e.byte(msgHealth)
 		e.string(name)
 		e.uvarint(h.Gen)
+	}
+	for name, m := range s.snap.Images {
+		e.byte(msgImages)
+		e.string(name)
+		e.uvarint(m.Gen)
 	}
 	for name, t := range s.snap.Tokens {
 		e.byte(msgToken)
@@ -292,6 +309,8 @@ func (s *State) Delta(vector []byte) ([][]byte, bool, error) {
 			newer = v > s.snap.Nodes[k.name].Gen
 		case msgHealth:
 			newer = v > s.snap.Health[k.name].Gen
+		case msgImages:
+			newer = v > s.snap.Images[k.name].Gen
 		case msgToken:
 			newer = v > s.snap.Tokens[k.name].Gen
 		}

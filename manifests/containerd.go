@@ -23,6 +23,9 @@ type Containerd struct {
 	RuncPath string
 	// CNIBinDir and CNIConfDir locate the CNI plugins and configuration.
 	CNIBinDir, CNIConfDir string
+	// RegistryConfigPath is the directory of containerd's per-registry
+	// hosts.toml files (empty: none).
+	RegistryConfigPath string
 }
 
 // containerdConfig is containerd's config.toml, version 3: the fields knode
@@ -45,6 +48,9 @@ type criImages struct {
 	PinnedImages struct {
 		Sandbox string `toml:"sandbox"`
 	} `toml:"pinned_images"`
+	Registry struct {
+		ConfigPath string `toml:"config_path,omitempty"`
+	} `toml:"registry"`
 }
 
 type criRuntime struct {
@@ -73,6 +79,7 @@ func ContainerdConfig(c Containerd) []byte {
 	cfg.GRPC.Address = c.Socket
 	cfg.Plugins.Images.Snapshotter = "overlayfs"
 	cfg.Plugins.Images.PinnedImages.Sandbox = c.PauseImage
+	cfg.Plugins.Images.Registry.ConfigPath = c.RegistryConfigPath
 	rt := &cfg.Plugins.Runtime
 	rt.RestrictOOMScoreAdj = c.RestrictOOMScoreAdj
 	runc := criRuncSpec{RuntimeType: "io.containerd.runc.v2"}
@@ -83,6 +90,30 @@ func ContainerdConfig(c Containerd) []byte {
 	b, err := toml.Marshal(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("manifests: render containerd config: %v", err)) // strings, ints, bools only
+	}
+	return append([]byte(OwnHeader), b...)
+}
+
+// registryHosts is a hosts.toml of containerd's registry configuration
+// directory: the hosts tried, in order, before the registry itself.
+type registryHosts struct {
+	Host map[string]registryHost `toml:"host"`
+}
+
+type registryHost struct {
+	Capabilities []string `toml:"capabilities"`
+}
+
+// RegistryMirror renders the hosts.toml that makes containerd try mirror
+// (a URL such as http://127.0.0.1:6447) first for every registry: placed in
+// the _default directory, it applies to each host without its own file.
+// The mirror may resolve tags ("resolve"): it answers with the digest the
+// cluster recorded. Content it does not hold is a 404, and containerd then
+// asks the registry itself.
+func RegistryMirror(mirror string) []byte {
+	b, err := toml.Marshal(registryHosts{Host: map[string]registryHost{mirror: {Capabilities: []string{"pull", "resolve"}}}})
+	if err != nil {
+		panic(fmt.Sprintf("manifests: render registry hosts: %v", err)) // strings only
 	}
 	return append([]byte(OwnHeader), b...)
 }

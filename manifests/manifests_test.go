@@ -38,7 +38,7 @@ func TestGolden(t *testing.T) {
 	kubeletV1.CgroupV1, kubeletV1.MaxPods = true, 29
 	containerd := Containerd{Root: "/var/lib/containerd", State: "/run/containerd", Socket: "/run/containerd/containerd.sock",
 		PauseImage: "knode.local/pause:3.10", RuncPath: "/var/lib/knode/bin/runc",
-		CNIBinDir: "/var/lib/knode/bin/cni", CNIConfDir: "/etc/cni/knode.d"}
+		CNIBinDir: "/var/lib/knode/bin/cni", CNIConfDir: "/etc/cni/knode.d", RegistryConfigPath: "/etc/containerd/certs.d"}
 	inContainer := containerd
 	inContainer.RestrictOOMScoreAdj, inContainer.SystemdCgroup = true, true
 	for name, got := range map[string][]byte{
@@ -54,6 +54,7 @@ func TestGolden(t *testing.T) {
 			MTU: 1450, DataDir: "/var/lib/knode/cni"}),
 		"containerd.toml":              ContainerdConfig(containerd),
 		"containerd-in-container.toml": ContainerdConfig(inContainer),
+		"registry-hosts.toml":          RegistryMirror("http://127.0.0.1:6447"),
 		"kubeconfig.yaml": KubeconfigFile(Kubeconfig{Cluster: "demo", Server: "https://172.31.0.2:6443",
 			CAPEM: []byte("-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"), User: "system:node:m1",
 			CertPEM: []byte("cert"), KeyPEM: []byte("key")}),
@@ -104,7 +105,7 @@ func TestRequiredFlags(t *testing.T) {
 // a plain host and a node in a container.
 func TestContainerdConfigDecodes(t *testing.T) {
 	for _, in := range []Containerd{
-		{Root: "/r", State: "/s", Socket: "/s/c.sock", PauseImage: "p", RuncPath: "/bin/runc", CNIBinDir: "/cni", CNIConfDir: "/etc/cni"},
+		{Root: "/r", State: "/s", Socket: "/s/c.sock", PauseImage: "p", RuncPath: "/bin/runc", CNIBinDir: "/cni", CNIConfDir: "/etc/cni", RegistryConfigPath: "/etc/d"},
 		{SystemdCgroup: true, RestrictOOMScoreAdj: true, RuncPath: "/x/runc"},
 	} {
 		doc := ContainerdConfig(in)
@@ -118,8 +119,22 @@ func TestContainerdConfigDecodes(t *testing.T) {
 		if got.Version != 3 || got.GRPC.Address != in.Socket || got.Plugins.Images.PinnedImages.Sandbox != in.PauseImage ||
 			got.Plugins.Runtime.RestrictOOMScoreAdj != in.RestrictOOMScoreAdj || runc.Options.SystemdCgroup != in.SystemdCgroup ||
 			runc.Options.BinaryName != in.RuncPath || runc.RuntimeType != "io.containerd.runc.v2" ||
-			got.Plugins.Runtime.Containerd.DefaultRuntimeName != "runc" || got.Plugins.Runtime.CNI.ConfDir != in.CNIConfDir {
+			got.Plugins.Runtime.Containerd.DefaultRuntimeName != "runc" || got.Plugins.Runtime.CNI.ConfDir != in.CNIConfDir ||
+			got.Plugins.Images.Registry.ConfigPath != in.RegistryConfigPath {
 			t.Errorf("%+v rendered as\n%s", in, doc)
 		}
+	}
+}
+
+// TestRegistryMirrorDecodes reads hosts.toml back strictly.
+func TestRegistryMirrorDecodes(t *testing.T) {
+	var got registryHosts
+	dec := toml.NewDecoder(bytes.NewReader(RegistryMirror("http://127.0.0.1:6447")))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if h, ok := got.Host["http://127.0.0.1:6447"]; !ok || len(got.Host) != 1 || strings.Join(h.Capabilities, ",") != "pull,resolve" {
+		t.Errorf("decoded %+v", got)
 	}
 }

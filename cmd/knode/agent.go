@@ -39,6 +39,8 @@ func agentCommand() *cli.Command {
 				}
 				// and serve the node-local apiserver endpoint its kubeconfigs name.
 				o.APIEndpoint = hostprep.APIEndpoint()
+				// and its image mirror, which containerd asks first,
+				o.Images = imagesOptions(dir)
 				// and, on a master, save scheduled etcd snapshots.
 				o.Snapshots = &agent.SnapshotPolicy{Every: agent.SnapshotEvery, Keep: agent.SnapshotKeep}
 			}

@@ -21,7 +21,7 @@ func TestClearErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"images"}, exitUsage, `unknown command "images"; the commands are: init, join, status,`},
+		{[]string{"imagez"}, exitUsage, `unknown command "imagez"; the commands are: init, join, status,`},
 		{[]string{"status", "--data-dir", dir}, exitError, "no knode agent is running here"},
 		{[]string{"init", "--dry-run", "--foreground", "--data-dir", filepath.Join(dir, "init"), "--timeout", "30s"}, exitUsage, "--timeout 30s: too short for a node to come up; give at least 1m"},
 		{[]string{"join", "10.0.0.1:7946", "--token", "knode1." + strings.Repeat("ab", 32) + "." + strings.Repeat("cd", 16), "--dry-run", "--foreground", "--data-dir", filepath.Join(dir, "join"), "--timeout", "0s"}, exitUsage, "--timeout 0s: too short"},

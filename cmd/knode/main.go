@@ -87,6 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			checkCommand(),
 			tokenCommand(),
+			imagesCommand(),
 			resetCommand(),
 			removeCommand(),
 			etcdCommand(),

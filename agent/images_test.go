@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/pki"
+	"knode.dev/knode/registry"
+	"knode.dev/knode/registry/registrytest"
+)
+
+// imagesCluster is a cluster of agents running image distribution on
+// loopback: one peer port for all (only the first node, whose address all
+// decisions share, can listen on it: it is the one peers fetch from).
+func imagesCluster(t *testing.T) (*testCluster, int, func(name string)) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	var root string
+	opts := func(name string, o *Options) {
+		dir := filepath.Join(root, "tls-"+name)
+		o.Images = &ImagesOptions{Store: o.Dir.Path("registry"), Port: port, Local: netip.MustParseAddrPort("127.0.0.1:0"),
+			TLS: registry.PeerTLS{CA: dir + "/ca.crt", ServingCert: dir + "/s.crt", ServingKey: dir + "/s.key", ClientCert: dir + "/c.crt", ClientKey: dir + "/c.key"}}
+	}
+	root = t.TempDir()
+	tc := newTestClusterWith(t, testPlan(1), gossip.Fast, opts)
+	// The kubelet's certificates, as the PKI phase would write them.
+	certs := func(name string) {
+		t.Helper()
+		sec, _, err := tc.dir("n00").LoadSecrets()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ca, err := pki.LoadCA(tc.live()["n00"].state.Cluster().CACert, sec.CAKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(root, "tls-"+name)
+		os.MkdirAll(dir, 0o700)
+		srv, _ := pki.Issue(ca, pki.KubeletServing(name, netip.MustParseAddr("127.0.0.1")), time.Now())
+		cli, _ := pki.Issue(ca, pki.KubeletClient(name), time.Now())
+		for f, b := range map[string][]byte{"ca.crt": ca.CertPEM, "s.crt": srv.CertPEM, "s.key": srv.KeyPEM, "c.crt": cli.CertPEM, "c.key": cli.KeyPEM} {
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	certs("n00")
+	// n00 takes the shared port first: the others then fail to listen.
+	n00 := tc.live()["n00"]
+	waitFor(t, 10*time.Second, "n00's peer endpoint", func() bool {
+		n00.images.mu.Lock()
+		defer n00.images.mu.Unlock()
+		return n00.images.peerAddr.IsValid()
+	})
+	return tc, port, certs
+}
+
+// An image dropped into one node's import directory is announced to every
+// node, pulled by another node's mirror from it over mutual TLS, then held
+// and announced by that node too; a node that leaves withdraws its
+// announcement.
+func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
+	tc, _, certs := imagesCluster(t)
+	certs("n01")
+	certs("n02")
+	tc.join("n01", "n00")
+	tc.join("n02", "n00")
+	tc.waitConverged(10*time.Second, 3)
+	n00, n01, n02 := tc.live()["n00"], tc.live()["n01"], tc.live()["n02"]
+
+	im := registrytest.NewImage("example.com/team/app:v1", []string{"/app"},
+		[]registrytest.File{{Name: "app", Mode: 0o755, Data: make([]byte, 1<<20)}}, []registrytest.File{{Name: "etc/motd", Data: []byte("hi")}})
+	b, err := registrytest.Tar(im.OCIFiles(), "zstd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop := filepath.Join(n00.images.store.Root(), registry.ImportDir, "app.tar.zst")
+	if err := os.WriteFile(drop+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(drop+".tmp", time.Now().Add(-time.Minute), time.Now().Add(-time.Minute))
+	os.Rename(drop+".tmp", drop)
+
+	holders := func(a *Agent, ref string) []string {
+		for _, h := range a.Images().Images {
+			if h.Ref == ref {
+				return h.Nodes
+			}
+		}
+		return nil
+	}
+	const ref = "example.com/team/app:v1"
+	waitFor(t, 10*time.Second, "n02 sees n00 holding the image", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
+	if got := n02.Images().Images[0].Digest; got != im.Manifest.String() {
+		t.Fatalf("n02 resolves %s to %s, want %s", ref, got, im.Manifest)
+	}
+
+	// n01 pulls through its mirror, as its containerd would.
+	mirror := httptest.NewServer(registry.Handler(n01.images.mirror, slog.New(slog.DiscardHandler)))
+	defer mirror.Close()
+	get := func(path string) (int, []byte) {
+		res, err := http.Get(mirror.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return res.StatusCode, body
+	}
+	code, body := get("/v2/team/app/manifests/v1?ns=example.com")
+	if code != 200 || digest.FromBytes(body) != im.Manifest {
+		t.Fatalf("manifest through n01's mirror: %d %s", code, body)
+	}
+	for _, d := range append([]digest.Digest{im.Config}, im.Layers...) {
+		if code, body := get("/v2/team/app/blobs/" + d.String() + "?ns=example.com"); code != 200 || digest.FromBytes(body) != d {
+			t.Fatalf("blob %s through n01's mirror: %d", d, code)
+		}
+	}
+	if code, _ := get("/v2/team/app/manifests/v2?ns=example.com"); code != 404 {
+		t.Errorf("an unknown tag: %d, want 404 (containerd then asks the registry)", code)
+	}
+	waitFor(t, 10*time.Second, "n02 sees n01 holding the image too", func() bool {
+		return slices.Equal(holders(n02, ref), []string{"n00", "n01"})
+	})
+	fetched, _ := n01.ImageStats()
+	_, served := n00.ImageStats()
+	t.Logf("n01 fetched %v, n00 served %v", fetched, served)
+	if fetched["n00"] < 1<<20 || served["n01"] != fetched["n00"] {
+		t.Errorf("n01 fetched %v, n00 served %v", fetched, served)
+	}
+
+	// A corrupt archive dropped in is refused and leaves nothing.
+	bad := filepath.Join(n00.images.store.Root(), registry.ImportDir, "bad.tar")
+	os.WriteFile(bad, b[:len(b)/2], 0o600)
+	os.Chtimes(bad, time.Now().Add(-time.Minute), time.Now().Add(-time.Minute))
+	time.Sleep(3 * n00.interval())
+	if imgs, _ := n00.images.store.Images(); len(imgs) != 1 {
+		t.Errorf("after a corrupt archive the store holds %v", imgs)
+	}
+
+	// n01 leaves: its announcement goes with it.
+	if err := n01.Remove(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n02 no longer counts n01", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
+	if ann := n02.Snapshot().Images["n01"]; len(ann.Refs) != 0 || len(ann.Blobs) != 0 {
+		t.Errorf("n01's announcement after it left: %+v", ann)
+	}
+}

@@ -1,0 +1,175 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"knode.dev/knode/release/oci"
+)
+
+func TestImportKinds(t *testing.T) {
+	im := newTestImage(t, "example.com/team/app:v1", "hello", "world")
+	for _, tc := range []struct {
+		name, compression string
+		docker            bool
+	}{
+		{"oci", "", false}, {"oci-gzip", "gzip", false}, {"oci-zstd", "zstd", false},
+		{"docker", "", true}, {"docker-gzip", "gzip", true}, {"docker-zstd", "zstd", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := OpenStore(t.TempDir())
+			files := im.ociFiles()
+			if tc.docker {
+				files = im.dockerFiles()
+			}
+			imgs, err := s.Import(context.Background(), writeTemp(t, "a.tar", tarOf(t, files, tc.compression)), time.Unix(100, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(imgs) != 1 || imgs[0].Ref != "example.com/team/app:v1" || imgs[0].Imported != 100e9 {
+				t.Fatalf("imported %+v", imgs)
+			}
+			if !tc.docker && imgs[0].Digest != im.manifest {
+				t.Errorf("digest %s, want the archive's %s", imgs[0].Digest, im.manifest)
+			}
+			d, err := s.Resolve(context.Background(), "example.com/team/app:v1")
+			if err != nil || d != imgs[0].Digest {
+				t.Fatalf("resolve: %s %v", d, err)
+			}
+			held, err := s.Held(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			// manifest, config, two layers (a docker archive's manifest is made here).
+			if len(held) != 4 || !slices.Contains(held, im.config) || !slices.Contains(held, im.layers[1]) {
+				t.Errorf("held %v", held)
+			}
+			assertNoStaging(t, s)
+		})
+	}
+}
+
+func TestImportDirectory(t *testing.T) {
+	im := newTestImage(t, "app", "x")
+	dir := t.TempDir()
+	for name, b := range im.ociFiles() {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	s, _ := OpenStore(t.TempDir())
+	imgs, err := s.Import(context.Background(), dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imgs) != 1 || imgs[0].Ref != "docker.io/library/app:latest" || imgs[0].Digest != im.manifest {
+		t.Fatalf("imported %+v", imgs)
+	}
+}
+
+// A corrupt or truncated archive is refused with a clear error and leaves
+// nothing behind: no reference, no blob, no staging.
+func TestImportCorrupt(t *testing.T) {
+	im := newTestImage(t, "app:v1", "hello", "world")
+	bad := im.ociFiles()
+	bad["blobs/sha256/"+im.layers[0].Encoded()] = []byte("tampered")
+	missing := im.ociFiles()
+	delete(missing, "blobs/sha256/"+im.layers[1].Encoded())
+	good := tarOf(t, im.ociFiles(), "gzip")
+	for name, b := range map[string][]byte{
+		"tampered blob":  tarOf(t, bad, ""),
+		"missing layer":  tarOf(t, missing, "zstd"),
+		"truncated gzip": good[:len(good)/2],
+		"not a tar":      []byte("this is not an archive at all, but long enough to look at"),
+		"no index":       tarOf(t, map[string][]byte{"hello.txt": []byte("hi")}, ""),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, _ := OpenStore(t.TempDir())
+			_, err := s.Import(context.Background(), writeTemp(t, "bad.tar", b), time.Now())
+			if !errors.Is(err, ErrArchive) {
+				t.Fatalf("err %v, want ErrArchive", err)
+			}
+			t.Log(err)
+			if imgs, _ := s.Images(); len(imgs) != 0 {
+				t.Errorf("references left: %v", imgs)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(s.Root(), blobsDir)); len(ents) != 0 {
+				t.Errorf("%d blobs left", len(ents))
+			}
+			assertNoStaging(t, s)
+		})
+	}
+}
+
+// Re-importing a name moves it to the new digest; an older import of it
+// (arriving later) does not move it back.
+func TestImportRetag(t *testing.T) {
+	a, b := newTestImage(t, "app:v1", "one"), newTestImage(t, "app:v1", "two")
+	s, _ := OpenStore(t.TempDir())
+	ctx := context.Background()
+	if _, err := s.Import(ctx, writeTemp(t, "a.tar", tarOf(t, a.ociFiles(), "")), time.Unix(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import(ctx, writeTemp(t, "b.tar", tarOf(t, b.ociFiles(), "")), time.Unix(20, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := s.Resolve(ctx, "docker.io/library/app:v1"); d != b.manifest {
+		t.Fatalf("after re-import: %s, want %s", d, b.manifest)
+	}
+	ch, err := s.SetRefs([]Image{{Ref: "docker.io/library/app:v1", Digest: a.manifest, Imported: 15e9}})
+	if err != nil || len(ch) != 0 {
+		t.Fatalf("older import applied: %v %v", ch, err)
+	}
+	if d, _ := s.Resolve(ctx, "docker.io/library/app:v1"); d != b.manifest {
+		t.Fatalf("older import won: %s", d)
+	}
+}
+
+func TestNormalizeRef(t *testing.T) {
+	for in, want := range map[string]string{
+		"nginx": "docker.io/library/nginx:latest", "nginx:1.27": "docker.io/library/nginx:1.27",
+		"team/app:v2": "docker.io/team/app:v2", "example.com/a/b:c": "example.com/a/b:c",
+		"localhost:5000/x": "localhost:5000/x:latest", "docker.io/nginx": "docker.io/library/nginx:latest",
+	} {
+		if got, err := NormalizeRef(in); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "UPPER/case", "app@sha256:00", "a:b:c/d", "app:" + string(make([]byte, 200))} {
+		if got, err := NormalizeRef(bad); err == nil {
+			t.Errorf("%q accepted as %q", bad, got)
+		}
+	}
+}
+
+func assertNoStaging(t *testing.T, s *Store) {
+	t.Helper()
+	if ents, _ := os.ReadDir(filepath.Join(s.Root(), tmpDir)); len(ents) != 0 {
+		t.Errorf("staging left: %v", ents)
+	}
+}
+
+// The payload's own image writer (release/oci, whose archives containerd's
+// importer takes) writes archives this importer takes too.
+func TestImportReleaseOCI(t *testing.T) {
+	var buf bytes.Buffer
+	img := oci.Image{Ref: "knode.local/tool:v1", Entrypoint: []string{"/tool"},
+		Files: []oci.File{{Path: "tool", Mode: 0o755, Source: "tool"}}}
+	if _, err := oci.Write(&buf, img, fstest.MapFS{"tool": {Data: []byte("#!/bin/true\n")}}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := OpenStore(t.TempDir())
+	imgs, err := s.Import(context.Background(), writeTemp(t, "tool.tar", buf.Bytes()), time.Now())
+	if err != nil || len(imgs) != 1 || imgs[0].Ref != "knode.local/tool:v1" {
+		t.Fatalf("imported %+v: %v", imgs, err)
+	}
+	if held, _ := s.Held(context.Background()); len(held) != 3 {
+		t.Errorf("held %v", held)
+	}
+}
