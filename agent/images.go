@@ -22,6 +22,7 @@ import (
 
 	"knode.dev/knode/gossip"
 	"knode.dev/knode/registry"
+	"knode.dev/knode/roles"
 )
 
 // ImagesOptions configure the node's image distribution: its store, the mirror
@@ -292,13 +293,18 @@ func (p imagePeers) Holders(d digest.Digest) []registry.Peer {
 	return out
 }
 
-// Latest implements registry.Peers: the latest import of ref any member
-// announces (ties broken by digest, so every node picks the same).
+// Latest implements registry.Peers: the latest import of ref a master
+// announces (ties broken by digest, so every node picks the same). Only
+// masters name images for the cluster: a join token admits a machine, it
+// does not let it point nginx:latest at its own image on every node (an
+// import on a worker names the image on that worker only; anyone's blobs
+// are fetched by digest and verified, so any holder may serve them).
 func (p imagePeers) Latest(ref string) (registry.Image, bool) {
 	snap := p.a.state.Snapshot()
+	masters := roles.Masters(snap)
 	var best registry.Image
 	for name, ann := range snap.Images {
-		if !p.member(name) {
+		if !p.member(name) || !slices.Contains(masters, name) {
 			continue
 		}
 		for _, r := range ann.Refs {

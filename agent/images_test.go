@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -143,6 +144,33 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 	t.Logf("n01 fetched %v, n00 served %v", fetched, served)
 	if fetched["n00"] < 1<<20 || served["n01"] != fetched["n00"] {
 		t.Errorf("n01 fetched %v, n00 served %v", fetched, served)
+	}
+
+	// A worker imports its own image under the same name, later: the
+	// cluster keeps the master's (a worker does not name images for others),
+	// while the worker's own mirror still answers from its store.
+	evil := registrytest.NewImage(ref, []string{"/app"}, []registrytest.File{{Name: "app", Mode: 0o755, Data: []byte("not the app")}})
+	eb, err := registrytest.Tar(evil.OCIFiles(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilTar := filepath.Join(t.TempDir(), "evil.tar")
+	if err := os.WriteFile(evilTar, eb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n01.images.store.Import(context.Background(), evilTar, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n02 to hold n01's announcement of its own import", func() bool {
+		for _, r := range n02.Snapshot().Images["n01"].Refs {
+			if r.Ref == ref && fromRaw(r.Digest) == evil.Manifest {
+				return true
+			}
+		}
+		return false
+	})
+	if got, ok := (imagePeers{n02}).Latest(ref); !ok || got.Digest != im.Manifest {
+		t.Errorf("after a worker's import n02 resolves %s to %v %v, want the master's %s", ref, got.Digest, ok, im.Manifest)
 	}
 
 	// A corrupt archive dropped in is refused and leaves nothing.
