@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Membership returns the members as the answering member knows them, without
@@ -11,9 +14,11 @@ import (
 // added and before it starts, a two-member cluster has no quorum until the
 // new one runs, and a linearizable read would wait for that.
 func (c *Client) Membership(ctx context.Context) ([]Member, error) {
-	resp, err := c.memberList(ctx, false)
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	resp, err := c.cli.MemberList(lctx, clientv3.WithSerializable())
+	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("etcd member list through %v: %w", c.endpoints, err)
+		return nil, fmt.Errorf("etcd member list through %v: %w", c.cfg.Endpoints, err)
 	}
 	out := make([]Member, 0, len(resp.Members))
 	for _, m := range resp.Members {
@@ -30,12 +35,12 @@ func (c *Client) Membership(ctx context.Context) ([]Member, error) {
 // retry once the other member runs.
 func (c *Client) Add(ctx context.Context, peerURL string) error {
 	actx, cancel := context.WithTimeout(ctx, c.timeout)
-	err := c.postAny(actx, pathMemberAdd, memberAddRequest{PeerURLs: []string{peerURL}}, &struct{}{})
+	_, err := c.cli.MemberAdd(actx, []string{peerURL})
 	cancel()
 	// etcd derives a new member's ID from its peer URLs and the time: a second
 	// addition is refused with either error.
-	if err != nil && !errors.Is(err, ErrPeerURLExist) && !errors.Is(err, ErrMemberExist) {
-		return fmt.Errorf("etcd member add %s through %v: %w", peerURL, c.endpoints, err)
+	if err != nil && !errors.Is(err, rpctypes.ErrPeerURLExist) && !errors.Is(err, rpctypes.ErrMemberExist) {
+		return fmt.Errorf("etcd member add %s through %v: %w", peerURL, c.cfg.Endpoints, err)
 	}
 	return nil
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -165,7 +165,6 @@ func TestAgainstEtcd(t *testing.T) {
 	if files, err := List(snaps); err != nil || len(files) != 1 || files[0].Path != p || files[0].Node != "m0" {
 		t.Fatalf("List = %+v, %v", files, err)
 	}
-	checkSnapshot(t, p)
 
 	// A member removes itself through its own endpoint, as a reset master does,
 	// right after the membership changed (etcd first answers "unhealthy
@@ -208,7 +207,7 @@ func TestAddAgainstEtcd(t *testing.T) {
 	// known a quorum active for 5 s: the caller retries, as hostprep does.
 	deadline := time.Now().Add(20 * time.Second)
 	for err := cli.Add(ctx, joiner); err != nil; err = cli.Add(ctx, joiner) {
-		if !errors.Is(err, ErrUnhealthy) || time.Now().After(deadline) {
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -237,35 +236,5 @@ func TestAddAgainstEtcd(t *testing.T) {
 	fifth := freeURL(t, "https")
 	if err := cli.Add(actx, fifth.String()); err == nil || !strings.Contains(err.Error(), "etcd member add") {
 		t.Fatalf("adding a fifth member with two of four started: %v, want etcd's refusal", err)
-	}
-}
-
-// checkSnapshot opens the database a snapshot holds (all but its trailing
-// sha256) with etcd's storage engine and finds the members etcd keeps there.
-func checkSnapshot(t *testing.T, p string) {
-	t.Helper()
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(t.TempDir(), "db")
-	if err := os.WriteFile(db, data[:len(data)-32], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, err := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		t.Fatalf("snapshot %s is no etcd database: %v", p, err)
-	}
-	defer b.Close()
-	err = b.View(func(tx *bolt.Tx) error {
-		for _, name := range []string{"key", "members"} {
-			if tx.Bucket([]byte(name)) == nil {
-				return fmt.Errorf("no bucket %q", name)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("snapshot %s: %v", p, err)
 	}
 }

@@ -1,8 +1,8 @@
-// Package etcdmember talks to the cluster's etcd through etcd's JSON API (its
-// gRPC gateway: the gRPC calls of rpc.proto as typed JSON over HTTPS, see
-// gateway.go), with the apiserver's etcd client certificate: it lists, checks
-// and removes members (whether a removal keeps quorum is decided by
-// CheckRemove, a pure function) and saves, lists and prunes snapshots.
+// Package etcdmember talks to the cluster's etcd through etcd's own client
+// (go.etcd.io/etcd/client/v3, the version the payload embeds), with the
+// apiserver's etcd client certificate: it lists, checks and removes members
+// (whether a removal keeps quorum is decided by CheckRemove, a pure
+// function) and saves, lists and prunes snapshots.
 package etcdmember
 
 import (
@@ -11,10 +11,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 // Member is one etcd member as the cluster reports it, with whether its
@@ -38,13 +40,12 @@ type Config struct {
 
 // Client is a connection to the cluster's etcd.
 type Client struct {
-	endpoints []string
-	http      *http.Client
-	timeout   time.Duration
+	cli     *clientv3.Client
+	cfg     clientv3.Config
+	timeout time.Duration
 }
 
-// Dial prepares a client of etcd at c.Endpoints; it connects on the first
-// call.
+// Dial connects to etcd (lazily: the first call may still fail).
 func Dial(c Config) (*Client, error) {
 	if c.Timeout <= 0 {
 		c.Timeout = 5 * time.Second
@@ -61,27 +62,25 @@ func Dial(c Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd client certificate %s: %w", c.CertFile, err)
 	}
-	if len(c.Endpoints) == 0 {
-		return nil, errors.New("etcd client: no endpoints")
+	cfg := clientv3.Config{
+		Endpoints: c.Endpoints, DialTimeout: c.Timeout, Logger: zap.NewNop(),
+		TLS: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
 	}
-	tr := &http.Transport{
-		TLSClientConfig:     &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		DialContext:         (&net.Dialer{Timeout: c.Timeout}).DialContext,
-		TLSHandshakeTimeout: c.Timeout,
-		ForceAttemptHTTP2:   true,
+	cli, err := clientv3.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd client for %v: %w", c.Endpoints, err)
 	}
-	return &Client{endpoints: c.Endpoints, http: &http.Client{Transport: tr}, timeout: c.Timeout}, nil
+	return &Client{cli: cli, cfg: cfg, timeout: c.Timeout}, nil
 }
 
-// Close ends the client's idle connections.
-func (c *Client) Close() error {
-	c.http.CloseIdleConnections()
-	return nil
-}
+// Close ends the connection.
+func (c *Client) Close() error { return c.cli.Close() }
 
 // List returns every member and whether each answers on its client URLs.
 func (c *Client) List(ctx context.Context) ([]Member, error) {
-	resp, err := c.memberList(ctx, true)
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	resp, err := c.cli.MemberList(lctx)
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("etcd member list: %w", err)
 	}
@@ -90,7 +89,7 @@ func (c *Client) List(ctx context.Context) ([]Member, error) {
 		mem := Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, Learner: m.IsLearner}
 		for _, u := range m.ClientURLs {
 			sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := c.post(sctx, u, pathStatus, struct{}{}, &statusResponse{})
+			_, err := c.cli.Status(sctx, u)
 			cancel()
 			if err == nil {
 				mem.Healthy = true
@@ -109,13 +108,13 @@ func (c *Client) List(ctx context.Context) ([]Member, error) {
 func (c *Client) Remove(ctx context.Context, id uint64) error {
 	for {
 		rctx, cancel := context.WithTimeout(ctx, c.timeout)
-		err := c.postAny(rctx, pathMemberRemove, memberRemoveRequest{ID: id}, &struct{}{})
+		_, err := c.cli.MemberRemove(rctx, id)
 		cancel()
 		if err == nil || c.gone(ctx, id) {
 			// (A member removing itself may stop before it answers.)
 			return nil
 		}
-		if !errors.Is(err, ErrUnhealthy) {
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
 			return fmt.Errorf("etcd member remove %x: %w", id, err)
 		}
 		select {
@@ -126,33 +125,12 @@ func (c *Client) Remove(ctx context.Context, id uint64) error {
 	}
 }
 
-// memberList reads the member list through any endpoint; a linearizable
-// read goes through the leader, a serializable one is the answering
-// member's view. A read is safe to repeat, so etcd's Unavailable (no leader
-// for the moment, "leader changed") is tried again until the timeout, as
-// etcd's own client retries reads.
-func (c *Client) memberList(ctx context.Context, linearizable bool) (memberListResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	for {
-		var resp memberListResponse
-		err := c.postAny(ctx, pathMemberList, memberListRequest{Linearizable: linearizable}, &resp)
-		var etcdErr *Error
-		if err == nil || !errors.As(err, &etcdErr) || etcdErr.Code != codeUnavailable {
-			return resp, err
-		}
-		select {
-		case <-ctx.Done():
-			return resp, err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
 // gone reports whether the member list, read through any endpoint, no longer
 // has id.
 func (c *Client) gone(ctx context.Context, id uint64) bool {
-	resp, err := c.memberList(ctx, true)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.cli.MemberList(ctx)
 	if err != nil {
 		return false
 	}

@@ -1,13 +1,9 @@
 package etcdmember
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"knode.dev/knode/internal/atomicfile"
+	"go.etcd.io/etcd/client/v3/snapshot"
+	"go.uber.org/zap"
 )
 
 // Snapshot files are named <kind>-<node>-<UTC time>.db in one directory:
@@ -37,19 +34,21 @@ type SnapshotFile struct {
 }
 
 // Save writes a snapshot of the member at the client's first endpoint into
-// dir (created 0700) as a file of kind for node, and returns its path. It is
-// written to a temporary name, checked (its size, and the sha256 etcd appends
-// to every snapshot), synced and renamed, so a file with the final name is
-// complete.
+// dir (created 0700) as a file of kind for node, and returns its path. etcd's
+// snapshot package writes it to a temporary name, syncs it and renames it, so
+// a file with the final name is complete.
 func (c *Client) Save(ctx context.Context, dir, kind, node string, now time.Time) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("snapshot directory: %w", err)
 	}
 	p := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.db", kind, node, now.UTC().Format(stamp)))
-	ep := c.endpoints[0] // the snapshot of one member
-	err := atomicfile.WriteFunc(p, 0o600, func(w io.Writer) error { return c.snapshot(ctx, ep, w) })
-	if err != nil {
-		return "", fmt.Errorf("etcd snapshot from %s to %s: %w", ep, p, err)
+	cfg := c.cfg
+	cfg.Endpoints = cfg.Endpoints[:1] // the snapshot of one member
+	if _, err := snapshot.SaveWithVersion(ctx, zap.NewNop(), cfg, p); err != nil {
+		return "", fmt.Errorf("etcd snapshot from %s to %s: %w", cfg.Endpoints[0], p, err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		return "", fmt.Errorf("snapshot %s: %w", p, err)
 	}
 	return p, nil
 }
@@ -121,51 +120,4 @@ func Prune(dir string, keep int) ([]string, error) {
 		removed = append(removed, f.Path)
 	}
 	return removed, nil
-}
-
-// snapshot copies the snapshot stream of the member at endpoint to w until
-// etcd ends it, and checks it: the database's chunks, then a last message
-// holding the sha256 of the database, which the snapshot keeps at its end
-// (etcdutl checks it before a restore).
-func (c *Client) snapshot(ctx context.Context, endpoint string, w io.Writer) error {
-	body, err := c.open(ctx, endpoint, pathSnapshot, struct{}{})
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	h := sha256.New()
-	var last []byte // the snapshot's final bytes: the sha256 trails it
-	var n int64
-	dec := json.NewDecoder(body)
-	for {
-		var msg snapshotMessage
-		err := dec.Decode(&msg)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("snapshot stream after %d bytes: %w", n, err)
-		}
-		if msg.Error != nil {
-			return msg.Error
-		}
-		if msg.Result == nil {
-			return fmt.Errorf("snapshot stream after %d bytes: a message without result", n)
-		}
-		chunk := msg.Result.Blob
-		if _, err := w.Write(chunk); err != nil {
-			return err
-		}
-		n += int64(len(chunk))
-		// Hash all but the trailing sha256: keep the last 32 bytes back.
-		last = append(last, chunk...)
-		if k := len(last) - sha256.Size; k > 0 {
-			h.Write(last[:k])
-			last = append(last[:0], last[k:]...)
-		}
-	}
-	if n%512 != sha256.Size || !bytes.Equal(h.Sum(nil), last) {
-		return fmt.Errorf("snapshot of %d bytes: its trailing sha256 does not match its content", n)
-	}
-	return nil
 }

@@ -19,7 +19,7 @@ func EtcdClientConfig(endpoints ...string) etcdmember.Config {
 		KeyFile:  path.Join(PKIDir, manifests.APIServerEtcdKey)}
 }
 
-// EtcdClient is the real Etcd: etcd's JSON API through package etcdmember,
+// EtcdClient is the real Etcd: etcd's client/v3 through package etcdmember,
 // one connection per call (a join makes a handful). Its credential files are
 // read under Root, as RootFiles reads the host's.
 type EtcdClient struct {
