@@ -3,6 +3,9 @@ SHELL := /bin/bash
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X knode.dev/knode/version.Version=$(VERSION)
+# urfave_cli_no_docs leaves out urfave/cli's man page and markdown writers (and the markdown
+# library behind them), which knode never calls: 0.25 MB.
+KNODE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
 
 .PHONY: help knode test check demo bench
 # staticcheck's release for this Go version (2026.2.x supports go1.26), installed into bin/.
@@ -11,7 +14,7 @@ help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 knode: ## build bin/knode without the payload (fast)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
+	$(KNODE_BUILD)
 
 test: ## unit tests (-race, no payload) + root integration tests (network namespaces; skipped without root)
 	$(GO) test -race -count=1 ./...

@@ -14,8 +14,9 @@ import (
 )
 
 // maxWindow bounds the memory a payload stream may ask for while decoding (the decoder keeps
-// one window of history). The release build uses 64 MiB (zstd --long=26): long enough for the
-// repeats between containerd and its shim, and a larger window gains nothing on this payload.
+// one window of history). The release build uses all of it (zstd --long=27): the payload is
+// one stream of every file, and the window is how far back a file finds the code it shares
+// with the files before it.
 const maxWindow = 1 << 27
 
 // stream reads the files of one blob off its zstd stream.

@@ -18,6 +18,9 @@ func kubePrograms() []string {
 // staged files.
 const PodBinDir = "/usr/local/bin"
 
+// PayloadBlob is the payload's one zstd stream, holding every file (see Spec).
+const PayloadBlob = "payload.zst"
+
 // Spec returns the payload's manifest without the sizes and digests that only the build
 // knows: files with their staged paths and blobs, programs, and images. The build writes each
 // file at its staged path under one root directory (release/_build/root), so that the images'
@@ -27,16 +30,20 @@ func Spec() manifest.Manifest {
 	file := func(name, version, path, blob string) {
 		m.Files = append(m.Files, manifest.File{Name: name, Version: version, Path: path, Mode: 0o755, Blob: blob})
 	}
-	file("kube", Kubernetes, "bin/kube", "kube.zst")
-	file("containerd", Containerd, "bin/containerd", "runtime.zst")
-	file("containerd-shim-runc-v2", Containerd, "bin/containerd-shim-runc-v2", "runtime.zst")
-	file("runc", Runc, "bin/runc", "runtime.zst")
-	file("pause", Pause, "bin/pause", "runtime.zst")
-	// crictl shares containerd's CRI and gRPC code: one blob compresses both.
-	file("crictl", CRITools, "bin/crictl", "runtime.zst")
+	// One solid stream: the Go runtime, gRPC, protobuf, client-go and apimachinery that
+	// containerd, its shim, runc, the CNI plugins, crictl and the kube binary each link are
+	// then stored about once (zstd's long-distance matching across files). The order keeps
+	// what shares most near each other within the 128 MiB window: crictl (client-go, CRI)
+	// right before kube.
+	file("containerd", Containerd, "bin/containerd", PayloadBlob)
+	file("containerd-shim-runc-v2", Containerd, "bin/containerd-shim-runc-v2", PayloadBlob)
+	file("runc", Runc, "bin/runc", PayloadBlob)
+	file("pause", Pause, "bin/pause", PayloadBlob)
 	for _, plugin := range []string{"bridge", "host-local", "loopback", "portmap"} {
-		file("cni-"+plugin, CNIPlugins, "bin/cni/"+plugin, "cni.zst")
+		file("cni-"+plugin, CNIPlugins, "bin/cni/"+plugin, PayloadBlob)
 	}
+	file("crictl", CRITools, "bin/crictl", PayloadBlob)
+	file("kube", Kubernetes, "bin/kube", PayloadBlob)
 	m.Blobs = blobsOf(m.Files)
 
 	program := func(p manifest.Program) { m.Programs = append(m.Programs, p) }

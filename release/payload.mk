@@ -50,7 +50,7 @@ REL_BINARIES := $(REL_BIN)/kube $(REL_BIN)/containerd $(REL_BIN)/containerd-shim
 	$(REL_BIN)/pause $(REL_BIN)/crictl $(addprefix $(REL_BIN)/cni/,$(CNI_PLUGINS))
 
 all: payload ## build the payload and bin/knode with it embedded (the default)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
+	$(KNODE_BUILD)
 	@ls -l bin/knode | awk '{printf "bin/knode: %.1f MB with payload\n", $$5/1e6}'
 
 payload: build-deps $(PAYLOAD_STAMP) ## build every component into release/_build and compress it into assets/payload

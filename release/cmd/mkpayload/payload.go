@@ -74,7 +74,7 @@ func run(opts options, stdout io.Writer) error {
 	if err := removeStale(opts.out, m); err != nil {
 		return err
 	}
-	return report(stdout, m)
+	return report(stdout, m, opts.out)
 }
 
 // previous returns the manifest of the last run, or an empty one.
@@ -213,13 +213,18 @@ func removeStale(out string, m manifest.Manifest) error {
 	return nil
 }
 
-// report prints sizes per blob and file, the figures the release notes quote.
-func report(w io.Writer, m manifest.Manifest) error {
+// report prints sizes per blob and file, the figures the release notes quote: each file's
+// share of its blob's compressed bytes (see attribute) next to its staged size.
+func report(w io.Writer, m manifest.Manifest, out string) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "blob\tcompressed\tfile\tversion\tstaged\t")
+	fmt.Fprintln(tw, "blob\tcompressed\tfile\tversion\tits share\tstaged\t")
 	var staged, compressed int64
 	for _, b := range m.Blobs {
 		compressed += b.Size
+		shares, err := attribute(filepath.Join(out, b.Name), b, m)
+		if err != nil {
+			return err
+		}
 		for i, name := range b.Files {
 			f, _ := m.File(name)
 			staged += f.Size
@@ -227,14 +232,14 @@ func report(w io.Writer, m manifest.Manifest) error {
 			if i == 0 {
 				blob, size = b.Name, mb(b.Size)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", blob, size, f.Name, f.Version, mb(f.Size))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", blob, size, f.Name, f.Version, mb(shares[name]), mb(f.Size))
 		}
 	}
 	for _, img := range m.Images {
-		fmt.Fprintf(tw, "\t\timage %s\t%s\t%s\t\n", img.Name, img.Image.Tag(), mb(img.Size))
+		fmt.Fprintf(tw, "\t\timage %s\t%s\t\t%s\t\n", img.Name, img.Image.Tag(), mb(img.Size))
 		staged += img.Size
 	}
-	fmt.Fprintf(tw, "total\t%s\t\t\t%s\t\n", mb(compressed), mb(staged))
+	fmt.Fprintf(tw, "total\t%s\t\t\t\t%s\t\n", mb(compressed), mb(staged))
 	return tw.Flush()
 }
 
