@@ -174,6 +174,9 @@ type Files interface {
 	Readlink(name string) (string, error)
 	// Exists reports whether name exists.
 	Exists(name string) bool
+	// Rename moves a file or a directory tree to newName, which must not
+	// exist (an etcd data directory set aside for a restore).
+	Rename(oldName, newName string) error
 }
 
 // Systemd controls units.
