@@ -26,11 +26,11 @@ import (
 // lists again, instead of trusting a cache newer than the snapshot.
 const etcdRestoreBump = 1_000_000_000
 
-// EtcdRestoreDirs are the directories of one restore, named after its time
-// (a UTC stamp): the restored data before it takes EtcdDataDir's place, and
-// the previous data directory kept after.
+// EtcdRestoreDirs are the directories of one restore under EtcdRestoresDir,
+// named after its time (a UTC stamp): the restored data before it takes
+// EtcdDataDir's place, and the previous data directory kept after.
 func EtcdRestoreDirs(stamp string) (restored, before string) {
-	return EtcdDataDir + ".restore-" + stamp, EtcdDataDir + ".before-restore-" + stamp
+	return path.Join(EtcdRestoresDir, stamp+".restored"), path.Join(EtcdRestoresDir, stamp+".before")
 }
 
 // EtcdRestore is one restore of this master's etcd from a verified snapshot.
@@ -106,9 +106,13 @@ func RestoreEtcd(ctx context.Context, s *Spec, h *Host, r EtcdRestore, log *slog
 	if !h.Files.Exists(path.Join(EtcdDataDir, "member")) {
 		return res, fmt.Errorf("restore etcd: %s holds no etcd member: is this master's etcd set up?", EtcdDataDir)
 	}
+	if err := h.Files.MkdirAll(EtcdRestoresDir, 0o700); err != nil {
+		return res, fmt.Errorf("restore etcd: %w", err)
+	}
 	etcdutl := path.Join(s.Payload.BinDir, "etcdutl")
 	if out, err := h.Exec.Run(ctx, etcdutl, etcdutlRestoreArgs(s, r.Snapshot, restored)...); err != nil {
 		rmErr := h.Files.RemoveAll(restored)
+		h.Files.Remove(EtcdRestoresDir) // when empty: earlier restores keep theirs
 		return res, errors.Join(fmt.Errorf("etcdutl snapshot restore %s into %s: %w: %s (nothing changed)", r.Snapshot, restored, err, tail(out)), rmErr)
 	}
 	if err := h.Files.Rename(EtcdDataDir, before); err != nil {
@@ -202,6 +206,9 @@ func RejoinEtcd(ctx context.Context, s *Spec, h *Host, via Node, before string, 
 	if h.Files.Exists(EtcdDataDir) {
 		if h.Files.Exists(before) {
 			return fmt.Errorf("rejoin etcd through %s: both %s and %s exist: move one away", via.Name, EtcdDataDir, before)
+		}
+		if err := h.Files.MkdirAll(EtcdRestoresDir, 0o700); err != nil {
+			return fmt.Errorf("rejoin etcd through %s: %w", via.Name, err)
 		}
 		if err := h.Files.Rename(EtcdDataDir, before); err != nil {
 			return fmt.Errorf("rejoin etcd through %s: set %s aside: %w", via.Name, EtcdDataDir, err)

@@ -53,7 +53,7 @@ func TestRestoreEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := etcdutlPath + " snapshot restore " + snapshotPath + " --data-dir /var/lib/etcd.restore-" + restoreStamp +
+	want := etcdutlPath + " snapshot restore " + snapshotPath + " --data-dir /var/lib/etcd-restores/" + restoreStamp + ".restored" +
 		" --name b --initial-cluster b=https://172.31.0.3:2380 --initial-advertise-peer-urls https://172.31.0.3:2380" +
 		" --initial-cluster-token knode-demo --bump-revision 1000000000 --mark-compacted"
 	if got := strings.Join(f.Exec.Runs, "|"); got != want {
@@ -62,10 +62,10 @@ func TestRestoreEtcd(t *testing.T) {
 	if got := readString(f, "/var/lib/etcd/member/snap/db"); got != "restored" {
 		t.Errorf("data dir holds %q", got)
 	}
-	if got := readString(f, "/var/lib/etcd.before-restore-"+restoreStamp+"/member/snap/db"); got != "old" || res.Before != "/var/lib/etcd.before-restore-"+restoreStamp {
+	if got := readString(f, "/var/lib/etcd-restores/"+restoreStamp+".before"+"/member/snap/db"); got != "old" || res.Before != "/var/lib/etcd-restores/"+restoreStamp+".before" {
 		t.Errorf("previous data %q kept in %s", got, res.Before)
 	}
-	if f.Files.Exists("/var/lib/etcd.restore-" + restoreStamp) {
+	if f.Files.Exists("/var/lib/etcd-restores/" + restoreStamp + ".restored") {
 		t.Error("the restore's working directory is left")
 	}
 	if got := strings.Join(f.Pods.Restarted, " "); got != "kube-system/etcd-b kube-system/kube-apiserver-b kube-system/kube-controller-manager-b kube-system/kube-scheduler-b" {
@@ -91,10 +91,10 @@ func TestRestoreEtcdPutsBackOnFailure(t *testing.T) {
 	if got := readString(f, "/var/lib/etcd/member/snap/db"); got != "old" {
 		t.Errorf("data dir holds %q after the failure", got)
 	}
-	if got := readString(f, "/var/lib/etcd.restore-"+restoreStamp+".failed/member/snap/db"); got != "restored" {
+	if got := readString(f, "/var/lib/etcd-restores/"+restoreStamp+".restored.failed/member/snap/db"); got != "restored" {
 		t.Errorf("restored data not kept aside: %q", got)
 	}
-	if f.Files.Exists("/var/lib/etcd.before-restore-" + restoreStamp) {
+	if f.Files.Exists("/var/lib/etcd-restores/" + restoreStamp + ".before") {
 		t.Error("the previous data is still aside")
 	}
 	if got := strings.Join(f.Pods.Restarted, " "); got != "kube-system/etcd-b kube-system/etcd-b" {
@@ -136,7 +136,7 @@ func TestRejoinEtcd(t *testing.T) {
 	s.Peers[0].Master, s.Peers[1].Master = true, true
 	f.Pods.Stopped = map[string]bool{"kube-system/etcd-b": true}
 	f.Etcd = &hostpreptest.Etcd{Peers: []hostprep.EtcdPeer{{Name: "a", PeerURLs: []string{peerA}}}, Down: map[string]bool{endpointA: true}}
-	before := "/var/lib/etcd.before-restore-" + restoreStamp
+	before := "/var/lib/etcd-restores/" + restoreStamp + ".before"
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	err := hostprep.RejoinEtcd(ctx, s, f.Host(), s.Peers[0], before, slog.New(slog.DiscardHandler))
 	cancel()
