@@ -392,7 +392,7 @@ func (a *Agent) persistJoin() error {
 // the decision binds).
 func (a *Agent) publishSelf(edit func(*gossip.NodeInfo)) error {
 	a.mu.Lock()
-	info := gossip.NodeInfo{Name: a.id.Name, HasSecrets: a.secrets != nil}
+	info := gossip.NodeInfo{Name: a.id.Name, HasSecrets: a.secrets != nil, EtcdRestore: a.id.EtcdRestore}
 	if old, ok := a.state.Snapshot().Nodes[a.id.Name]; ok {
 		info.Removed = old.Removed
 	}

@@ -222,6 +222,9 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err := a.becomeMaster(ctx, spec, h); err != nil {
 		return err
 	}
+	if err := a.followEtcdRestore(ctx, spec, h); err != nil {
+		return err
+	}
 	key := peerKey(spec)
 	if key == last {
 		return nil

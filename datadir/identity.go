@@ -28,6 +28,11 @@ type Identity struct {
 	// CertLifetime is the test-only leaf certificate lifetime this node was
 	// set up with (knode init/join --cert-lifetime); 0: the default year.
 	CertLifetime time.Duration `json:"certLifetime,omitempty"`
+	// EtcdRestore is when this master last restored etcd from a snapshot
+	// (unix nanoseconds; its node record announces it), and EtcdFollowed the
+	// newest restore its etcd is part of, its own or another master's.
+	EtcdRestore  uint64 `json:"etcdRestore,omitempty"`
+	EtcdFollowed uint64 `json:"etcdFollowed,omitempty"`
 }
 
 // Secrets is the master-only material, stored under secrets/.
