@@ -86,6 +86,7 @@ type Agent struct {
 	heardAt   map[string]time.Time // when each held claim last arrived
 	claimedAt time.Time
 	refusedAt map[string]time.Time
+	csrs      *csrLimiter // how often this master signs each node's requests
 
 	idSave   sync.Mutex // held while the identity is written (saveIdentity)
 	rotating atomic.Bool
@@ -121,7 +122,7 @@ type Agent struct {
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
-		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, heardAt: map[string]time.Time{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
+		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, heardAt: map[string]time.Time{}, refusedAt: map[string]time.Time{}, csrs: newCSRLimiter(), unknownSince: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1),
 		keyAcks: map[keyAckKey]bool{}, keyAcked: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
