@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -222,21 +223,21 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err := a.becomeMaster(ctx, spec, h); err != nil {
 		return err
 	}
-	if err := a.followEtcdRestore(ctx, spec, h); err != nil {
-		return err
-	}
+	// A restore to follow that cannot proceed yet (its restorer is down)
+	// is retried like any host failure, without holding up the routes.
+	restoreErr := a.followEtcdRestore(ctx, spec, h)
 	key := peerKey(spec)
 	if key == last {
-		return nil
+		return restoreErr
 	}
 	if _, err := hostprep.UpdatePeers(ctx, &spec, h.Host, h.Out, a.log); err != nil {
-		return fmt.Errorf("update pod network for peers: %w", err)
+		return errors.Join(fmt.Errorf("update pod network for peers: %w", err), restoreErr)
 	}
 	a.log.Info("pod network updated", "peers", len(spec.Peers))
 	a.mu.Lock()
 	a.lastPeers = key
 	a.mu.Unlock()
-	return nil
+	return restoreErr
 }
 
 // SetHost connects (or, with nil, disconnects) the host this agent keeps current.
