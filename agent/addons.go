@@ -176,8 +176,13 @@ func (a *Agent) nodeChores(ctx context.Context, snap gossip.Snapshot) (unregiste
 			cidr := as.PodCIDR.String()
 			patch := fmt.Sprintf(`{"spec":{"podCIDR":%q,"podCIDRs":[%q]}}`, cidr, cidr)
 			if _, err := a.kubectl(ctx, nil, "patch", "node", "--type", "merge", "-p", patch, "--", name); err != nil {
-				// Its kubelet has not registered it yet: look again soon while
-				// it is joining, at the round's pace after that.
+				// Its kubelet has not registered it yet (look again soon while
+				// it is joining, at the round's pace after that), or it moved.
+				if moved, merr := a.moveNode(ctx, name, cidr); merr != nil {
+					a.log.Error("set the Node's podCIDR", "node", name, "podCIDR", cidr, "err", err, "then", merr)
+				} else if moved {
+					unregistered = true // its kubelet registers it again soon
+				}
 				a.mu.Lock()
 				if _, ok := ch.waiting[name]; !ok {
 					ch.waiting[name] = time.Now()

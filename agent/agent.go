@@ -96,6 +96,9 @@ type Agent struct {
 	unknownSince map[string]time.Time // decided nodes memberlist has not reported
 	lastPeers    string               // peerKey of the last pod-network update
 	restored     bool                 // RestoreHost succeeded since start
+	// moved is set when this node's subnet moved and its host followed,
+	// until its Node object is registered again with the new subnet.
+	moved time.Time
 	promoting    bool                 // becomeMaster started and has not finished
 	chores       clusterChores
 

@@ -223,9 +223,13 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err := a.becomeMaster(ctx, spec, h); err != nil {
 		return err
 	}
-	// A restore to follow that cannot proceed yet (its restorer is down)
-	// is retried like any host failure, without holding up the routes.
-	restoreErr := a.followEtcdRestore(ctx, spec, h)
+	if err := a.followMove(ctx, spec, h); err != nil {
+		return err
+	}
+	// A restore to follow that cannot proceed yet (its restorer is down),
+	// or a moved node's Node object still to be registered again, is
+	// retried like any host failure, without holding up the routes.
+	restoreErr := errors.Join(a.followEtcdRestore(ctx, spec, h), a.reregister(ctx, spec, h))
 	key := peerKey(spec)
 	if key == last {
 		return restoreErr
@@ -259,7 +263,7 @@ func (a *Agent) hostOpts() *HostOptions {
 // MarkHost records in the data directory that this node's host is configured,
 // so that the agent started by knode.service keeps it current.
 func (a *Agent) MarkHost() error {
-	return a.saveIdentity(func(id *datadir.Identity) { id.Host = true })
+	return a.saveIdentity(func(id *datadir.Identity) { id.Host, id.HostPodCIDR = true, id.PodCIDR })
 }
 
 // bootPhases are re-applied when the agent starts on a configured node: a

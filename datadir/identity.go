@@ -33,6 +33,10 @@ type Identity struct {
 	// newest restore its etcd is part of, its own or another master's.
 	EtcdRestore  uint64 `json:"etcdRestore,omitempty"`
 	EtcdFollowed uint64 `json:"etcdFollowed,omitempty"`
+	// HostPodCIDR is the subnet the host was last configured for (cbr0, the
+	// CNI range, the kubelet): when a healed partition moves this node to
+	// another subnet, the agent configures the host again.
+	HostPodCIDR netip.Prefix `json:"hostPodCIDR,omitzero"`
 }
 
 // Secrets is the master-only material, stored under secrets/.
