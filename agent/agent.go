@@ -98,9 +98,9 @@ type Agent struct {
 	restored     bool                 // RestoreHost succeeded since start
 	// moved is set when this node's subnet moved and its host followed,
 	// until its Node object is registered again with the new subnet.
-	moved time.Time
-	promoting    bool                 // becomeMaster started and has not finished
-	chores       clusterChores
+	moved     time.Time
+	promoting bool // becomeMaster started and has not finished
+	chores    clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and
 	// letters in flight run under it, each in a goroutine of wg.
