@@ -60,9 +60,13 @@ func etcdRestore(c *cli.Context, dir datadir.Dir, snapshot string) error {
 	if etcdutl := path.Join(spec.Payload.BinDir, "etcdutl"); !h.Files.Exists(etcdutl) {
 		return fmt.Errorf("%s is missing: this knode has no staged payload (run the knode that set up this node)", etcdutl)
 	}
+	var healthy string
 	if n, err := localEtcdHealthy(ctx); err == nil && !c.Bool("force") {
-		return cli.Exit(fmt.Sprintf("etcd on this master is running and healthy (%d members): a restore rolls the whole cluster back to %s and drops every write since; "+
-			"pass --force to do that (with quorum lost, no --force is needed)", n, snapshot), exitError)
+		healthy = fmt.Sprintf("etcd on this master is running and healthy (%d members): a restore rolls the whole cluster back to %s and drops every write since; "+
+			"pass --force to do that (with quorum lost, no --force is needed)", n, snapshot)
+		if !c.Bool("dry-run") {
+			return cli.Exit(healthy, exitError)
+		}
 	}
 	at := uint64(time.Now().UnixNano())
 	r := hostprep.EtcdRestore{Snapshot: snapshot, Stamp: agent.RestoreStamp(at), Healthy: func(ctx context.Context) error {
@@ -76,6 +80,9 @@ func etcdRestore(c *cli.Context, dir datadir.Dir, snapshot string) error {
 	if c.Bool("dry-run") {
 		res.DryRun = true
 		res.Steps = append(hostprep.EtcdRestoreSteps(&spec, r), "announce the restore: every other master sets its etcd data aside and joins this one's cluster")
+		if healthy != "" {
+			res.Steps = append(res.Steps, "but refuse now: "+healthy)
+		}
 		return printRestore(c, res)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "snapshot %s verified (%d bytes, sha256 %s…); restoring etcd on %s\n", snapshot, chk.Size, chk.SHA256[:12], spec.Self.Name)
