@@ -67,6 +67,9 @@ func TestScenario12SnapshotRestore(t *testing.T) {
 	out, err = knode(ctx, m0, "etcd", "restore", saved.Path, "--force")
 	t.Logf("knode etcd restore\n%s", indent(out))
 	if err != nil {
+		diag, _ := m0.Sh(ctx, "knode crictl ps -a --name etcd; for c in $(knode crictl ps -a -q --name etcd | head -3); do echo \"== $c\"; knode crictl logs --tail 15 $c 2>&1; done; "+
+			"ls -la /var/lib/etcd /var/lib/etcd-restores; journalctl -u kubelet --no-pager -n 400 | grep -i etcd | tail -25")
+		t.Logf("diagnostics on %s:\n%s", m0.Name, indent(diag))
 		t.Fatalf("knode etcd restore (%s): %s", exitOf(err), lastLines(out, 3))
 	}
 	timing(t, "knode etcd restore returned", time.Since(start))
