@@ -11,13 +11,13 @@ import (
 	"time"
 )
 
-// TestScenario12SnapshotRestore: the snapshot round trip on 3 masters. A ConfigMap written
+// TestScenarioSnapshotRestore: the snapshot round trip on 3 masters. A ConfigMap written
 // before `knode etcd snapshot save` and deleted after it, and one written after it; then
 // `knode etcd restore` on the first master: the first is back, the second gone, through every
 // master's own apiserver; the other two masters rejoined the restored etcd with no step of
 // ours (three members again), and every node is Ready. Before that, the command's refusals:
 // a damaged copy of the snapshot, and a healthy etcd without --force.
-func TestScenario12SnapshotRestore(t *testing.T) {
+func TestScenarioSnapshotRestore(t *testing.T) {
 	c := formCluster(t, 3, "--masters", "3")
 	ctx := t.Context()
 	m0 := c.first()

@@ -51,7 +51,7 @@ func EtcdRestoreSteps(s *Spec, r EtcdRestore) []string {
 	sd := s.withDefaults()
 	restored, before := EtcdRestoreDirs(r.Stamp)
 	return []string{
-		fmt.Sprintf("run %s %v", path.Join(sd.Payload.BinDir, "etcdutl"), etcdutlRestoreArgs(&sd, r.Snapshot, restored)),
+		fmt.Sprintf("run %s %v", path.Join(sd.Payload.BinDir, "etcdutl"), etcdutlRestoreArgs(&sd, r.Snapshot, restored, r.Stamp)),
 		fmt.Sprintf("move %s to %s (kept)", EtcdDataDir, before),
 		fmt.Sprintf("move %s to %s", restored, EtcdDataDir),
 		fmt.Sprintf("restart the containers of kube-system/etcd-%s and wait until it serves alone (else put %s back)", s.Self.Name, before),
@@ -59,16 +59,22 @@ func EtcdRestoreSteps(s *Spec, r EtcdRestore) []string {
 	}
 }
 
-// etcdutlRestoreArgs makes the new member exactly what this master's etcd
-// manifest says it is (name, peer URL, cluster token), alone in its cluster.
-func etcdutlRestoreArgs(s *Spec, snapshot, dataDir string) []string {
+// etcdutlRestoreArgs makes the new member what this master's etcd manifest
+// says it is (name, peer URL), alone in its cluster. Its cluster token is the
+// manifest's with the restore's stamp: etcd derives member IDs from peer URLs
+// and the token, and a member with its old ID takes the old cluster's
+// heartbeats (its other masters still run it) for its own and panics on a
+// commit index beyond its restored log (seen in the lab). With a new token
+// its ID and the cluster's differ; the manifest's token only matters for a
+// first start, which a restored member never has.
+func etcdutlRestoreArgs(s *Spec, snapshot, dataDir, stamp string) []string {
 	peer := "https://" + netip.AddrPortFrom(s.Self.Address, 2380).String()
 	return []string{"snapshot", "restore", snapshot,
 		"--data-dir", dataDir,
 		"--name", s.Self.Name,
 		"--initial-cluster", s.Self.Name + "=" + peer,
 		"--initial-advertise-peer-urls", peer,
-		"--initial-cluster-token", "knode-" + s.Cluster.Name,
+		"--initial-cluster-token", "knode-" + s.Cluster.Name + "-restored-" + stamp,
 		"--bump-revision", fmt.Sprint(etcdRestoreBump), "--mark-compacted"}
 }
 
@@ -110,7 +116,7 @@ func RestoreEtcd(ctx context.Context, s *Spec, h *Host, r EtcdRestore, log *slog
 		return res, fmt.Errorf("restore etcd: %w", err)
 	}
 	etcdutl := path.Join(s.Payload.BinDir, "etcdutl")
-	if out, err := h.Exec.Run(ctx, etcdutl, etcdutlRestoreArgs(s, r.Snapshot, restored)...); err != nil {
+	if out, err := h.Exec.Run(ctx, etcdutl, etcdutlRestoreArgs(s, r.Snapshot, restored, r.Stamp)...); err != nil {
 		rmErr := h.Files.RemoveAll(restored)
 		h.Files.Remove(EtcdRestoresDir) // when empty: earlier restores keep theirs
 		return res, errors.Join(fmt.Errorf("etcdutl snapshot restore %s into %s: %w: %s (nothing changed)", r.Snapshot, restored, err, tail(out)), rmErr)

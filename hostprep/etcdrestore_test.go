@@ -55,7 +55,7 @@ func TestRestoreEtcd(t *testing.T) {
 	}
 	want := etcdutlPath + " snapshot restore " + snapshotPath + " --data-dir /var/lib/etcd-restores/" + restoreStamp + ".restored" +
 		" --name b --initial-cluster b=https://172.31.0.3:2380 --initial-advertise-peer-urls https://172.31.0.3:2380" +
-		" --initial-cluster-token knode-demo --bump-revision 1000000000 --mark-compacted"
+		" --initial-cluster-token knode-demo-restored-" + restoreStamp + " --bump-revision 1000000000 --mark-compacted"
 	if got := strings.Join(f.Exec.Runs, "|"); got != want {
 		t.Errorf("ran:\n%s\nwant:\n%s", got, want)
 	}
