@@ -221,9 +221,16 @@ func (a *Agent) nodeChores(ctx context.Context, api *kubeapi.Client, snap gossip
 		case as.Active() && !done:
 			cidr := as.PodCIDR.String()
 			if err := api.SetPodCIDR(ctx, name, cidr); err != nil {
-				if !kubeapi.IsNotFound(err) {
-					a.log.Warn("set the Node's podCIDR (will retry)", "node", name, "podCIDR", cidr, "problem", apiProblem(err), "err", err)
+				// Not registered yet, or registered with another podCIDR
+				// (it moved after a partition healed: the Node is deleted
+				// and its kubelet registers it again).
+				moved, merr := a.moveNode(ctx, api, name, cidr, err)
+				if merr != nil {
+					a.log.Warn("set the Node's podCIDR (will retry)", "node", name, "podCIDR", cidr, "problem", apiProblem(merr), "err", merr)
 					continue
+				}
+				if moved {
+					unregistered = true // its kubelet registers it again soon
 				}
 				// Its kubelet has not registered it yet: look again soon while
 				// it is joining, at the round's pace after that.

@@ -90,6 +90,7 @@ type Agent struct {
 	heardAt   map[string]time.Time // when each held claim last arrived
 	claimedAt time.Time
 	refusedAt map[string]time.Time
+	csrs      *csrLimiter // how often this master signs each node's requests
 
 	idSave   sync.Mutex // held while the identity is written (saveIdentity)
 	rotating atomic.Bool
@@ -99,8 +100,11 @@ type Agent struct {
 	unknownSince map[string]time.Time // decided nodes memberlist has not reported
 	lastPeers    string               // peerKey of the last pod-network update
 	restored     bool                 // RestoreHost succeeded since start
-	promoting    bool                 // becomeMaster started and has not finished
-	chores       clusterChores
+	// moved is set when this node's subnet moved and its host followed,
+	// until its Node object is registered again with the new subnet.
+	moved     time.Time
+	promoting bool // becomeMaster started and has not finished
+	chores    clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and
 	// letters in flight run under it, each in a goroutine of wg.
@@ -125,7 +129,7 @@ type Agent struct {
 // token's pin, persists what it learnt, and starts deciding.
 func Start(ctx context.Context, o Options) (*Agent, error) {
 	a := &Agent{opts: o, log: o.Logger, sentAt: map[string]time.Time{}, certs: make(chan map[string][]byte, 1),
-		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, heardAt: map[string]time.Time{}, refusedAt: map[string]time.Time{}, unknownSince: map[string]time.Time{},
+		refused: make(chan string, 1), claims: map[string]gossip.Claim{}, heardAt: map[string]time.Time{}, refusedAt: map[string]time.Time{}, csrs: newCSRLimiter(), unknownSince: map[string]time.Time{},
 		stop: make(chan struct{}), done: make(chan struct{}), stopped: make(chan struct{}), hostKick: make(chan struct{}, 1),
 		keyAcks: map[keyAckKey]bool{}, keyAcked: make(chan struct{}, 1)}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -404,7 +408,7 @@ func (a *Agent) persistJoin() error {
 // the decision binds).
 func (a *Agent) publishSelf(edit func(*gossip.NodeInfo)) error {
 	a.mu.Lock()
-	info := gossip.NodeInfo{Name: a.id.Name, HasSecrets: a.secrets != nil}
+	info := gossip.NodeInfo{Name: a.id.Name, HasSecrets: a.secrets != nil, EtcdRestore: a.id.EtcdRestore}
 	if old, ok := a.state.Snapshot().Nodes[a.id.Name]; ok {
 		info.Removed = old.Removed
 	}

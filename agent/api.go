@@ -80,6 +80,18 @@ func serveAPI(path string, a *Agent) (*apiServer, error) {
 	mux.HandleFunc("GET /v1/images", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Images())
 	})
+	mux.HandleFunc("POST /v1/etcd/restored", func(w http.ResponseWriter, r *http.Request) {
+		var req EtcdRestoreRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := a.EtcdRestored(req.At); err != nil {
+			writeError(w, httpStatusOf(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Tokens())
 	})

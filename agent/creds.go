@@ -115,6 +115,13 @@ func (a *Agent) Credentials(ctx context.Context) (map[string]*pki.Credential, er
 			if len(keys) == 0 {
 				return out, nil
 			}
+			// Ask again at the next tick, not at once: an answer refused
+			// here (clocks apart) must not turn into a request loop.
+			select {
+			case <-ctx.Done():
+				return nil, fmt.Errorf("no master signed this node's certificates acceptably (see the warnings above): %w", ctx.Err())
+			case <-t.C:
+			}
 		case <-t.C:
 		}
 	}
@@ -141,6 +148,12 @@ func (a *Agent) signRequests(l gossip.Letter) {
 	sec := a.secrets
 	a.mu.Unlock()
 	if sec == nil {
+		return
+	}
+	if ok, first := a.csrs.allow(l.From, time.Now()); !ok {
+		if first {
+			a.log.Warn("certificate requests refused: too many from this node", "from", l.From, "burst", csrBurst, "every", csrEvery)
+		}
 		return
 	}
 	snap := a.state.Snapshot()

@@ -3,6 +3,7 @@ package agent
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -226,18 +227,25 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err := a.becomeMaster(ctx, spec, h); err != nil {
 		return err
 	}
+	if err := a.followMove(ctx, spec, h); err != nil {
+		return err
+	}
+	// A restore to follow that cannot proceed yet (its restorer is down),
+	// or a moved node's Node object still to be registered again, is
+	// retried like any host failure, without holding up the routes.
+	restoreErr := errors.Join(a.followEtcdRestore(ctx, spec, h), a.reregister(ctx, spec, h))
 	key := peerKey(spec)
 	if key == last {
-		return nil
+		return restoreErr
 	}
 	if _, err := hostprep.UpdatePeers(ctx, &spec, h.Host, h.Out, a.log); err != nil {
-		return fmt.Errorf("update pod network for peers: %w", err)
+		return errors.Join(fmt.Errorf("update pod network for peers: %w", err), restoreErr)
 	}
 	a.log.Info("pod network updated", "peers", len(spec.Peers))
 	a.mu.Lock()
 	a.lastPeers = key
 	a.mu.Unlock()
-	return nil
+	return restoreErr
 }
 
 // SetHost connects (or, with nil, disconnects) the host this agent keeps current.
@@ -259,7 +267,7 @@ func (a *Agent) hostOpts() *HostOptions {
 // MarkHost records in the data directory that this node's host is configured,
 // so that the agent started by knode.service keeps it current.
 func (a *Agent) MarkHost() error {
-	return a.saveIdentity(func(id *datadir.Identity) { id.Host = true })
+	return a.saveIdentity(func(id *datadir.Identity) { id.Host, id.HostPodCIDR = true, id.PodCIDR })
 }
 
 // bootPhases are re-applied when the agent starts on a configured node: a

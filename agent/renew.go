@@ -7,6 +7,7 @@ import (
 
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 // Certificate renewal runs in the host loop, the one owner of host changes:
@@ -53,8 +54,8 @@ func (a *Agent) renewCerts(ctx context.Context) (time.Time, error) {
 		return later, nil // no subnet yet
 	}
 	sched := hostprep.CertSchedule(&spec, h.Host.Files)
-	if len(sched) == 0 || a.now().Before(sched[0].RenewAt) {
-		return nextRenewal(sched, a.now()), nil
+	if start := a.renewStart(sched); len(sched) == 0 || a.now().Before(start) {
+		return start, nil
 	}
 	var creds map[string]*pki.Credential
 	if !a.HasSecrets() {
@@ -73,14 +74,29 @@ func (a *Agent) renewCerts(ctx context.Context) (time.Time, error) {
 		return later, err
 	}
 	a.log.Info("certificates renewed", "due", sched[0].Path, "files", rn.Renewed, "restarted", rn.Restarted)
-	return nextRenewal(hostprep.CertSchedule(&spec, h.Host.Files), a.now()), nil
+	return a.renewStart(hostprep.CertSchedule(&spec, h.Host.Files)), nil
 }
 
-// nextRenewal is the soonest renewal of sched, or now plus renewLookMax for an
-// empty one.
-func nextRenewal(sched []hostprep.CertDue, now time.Time) time.Time {
+// renewStart is when this node starts the renewal of the soonest certificate
+// of sched (now plus renewLookMax for none): when it is due, or, on a master,
+// at its seat's next turn from then (pki.Staggered), so that masters never
+// restart their control planes together. A renewal that failed is retried
+// only in the master's own turns too.
+func (a *Agent) renewStart(sched []hostprep.CertDue) time.Time {
+	now := a.now()
 	if len(sched) == 0 {
 		return now.Add(renewLookMax)
 	}
-	return sched[0].RenewAt
+	seat := roles.Worker
+	if as, ok := a.Assignment(); ok {
+		seat = as.Seat
+	}
+	return pki.Staggered(latest(sched[0].RenewAt, now), seat, a.cluster.Masters, pki.RenewWindow(sched[0].Lifetime))
+}
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

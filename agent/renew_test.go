@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"knode.dev/knode/gossip"
+	"knode.dev/knode/hostprep"
 	"knode.dev/knode/pki"
 )
 
@@ -151,5 +152,40 @@ func TestRenewWait(t *testing.T) {
 		if got := a.renewWait(clock.Now().Add(tt.in)); got != tt.want {
 			t.Errorf("renewal in %s: wait %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// Three masters whose certificates come due in the same second start their
+// renewals in their own seats' windows, one after another; a worker starts
+// when due.
+func TestMastersRenewInTurns(t *testing.T) {
+	tc := newTestCluster(t, testPlan(3))
+	tc.join("n01", "n00")
+	tc.join("n02", "n00")
+	tc.join("w03", "n00")
+	tc.waitConverged(15*time.Second, 4)
+	life := 365 * 24 * time.Hour
+	due := time.Now().Add(time.Hour)
+	sched := []hostprep.CertDue{{Path: "apiserver.crt", RenewAt: due, Lifetime: life}}
+	w := pki.RenewWindow(life)
+	seen := map[int64]string{}
+	for _, name := range []string{"n00", "n01", "n02"} {
+		a := tc.live()[name]
+		as, _ := a.Assignment()
+		if as.Seat < 0 {
+			t.Fatalf("%s holds no seat", name)
+		}
+		start := a.renewStart(sched)
+		win := start.UnixNano() / int64(w)
+		if start.Before(due) || start.Sub(due) > 3*w || int(win%3) != as.Seat {
+			t.Errorf("%s (seat %d) starts %s for a renewal due %s", name, as.Seat, start, due)
+		}
+		if other, ok := seen[win]; ok {
+			t.Errorf("%s and %s renew in the same window", name, other)
+		}
+		seen[win] = name
+	}
+	if start := tc.live()["w03"].renewStart(sched); !start.Equal(due) {
+		t.Errorf("worker starts %s, want when due (%s)", start, due)
 	}
 }

@@ -28,6 +28,15 @@ type Identity struct {
 	// CertLifetime is the test-only leaf certificate lifetime this node was
 	// set up with (knode init/join --cert-lifetime); 0: the default year.
 	CertLifetime time.Duration `json:"certLifetime,omitempty"`
+	// EtcdRestore is when this master last restored etcd from a snapshot
+	// (unix nanoseconds; its node record announces it), and EtcdFollowed the
+	// newest restore its etcd is part of, its own or another master's.
+	EtcdRestore  uint64 `json:"etcdRestore,omitempty"`
+	EtcdFollowed uint64 `json:"etcdFollowed,omitempty"`
+	// HostPodCIDR is the subnet the host was last configured for (cbr0, the
+	// CNI range, the kubelet): when a healed partition moves this node to
+	// another subnet, the agent configures the host again.
+	HostPodCIDR netip.Prefix `json:"hostPodCIDR,omitzero"`
 }
 
 // Secrets is the master-only material, stored under secrets/.

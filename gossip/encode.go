@@ -73,6 +73,7 @@ func (n *NodeInfo) body(e *enc) {
 	e.string(n.Name)
 	e.flags(n.HasSecrets, n.Removed)
 	e.uvarint(n.Gen)
+	e.uvarint(n.EtcdRestore)
 }
 
 // SignedBytes is what the node signs.
@@ -99,6 +100,7 @@ func decodeNode(b []byte) (NodeInfo, error) {
 	f := d.flags(2)
 	n.HasSecrets, n.Removed = f[0], f[1]
 	n.Gen = d.uvarint()
+	n.EtcdRestore = d.uvarint()
 	d.fixed(n.Sig[:])
 	return n, d.end()
 }

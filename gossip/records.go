@@ -72,9 +72,14 @@ type NodeInfo struct {
 	HasSecrets bool   `json:"hasSecrets,omitempty"`
 	// Removed is set by `knode reset` before leaving: the allocator may then
 	// release this node's subnet and seat.
-	Removed bool   `json:"removed,omitempty"`
-	Gen     uint64 `json:"gen"` // wall-clock nanoseconds, increasing
-	Sig     Sig    `json:"sig"`
+	Removed bool `json:"removed,omitempty"`
+	// EtcdRestore is set by a master that restored etcd from a snapshot
+	// (`knode etcd restore`): the wall-clock nanoseconds of that restore. The
+	// other masters' agents then rejoin the restored cluster through it; a
+	// worker's value is ignored (only a seated master's counts).
+	EtcdRestore uint64 `json:"etcdRestore,omitempty"`
+	Gen         uint64 `json:"gen"` // wall-clock nanoseconds, increasing
+	Sig         Sig    `json:"sig"`
 }
 
 // Claim is a node's request to be admitted (or to have its address
@@ -215,6 +220,9 @@ func (n NodeInfo) validate(nowNanos int64) error {
 	}
 	if n.Gen > uint64(nowNanos)+genLead {
 		return fmt.Errorf("generation %d is ahead of this node's clock", n.Gen)
+	}
+	if n.EtcdRestore > uint64(nowNanos)+genLead {
+		return fmt.Errorf("etcd restore time %d is ahead of this node's clock", n.EtcdRestore)
 	}
 	return nil
 }

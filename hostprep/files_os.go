@@ -87,6 +87,15 @@ func (r RootFiles) Mode(name string) (fs.FileMode, error) {
 	return fi.Mode().Perm(), nil
 }
 
+// Rename implements Files; an existing newName is refused rather than
+// replaced (os.Rename would replace an empty directory).
+func (r RootFiles) Rename(oldName, newName string) error {
+	if _, err := os.Lstat(r.path(newName)); err == nil {
+		return fmt.Errorf("rename %s to %s: %w", oldName, newName, fs.ErrExist)
+	}
+	return os.Rename(r.path(oldName), r.path(newName))
+}
+
 // Exists implements Files.
 func (r RootFiles) Exists(name string) bool {
 	_, err := os.Lstat(r.path(name))

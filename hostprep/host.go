@@ -186,6 +186,9 @@ type Files interface {
 	// Mode returns a file's permission bits; the error wraps fs.ErrNotExist
 	// for a missing file.
 	Mode(name string) (fs.FileMode, error)
+	// Rename moves a file or a directory tree to newName, which must not
+	// exist (an etcd data directory set aside for a restore).
+	Rename(oldName, newName string) error
 }
 
 // Systemd controls units.

@@ -29,6 +29,8 @@ const (
 	ContainerdConfPath  = "/etc/containerd/config.toml"
 	SystemdUnitDir      = "/etc/systemd/system"
 	EtcdDataDir         = "/var/lib/etcd"
+	// EtcdRestoresDir keeps the data directories a restore set aside.
+	EtcdRestoresDir = "/var/lib/etcd-restores"
 	// AuditLogDir holds the apiserver's audit log, rotated by size.
 	AuditLogDir = "/var/log/kubernetes/audit"
 	// PayloadLink points at the staged binaries (the data directory's bin),

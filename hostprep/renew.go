@@ -54,6 +54,9 @@ type CertDue struct {
 	// Path of the certificate under PKIDir.
 	Path    string
 	RenewAt time.Time
+	// Lifetime is the certificate's (0 when unreadable): masters take turns
+	// in windows derived from it (pki.RenewWindow).
+	Lifetime time.Duration
 }
 
 // CertSchedule lists the leaf certificates this node keeps (the PKI phase's
@@ -66,7 +69,7 @@ func CertSchedule(s *Spec, f Files) []CertDue {
 		d := CertDue{Path: p}
 		if data, err := f.ReadFile(p); err == nil {
 			if cert, err := pki.ParseCert(data); err == nil {
-				d.RenewAt = pki.RenewAt(cert)
+				d.RenewAt, d.Lifetime = pki.RenewAt(cert), cert.NotAfter.Sub(cert.NotBefore)
 			}
 		}
 		out = append(out, d)

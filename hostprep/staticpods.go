@@ -22,7 +22,7 @@ func staticPodsPhase() Phase {
 			for _, n := range staticPodNames() {
 				names = append(names, path.Join(ManifestsDir, n))
 			}
-			return planRemove(e, append(names, EtcdDataDir, AuditLogDir)...), nil
+			return planRemove(e, append(names, EtcdDataDir, EtcdRestoresDir, AuditLogDir)...), nil
 		},
 	}
 }

@@ -3,6 +3,7 @@ package hostpreptest
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -60,6 +61,42 @@ func (f *Files) Remove(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.Data, name)
+	return nil
+}
+
+// Rename implements hostprep.Files: every file under oldName moves under
+// newName, which must not exist.
+func (f *Files) Rename(oldName, newName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.Fail[oldName]; err != nil {
+		return err
+	}
+	under := func(k, dir string) (string, bool) {
+		if k == dir {
+			return "", true
+		}
+		rest, ok := strings.CutPrefix(k, strings.TrimSuffix(dir, "/")+"/")
+		return "/" + rest, ok
+	}
+	moved := map[string]fakeFile{}
+	for k, v := range f.Data {
+		if _, ok := under(k, newName); ok {
+			return fmt.Errorf("rename %s to %s: %w", oldName, newName, fs.ErrExist)
+		}
+		if rest, ok := under(k, oldName); ok {
+			moved[strings.TrimSuffix(newName+rest, "/")] = v
+		}
+	}
+	if len(moved) == 0 {
+		return fmt.Errorf("rename %s: %w", oldName, fs.ErrNotExist)
+	}
+	for k := range f.Data {
+		if _, ok := under(k, oldName); ok {
+			delete(f.Data, k)
+		}
+	}
+	maps.Copy(f.Data, moved)
 	return nil
 }
 

@@ -113,6 +113,9 @@ type Commander struct {
 	mu   sync.Mutex
 	Runs []string
 	Fail map[string]error
+	// Effect, when set, is what a successful run does to the host (the
+	// files a program writes), keyed by the program's path.
+	Effect map[string]func(args []string)
 }
 
 // Run implements hostprep.Commander.
@@ -120,7 +123,13 @@ func (f *Commander) Run(ctx context.Context, name string, args ...string) ([]byt
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.Runs = append(f.Runs, strings.Join(append([]string{name}, args...), " "))
-	return nil, f.Fail[name]
+	if err := f.Fail[name]; err != nil {
+		return []byte(name + ": failed\n"), err
+	}
+	if do := f.Effect[name]; do != nil {
+		do(args)
+	}
+	return nil, nil
 }
 
 // Probe returns fixed facts.
@@ -157,12 +166,18 @@ type Pods struct {
 	Running []string
 	// Down: no runtime answers (RemoveAll fails with ErrNoRuntime).
 	Down bool
+	// Stopped lists pods ("namespace/name") with no running container:
+	// RestartContainers stops none of theirs (a removed static pod).
+	Stopped map[string]bool
 }
 
 // RestartContainers implements hostprep.Pods: each pod has one container.
 func (f *Pods) RestartContainers(ctx context.Context, namespace, name string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.Stopped[namespace+"/"+name] {
+		return 0, nil
+	}
 	f.Restarted = append(f.Restarted, namespace+"/"+name)
 	return 1, nil
 }
