@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"math"
@@ -142,21 +143,31 @@ func TestHealthOnlyFromItsOwnNode(t *testing.T) {
 }
 
 func TestHealthTravelsByDeltaSync(t *testing.T) {
+	checkTravels(t, msgHealth, func(s *State, k ed25519.PrivateKey) Sig {
+		h := sampleHealth("n1", uint64(time.Now().UnixNano()))
+		h.Sign(k)
+		s.MergeHealth(h)
+		return h.Sig
+	}, func(s *State) Sig { return s.Snapshot().Health["n1"].Sig })
+}
+
+// checkTravels puts one record of node n1 (of message type msg) into a state,
+// and checks that a delta sync and a full state carry it to others.
+func checkTravels(t *testing.T, msg byte, put func(*State, ed25519.PrivateKey) Sig, get func(*State) Sig) {
+	t.Helper()
 	f := newFixture(t)
 	a, b := f.state(t), f.state(t)
 	k := nodeKey(t)
 	d := f.decision("n1", k, "10.10.1.0/24", -1, 1)
 	a.MergeAssignment(d)
 	b.MergeAssignment(d)
-	h := sampleHealth("n1", uint64(time.Now().UnixNano()))
-	h.Sign(k)
-	a.MergeHealth(h)
+	sig := put(a, k)
 	recs, newer, err := a.Delta(b.Vector())
-	if err != nil || newer || len(recs) != 1 || recs[0][0] != msgHealth {
+	if err != nil || newer || len(recs) != 1 || recs[0][0] != msg {
 		t.Fatalf("delta: %d records, newer=%v, %v", len(recs), newer, err)
 	}
 	if _, newer, _ := b.Delta(a.Vector()); !newer {
-		t.Error("b does not see that a holds a newer summary")
+		t.Error("b does not see that a holds a newer record")
 	}
 	b.MergeRecords(recs)
 	da, na := a.Digest()
@@ -168,7 +179,7 @@ func TestHealthTravelsByDeltaSync(t *testing.T) {
 	if _, rej, err := c.MergeFull(a.EncodeFull()); err != nil || len(rej) > 0 {
 		t.Fatal(err, rej)
 	}
-	if got := c.Snapshot().Health["n1"]; got.Sig != h.Sig {
-		t.Error("health lost in a full state")
+	if got := get(c); got != sig {
+		t.Error("record lost in a full state")
 	}
 }

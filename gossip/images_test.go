@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -145,33 +146,10 @@ func TestImagesOnlyFromItsOwnNode(t *testing.T) {
 }
 
 func TestImagesTravelByDeltaSync(t *testing.T) {
-	f := newFixture(t)
-	a, b := f.state(t), f.state(t)
-	k := nodeKey(t)
-	d := f.decision("n1", k, "10.10.1.0/24", -1, 1)
-	a.MergeAssignment(d)
-	b.MergeAssignment(d)
-	m := sampleImages("n1", uint64(time.Now().UnixNano()), 10)
-	m.Sign(k)
-	a.MergeImages(m)
-	recs, newer, err := a.Delta(b.Vector())
-	if err != nil || newer || len(recs) != 1 || recs[0][0] != msgImages {
-		t.Fatalf("delta: %d records, newer=%v, %v", len(recs), newer, err)
-	}
-	if _, newer, _ := b.Delta(a.Vector()); !newer {
-		t.Error("b does not see that a holds a newer announcement")
-	}
-	b.MergeRecords(recs)
-	da, na := a.Digest()
-	db, nb := b.Digest()
-	if da != db || na != nb || na != 2 {
-		t.Errorf("after the delta: %x/%d vs %x/%d", da, na, db, nb)
-	}
-	c := NewState(f.pin)
-	if _, rej, err := c.MergeFull(a.EncodeFull()); err != nil || len(rej) > 0 {
-		t.Fatal(err, rej)
-	}
-	if got := c.Snapshot().Images["n1"]; got.Sig != m.Sig {
-		t.Error("announcement lost in a full state")
-	}
+	checkTravels(t, msgImages, func(s *State, k ed25519.PrivateKey) Sig {
+		m := sampleImages("n1", uint64(time.Now().UnixNano()), 10)
+		m.Sign(k)
+		s.MergeImages(m)
+		return m.Sig
+	}, func(s *State) Sig { return s.Snapshot().Images["n1"].Sig })
 }
