@@ -64,7 +64,11 @@ type formation struct {
 }
 
 func formCluster(b *testing.B, n int) formation {
-	tc := newTestClusterTiming(b, testPlan(3), gossip.LAN)
+	plan := testPlan(3)
+	if n > 250 {
+		plan.NodeCIDRMask = 26 // the /16 pod range holds 1024 subnets, not 256
+	}
+	tc := newTestClusterTiming(b, plan, gossip.LAN)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
