@@ -30,14 +30,7 @@ func TestHealthRoundTripsAndRefusesTruncation(t *testing.T) {
 	if sprint(got) != sprint(h) {
 		t.Errorf("round trip\n got %s\nwant %s", sprint(got), sprint(h))
 	}
-	for i := 1; i < len(msg); i++ {
-		if _, err := decodeHealth(msg[1:i]); err == nil {
-			t.Errorf("truncated to %d of %d bytes decoded", i, len(msg))
-		}
-	}
-	if _, err := decodeHealth(append(msg[1:len(msg):len(msg)], 0)); err == nil {
-		t.Error("a trailing byte decoded")
-	}
+	refusesTruncation(t, msg[1:], func(b []byte) error { _, err := decodeHealth(b); return err })
 	// A master's full summary with a failure detail stays small.
 	t.Logf("a master's health record with one failure: %d bytes", len(msg))
 	if len(msg) > 200 {
@@ -181,5 +174,19 @@ func checkTravels(t *testing.T, msg byte, put func(*State, ed25519.PrivateKey) S
 	}
 	if got := get(c); got != sig {
 		t.Error("record lost in a full state")
+	}
+}
+
+// refusesTruncation checks that decode refuses every truncation of a
+// record's body and the body with a trailing byte.
+func refusesTruncation(t *testing.T, body []byte, decode func([]byte) error) {
+	t.Helper()
+	for i := 0; i < len(body); i++ {
+		if decode(body[:i]) == nil {
+			t.Errorf("truncated to %d of %d bytes decoded", i, len(body))
+		}
+	}
+	if decode(append(body[:len(body):len(body)], 0)) == nil {
+		t.Error("a trailing byte decoded")
 	}
 }

@@ -30,14 +30,7 @@ func TestImagesRoundTripsAndRefusesTruncation(t *testing.T) {
 	if err != nil || got.Name != m.Name || got.Gen != m.Gen || got.Sig != m.Sig || len(got.Refs) != 2 || got.Refs[1] != m.Refs[1] || string(got.Blobs) != string(m.Blobs) {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
-	for i := 1; i < len(msg); i++ {
-		if _, err := decodeImages(msg[1:i]); err == nil {
-			t.Errorf("truncated to %d of %d bytes decoded", i, len(msg))
-		}
-	}
-	if _, err := decodeImages(append(msg[1:len(msg):len(msg)], 0)); err == nil {
-		t.Error("a trailing byte decoded")
-	}
+	refusesTruncation(t, msg[1:], func(b []byte) error { _, err := decodeImages(b); return err })
 	t.Logf("an announcement of 2 images and 40 blobs: %d bytes", len(msg))
 	if len(msg) > 1000 {
 		t.Errorf("announcement is %d bytes", len(msg))
