@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"knode.dev/knode/gossip"
+	"knode.dev/knode/gossip/gossiptest"
 )
 
 // BenchmarkFormation forms clusters of real agents on loopback (memberlist's
@@ -40,18 +41,22 @@ func BenchmarkFormation(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			var forms []time.Duration
-			var formBytes, rest, cores []float64
+			var formBytes, rest, cores, formCores, failed []float64
 			for range b.N {
 				r := formCluster(b, n)
 				forms = append(forms, r.formed)
 				formBytes = append(formBytes, r.formBytes)
 				rest = append(rest, r.restBps)
 				cores = append(cores, r.restCores)
+				formCores = append(formCores, r.formCores)
+				failed = append(failed, r.failedProbes)
 			}
 			b.ReportMetric(median(forms).Seconds(), "s/converged")
 			b.ReportMetric(medianF(formBytes), "B/node-formation")
 			b.ReportMetric(medianF(rest), "B/node/s-at-rest")
 			b.ReportMetric(medianF(cores), "cores-at-rest")
+			b.ReportMetric(medianF(formCores), "cores-forming")
+			b.ReportMetric(medianF(failed), "failed-probes-forming")
 		})
 	}
 }
@@ -59,6 +64,8 @@ func BenchmarkFormation(b *testing.B) {
 type formation struct {
 	formed               time.Duration
 	formBytes            float64 // sent per node until converged
+	formCores            float64 // the process's CPU while forming, in cores
+	failedProbes         float64 // memberlist probes that failed while forming
 	restBps, restCores   float64
 	restWindow, drainFor time.Duration
 }
@@ -69,7 +76,7 @@ func formCluster(b *testing.B, n int) formation {
 		plan.NodeCIDRMask = 26 // the /16 pod range holds 1024 subnets, not 256
 	}
 	tc := newTestClusterTiming(b, plan, gossip.LAN)
-	start := time.Now()
+	counts0, start, cpuStart := gossiptest.MemberlistCounts(), time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
 		wg.Add(1)
@@ -84,6 +91,11 @@ func formCluster(b *testing.B, n int) formation {
 	tc.waitAgreed(3*time.Minute, n, start)
 	var r formation
 	r.formed = time.Since(start)
+	r.formCores = (cpuTime() - cpuStart).Seconds() / r.formed.Seconds()
+	fd := gossiptest.Delta(counts0, gossiptest.MemberlistCounts())
+	r.failedProbes = float64(fd["degraded.probe"])
+	b.Logf("%d agents: memberlist's failure detector while forming: %d failed probes; %d suspect, %d dead and %d alive messages handled",
+		n, fd["degraded.probe"], fd["msg.suspect"], fd["msg.dead"], fd["msg.alive"])
 	r.formBytes = float64(tc.totalSent()) / float64(n)
 	// At rest means: no record left in any broadcast queue.
 	drain := time.Now()
@@ -138,10 +150,12 @@ func cpuTime() time.Duration {
 // waitAgreed waits until every agent sees n members alive and holds the same
 // records (equal digests), with n active decisions and no subnet twice. It
 // reads only digests and counts while waiting, so the harness costs little.
+// KNODE_BENCH_TRACE=1 logs the progress every half second.
 func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time) {
 	tc.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var members, decided, records time.Duration
+	var lastTrace time.Time
 	for time.Now().Before(deadline) {
 		if tc.agreed(n) {
 			tc.t.Logf("the allocator decided for all after %.2fs; all members alive everywhere after %.2fs; all records equal after %.2fs; both after %.2fs",
@@ -157,26 +171,9 @@ func (tc *testCluster) waitAgreed(timeout time.Duration, n int, start time.Time)
 		if decided == 0 && len(tc.live()[tc.first].Snapshot().Assignments) == n {
 			decided = time.Since(start)
 		}
-		if os.Getenv("KNODE_BENCH_DEBUG") != "" && time.Since(start) > 1500*time.Millisecond && time.Since(start) < 1550*time.Millisecond {
-			union := map[string]bool{}
-			have := map[string]map[string]bool{}
-			for name, a := range tc.live() {
-				snap := a.Snapshot()
-				have[name] = map[string]bool{}
-				for k := range snap.Assignments {
-					union["a/"+k], have[name]["a/"+k] = true, true
-				}
-				for k := range snap.Nodes {
-					union["n/"+k], have[name]["n/"+k] = true, true
-				}
-			}
-			nodes, missing := 0, 0
-			for _, h := range have {
-				if len(h) < len(union) {
-					nodes, missing = nodes+1, missing+len(union)-len(h)
-				}
-			}
-			tc.t.Logf("DEBUG at 1.5s: %d nodes lack %d records in all", nodes, missing)
+		if os.Getenv("KNODE_BENCH_TRACE") != "" && time.Since(lastTrace) >= 500*time.Millisecond {
+			lastTrace = time.Now()
+			tc.t.Logf("%5.1fs %s", time.Since(start).Seconds(), tc.progress(n))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -208,6 +205,26 @@ func (tc *testCluster) disagreement(n int) string {
 	}
 	return fmt.Sprintf("%d agents live; alive counts %d..%d (%d agents see fewer than %d); %d distinct digests; the first holds %d active decisions on %d subnets",
 		len(live), minAlive, maxAlive, short, n, len(digests), active, len(cidrs))
+}
+
+// progress is a one-line picture of a formation under way: distinct digests
+// (and the largest group agreeing), the range of record counts, the fewest
+// members any agent sees alive, and the records still queued for broadcast.
+func (tc *testCluster) progress(n int) string {
+	digests := map[uint64]int{}
+	minRecs, maxRecs, minAlive := math.MaxInt, 0, n
+	for _, a := range tc.live() {
+		dg, c := a.state.Digest()
+		digests[dg]++
+		minRecs, maxRecs = min(minRecs, c), max(maxRecs, c)
+		minAlive = min(minAlive, a.g.NumAlive())
+	}
+	largest := 0
+	for _, c := range digests {
+		largest = max(largest, c)
+	}
+	return fmt.Sprintf("%d digests (largest group %d), records %d..%d, fewest alive %d, queued %d, cpu %.1fs",
+		len(digests), largest, minRecs, maxRecs, minAlive, tc.queued(), cpuTime().Seconds())
 }
 
 func (tc *testCluster) sameDigest(n int) bool {

@@ -76,7 +76,9 @@ func (d delegate) NotifyMsg(b []byte) {
 		}
 		switch l.Kind {
 		case LetterSyncReq:
-			if n.ready.Load() {
+			// A node without its own decision cannot answer: its letters
+			// are not yet verifiable, and the asker would refuse them.
+			if _, bound := n.state.Binding(n.name); bound && n.ready.Load() {
 				go n.answerSync(l)
 			}
 		case LetterSyncData:

@@ -108,11 +108,13 @@ func New(cfg Config, st *State) (*Node, error) {
 	n.rejects = &rejectLog{log: n.log, counts: map[string]uint64{}}
 	n.members = &memberTable{m: map[string]Member{}, changed: n.notify}
 
+	// memberlist's LAN profile as it is, gossip round included: a 100 ms
+	// round (tried, to spread news sooner) doubled the packets every node
+	// handles while a cluster forms, and 200 agents forming at once
+	// overflowed memberlist's handler queue (thousands of alive messages
+	// and records dropped, hundreds of false suspicions) and took twice as
+	// long to agree.
 	mc := memberlist.DefaultLANConfig()
-	// memberlist gossips only when it has something to send, so a shorter
-	// round spreads news (a joiner, a decision) sooner and costs nothing
-	// at rest, where traffic is probes and push/pull alone.
-	mc.GossipInterval = 100 * time.Millisecond
 	if cfg.Timing == Fast {
 		mc = memberlist.DefaultLocalConfig()
 		mc.GossipInterval = 50 * time.Millisecond

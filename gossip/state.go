@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"knode.dev/knode/pki"
@@ -22,12 +23,16 @@ import (
 // concurrent use; Changed is signalled (coalesced) whenever a merge changes
 // something.
 type State struct {
-	mu      sync.Mutex
-	pin     [32]byte
-	snap    Snapshot
-	view    *Snapshot // a copy of snap shared by readers until snap changes
-	digest  uint64    // XOR of every held record's digestOf
-	pending map[string]NodeInfo
+	mu     sync.Mutex
+	pin    [32]byte
+	snap   Snapshot
+	view   *Snapshot // a copy of snap shared by readers until snap changes
+	digest uint64    // XOR of every held record's digestOf
+	// pubDigest and pubCount are the digest and the record count as of the
+	// last change, for readers that must not wait for the lock.
+	pubDigest atomic.Uint64
+	pubCount  atomic.Int64
+	pending   map[string]NodeInfo
 	// where maps each name with an active decision to the address it binds,
 	// for memberlist's callbacks, which run under memberlist's own lock and
 	// must not wait for this state's.
@@ -59,6 +64,8 @@ func (s *State) Changed() <-chan struct{} { return s.changed }
 // notify marks the state changed: called with s.mu held after every change.
 func (s *State) notify() {
 	s.view = nil
+	s.pubDigest.Store(s.digest)
+	s.pubCount.Store(int64(len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens) + len(s.snap.Health) + len(s.snap.Images)))
 	select {
 	case s.changed <- struct{}{}:
 	default:
@@ -79,10 +86,11 @@ func (s *State) Snapshot() Snapshot {
 
 // Digest summarises the held records: equal digests mean equal records
 // (short of a collision).
+//
+// It takes no lock: memberlist's packet path reads it for every probe's
+// answer and must never wait for a merge.
 func (s *State) Digest() (uint64, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.digest, len(s.snap.Nodes) + len(s.snap.Assignments) + len(s.snap.Tokens) + len(s.snap.Health) + len(s.snap.Images)
+	return s.pubDigest.Load(), int(s.pubCount.Load())
 }
 
 // Binding is the decision that binds name's keys, if any (released ones
@@ -182,24 +190,25 @@ func verifyCluster(c *ClusterInfo, pin [32]byte) error {
 
 // MergeAssignment keeps the newest valid decision for the node.
 func (s *State) MergeAssignment(a Assignment) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ci := s.snap.Cluster
-	if ci == nil {
-		return false, ErrNoCluster
-	}
-	if err := a.validate(ci.Cluster); err != nil {
+	// The signature is checked without the lock: memberlist's packet path
+	// reads this state (every probe's answer carries its digest), and a
+	// state held for thousands of signature checks delays those answers
+	// into failed probes and false suspicion.
+	key, news, err := s.assignmentNews(a)
+	if err != nil || !news {
 		return false, err
 	}
-	if a.Version > s.snap.Clock+clockLead {
-		return false, fmt.Errorf("version %d is far ahead of this node's clock %d", a.Version, s.snap.Clock)
+	if !ed25519.Verify(key[:], a.SignedBytes(), a.Sig[:]) {
+		return false, fmt.Errorf("decision for %s: %w", a.Node, ErrBadSig)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ci := s.snap.Cluster; ci == nil || ci.DecisionKey != key {
+		return false, fmt.Errorf("decision for %s: the cluster's decision key changed while it was checked", a.Node)
 	}
 	old, ok := s.snap.Assignments[a.Node]
 	if ok && !a.Newer(old) {
-		return false, nil
-	}
-	if !ed25519.Verify(ci.DecisionKey[:], a.SignedBytes(), a.Sig[:]) {
-		return false, fmt.Errorf("decision for %s: %w", a.Node, ErrBadSig)
+		return false, nil // a newer one was merged meanwhile
 	}
 	if a.Version > s.snap.Clock {
 		s.snap.Clock = a.Version // notify below drops the shared view
@@ -232,15 +241,52 @@ func (s *State) MergeAssignment(a Assignment) (bool, error) {
 	return true, nil
 }
 
+// assignmentNews checks a decision against the cluster's plan and this
+// node's clock, and tells whether it is newer than the one held; key is the
+// decision key to check its signature with.
+func (s *State) assignmentNews(a Assignment) (key Key, news bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ci := s.snap.Cluster
+	if ci == nil {
+		return key, false, ErrNoCluster
+	}
+	if err := a.validate(ci.Cluster); err != nil {
+		return key, false, err
+	}
+	if a.Version > s.snap.Clock+clockLead {
+		return key, false, fmt.Errorf("version %d is far ahead of this node's clock %d", a.Version, s.snap.Clock)
+	}
+	if old, ok := s.snap.Assignments[a.Node]; ok && !a.Newer(old) {
+		return key, false, nil
+	}
+	return ci.DecisionKey, true, nil
+}
+
 // MergeNode keeps the node's record with the highest generation, if it is
 // signed with the key its decision binds.
 func (s *State) MergeNode(n NodeInfo) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if err := n.validate(s.now().UnixNano()); err != nil {
 		return false, err
 	}
-	return s.mergeNodeLocked(n)
+	// As for decisions, the signature is checked without the lock.
+	s.mu.Lock()
+	old, ok := s.snap.Nodes[n.Name]
+	a, bound := s.snap.Assignments[n.Name]
+	if (ok && old.Gen >= n.Gen) || !bound {
+		defer s.mu.Unlock()
+		return s.mergeNodeLocked(n) // stale, or kept until its decision arrives
+	}
+	s.mu.Unlock()
+	if !ed25519.Verify(a.SignKey[:], n.SignedBytes(), n.Sig[:]) {
+		return false, fmt.Errorf("record of %s: %w", n.Name, ErrBadSig)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now, ok := s.snap.Assignments[n.Name]; !ok || now.SignKey != a.SignKey {
+		return s.mergeNodeLocked(n) // the name's key changed meanwhile: check again
+	}
+	return s.mergeVerifiedNodeLocked(n)
 }
 
 func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
@@ -259,6 +305,16 @@ func (s *State) mergeNodeLocked(n NodeInfo) (bool, error) {
 	}
 	if !ed25519.Verify(a.SignKey[:], n.SignedBytes(), n.Sig[:]) {
 		return false, fmt.Errorf("record of %s: %w", n.Name, ErrBadSig)
+	}
+	return s.mergeVerifiedNodeLocked(n)
+}
+
+// mergeVerifiedNodeLocked keeps n, whose signature is checked, unless a
+// record as new is held.
+func (s *State) mergeVerifiedNodeLocked(n NodeInfo) (bool, error) {
+	old, ok := s.snap.Nodes[n.Name]
+	if ok && old.Gen >= n.Gen {
+		return false, nil
 	}
 	if ok {
 		s.digest ^= digestOf(old.Sig)

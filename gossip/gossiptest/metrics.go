@@ -1,0 +1,50 @@
+package gossiptest
+
+import (
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-metrics"
+)
+
+var (
+	sinkOnce sync.Once
+	sink     *metrics.InmemSink
+)
+
+// MemberlistCounts returns memberlist's own counters (go-metrics, which
+// memberlist reports to a process-wide sink) summed since the first call,
+// keyed without their "memberlist." prefix: "msg.suspect", "msg.dead",
+// "msg.alive", "degraded.probe" (a probe that failed). Benchmarks use them
+// to tell a slow formation from one that its failure detector disturbed.
+func MemberlistCounts() map[string]int {
+	sinkOnce.Do(func() {
+		sink = metrics.NewInmemSink(time.Hour, 24*time.Hour)
+		cfg := metrics.DefaultConfig("")
+		cfg.EnableHostname, cfg.EnableRuntimeMetrics, cfg.EnableServiceLabel = false, false, false
+		if _, err := metrics.NewGlobal(cfg, sink); err != nil {
+			panic(err) // only an invalid config fails
+		}
+	})
+	out := map[string]int{}
+	for _, iv := range sink.Data() {
+		for k, c := range iv.Counters {
+			if name, ok := strings.CutPrefix(k, "memberlist."); ok {
+				out[name] += c.Count
+			}
+		}
+	}
+	return out
+}
+
+// Delta is what each counter grew by between two MemberlistCounts calls.
+func Delta(before, after map[string]int) map[string]int {
+	out := map[string]int{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
