@@ -88,6 +88,7 @@ func formCluster(b *testing.B, n int) formation {
 		}()
 	}
 	wg.Wait()
+	b.Logf("%d agents: every join returned after %.2fs", n, time.Since(start).Seconds())
 	tc.waitAgreed(3*time.Minute, n, start)
 	var r formation
 	r.formed = time.Since(start)

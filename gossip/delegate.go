@@ -36,6 +36,43 @@ func (d delegate) NotifyMsg(b []byte) {
 	}
 	n := d.n
 	switch b[0] {
+	case msgNode, msgAssign, msgToken, msgHealth, msgImages, msgDigest:
+		n.receiveGossip(b)
+	case msgBundle:
+		n.receiveBundle(b)
+	case msgLetter:
+		l, err := decodeLetter(b[1:])
+		if err == nil {
+			err = n.verifyLetter(l)
+		}
+		if err != nil {
+			n.rejects.add(safeName(l.From), fmt.Errorf("letter %s: %w", l.Kind, err))
+			return
+		}
+		switch l.Kind {
+		case LetterSyncReq:
+			// A node without its own decision cannot answer: its letters
+			// are not yet verifiable, and the asker would refuse them.
+			if _, bound := n.state.Binding(n.name); bound && n.ready.Load() {
+				go n.answerSync(l)
+			}
+		case LetterSyncData:
+			n.mergeSync(l)
+		default:
+			select {
+			case n.letters <- l:
+			default: // the sender resends
+			}
+		}
+	default:
+		n.rejects.add("(unknown)", fmt.Errorf("unknown message type %d", b[0]))
+	}
+}
+
+// receiveGossip merges one broadcast record, or compares a sender's digest
+// with ours.
+func (n *Node) receiveGossip(b []byte) {
+	switch b[0] {
 	case msgNode, msgAssign, msgToken, msgHealth, msgImages:
 		limit := maxRecordSize
 		if b[0] == msgImages {
@@ -65,32 +102,6 @@ func (d delegate) NotifyMsg(b []byte) {
 		if mine, have := n.state.Digest(); dg != mine && count > uint64(have) {
 			n.requestSync(name)
 		}
-	case msgLetter:
-		l, err := decodeLetter(b[1:])
-		if err == nil {
-			err = n.verifyLetter(l)
-		}
-		if err != nil {
-			n.rejects.add(safeName(l.From), fmt.Errorf("letter %s: %w", l.Kind, err))
-			return
-		}
-		switch l.Kind {
-		case LetterSyncReq:
-			// A node without its own decision cannot answer: its letters
-			// are not yet verifiable, and the asker would refuse them.
-			if _, bound := n.state.Binding(n.name); bound && n.ready.Load() {
-				go n.answerSync(l)
-			}
-		case LetterSyncData:
-			n.mergeSync(l)
-		default:
-			select {
-			case n.letters <- l:
-			default: // the sender resends
-			}
-		}
-	default:
-		n.rejects.add("(unknown)", fmt.Errorf("unknown message type %d", b[0]))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,6 +69,11 @@ type Node struct {
 	// ready is set once memberlist is up: its callbacks may run before
 	// Create returns, and must not start syncs before n.ml is set.
 	ready atomic.Bool
+	// stop ends the records' gossip round (spread) when the node leaves or
+	// shuts down; spreading is done once it has returned.
+	stop      chan struct{}
+	stopOnce  sync.Once
+	spreading sync.WaitGroup
 }
 
 // ClusterError says why the last cluster identity a peer sent was refused,
@@ -176,6 +182,12 @@ func New(cfg Config, st *State) (*Node, error) {
 	}
 	n.ml = ml
 	n.ready.Store(true)
+	n.stop = make(chan struct{})
+	n.spreading.Add(1)
+	go func() {
+		defer n.spreading.Done()
+		n.spread(mc.GossipInterval, spreadFanout, mc.UDPBufferSize, n.stop)
+	}()
 	return n, nil
 }
 
@@ -360,6 +372,7 @@ func (n *Node) Alive() map[string]bool { return n.members.alive() }
 // Leave announces a graceful departure, waiting up to timeout for it to spread,
 // then stops the endpoint.
 func (n *Node) Leave(timeout time.Duration) error {
+	n.stopSpreading()
 	err := n.ml.Leave(timeout)
 	if serr := n.ml.Shutdown(); err == nil {
 		err = serr
@@ -368,7 +381,15 @@ func (n *Node) Leave(timeout time.Duration) error {
 }
 
 // Shutdown stops the endpoint without telling anyone (as a crash would).
-func (n *Node) Shutdown() error { return n.ml.Shutdown() }
+func (n *Node) Shutdown() error {
+	n.stopSpreading()
+	return n.ml.Shutdown()
+}
+
+func (n *Node) stopSpreading() {
+	n.stopOnce.Do(func() { close(n.stop) })
+	n.spreading.Wait()
+}
 
 // HostPort formats an address for Join.
 func HostPort(a netip.Addr, port uint16) string {
