@@ -31,8 +31,9 @@ check: ## static checks: go mod tidy -diff, go vet, gofmt, staticcheck (fails on
 demo: knode ## form a 3-agent cluster on loopback as any user (--dry-run --foreground) and show `knode status`
 	scripts/demo.sh 3
 
-bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3)
+bench: ## gossip formation benchmark: 10, 50, 200 agents (medians of 3), then bare memberlist's floor
 	$(GO) test -run XXX -bench Formation -benchtime 3x -timeout 60m ./agent
+	$(GO) test -run XXX -bench MemberlistFloor -benchtime 3x -timeout 30m ./gossip
 
 -include release/payload.mk
 -include e2e/e2e.mk
