@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/assets"
 )
 
 // progress prints numbered steps with their duration to the user (stderr),
@@ -39,6 +43,34 @@ func newProgress(w io.Writer) *progress {
 	p := &progress{w: w, now: time.Now}
 	p.start = p.now()
 	p.step = p.start
+	return p
+}
+
+// launchKey keys the assets.Launch in the app's Metadata (runLaunched).
+const launchKey = "launch"
+
+// launchOf returns what the launcher passed to this process (zero when none started it).
+func launchOf(c *cli.Context) assets.Launch {
+	l, _ := c.App.Metadata[launchKey].(assets.Launch)
+	return l
+}
+
+// bringUpProgress is the progress of init and join, which end with the timing table. It
+// counts from when the launcher began; when the launcher staged the payload into dataDir
+// before this command ran, that staging is the table's first row, as it was when the
+// command staged it itself.
+func bringUpProgress(c *cli.Context, dataDir string) *progress {
+	p := newProgress(c.App.ErrWriter)
+	p.table = true
+	l := launchOf(c)
+	if !l.Start.IsZero() && l.Start.Before(p.start) && p.start.Sub(l.Start) < time.Hour {
+		p.start = l.Start
+	}
+	if l.StagedInto(dataDir) && l.Written > 0 {
+		fmt.Fprintf(p.w, "==> staging the payload under %s ... ok (%s, by the launcher before this command: %d files written)\n",
+			dataDir, round(l.Took), l.Written)
+		p.Row("staging", l.Took, l.Start.Add(l.Took))
+	}
 	return p
 }
 
