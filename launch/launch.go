@@ -9,9 +9,10 @@
 //     --data-dir, else $KNODE_DATA_DIR, else /var/lib/knode), the layout assets.Stage
 //     documents; the knode program is bin/knode there. `knode reset` removes it with the
 //     data directory; the next run stages again.
-//   - as any other user: only the knode program, into $XDG_CACHE_HOME/knode/<payload id>
-//     (default ~/.cache/knode/...), because such a user never runs the components (a
-//     --dry-run agent, status, version, help); `knode kubectl` stages what it needs itself.
+//   - as any other user: only the knode program, into $XDG_CACHE_HOME/knode (default
+//     ~/.cache/knode; its stamp names the payload, so a new build replaces it), because such
+//     a user never runs the components (a --dry-run agent, status, version, help); `knode
+//     kubectl` stages what it needs itself, as before.
 //
 // Either way the first run decodes the stream and checks every file it decodes against
 // the manifest's sha256 before a stamp naming the payload is written; later runs find the
@@ -94,7 +95,7 @@ func Prepare(ctx context.Context, e Env) (path string, environ []string, err err
 	}
 	l.Took = time.Since(start)
 	if l.Written > 0 && e.Stderr != nil {
-		fmt.Fprintf(e.Stderr, "knode: first run of this build: staged %d files to %s in %s\n",
+		fmt.Fprintf(e.Stderr, "knode: first run of this build: staged %d file(s) to %s in %s\n",
 			l.Written, filepath.Dir(path), l.Took.Round(time.Millisecond))
 	}
 	return path, l.Environ(e.Environ), nil

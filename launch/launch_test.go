@@ -99,7 +99,7 @@ func TestLauncherExecsStagedProgram(t *testing.T) {
 	if out != want {
 		t.Errorf("first run printed:\n%s\nwant:\n%s", out, want)
 	}
-	if !strings.Contains(errOut, "staged 2 files to "+filepath.Join(data, "bin")) {
+	if !strings.Contains(errOut, "staged 2 file(s) to "+filepath.Join(data, "bin")) {
 		t.Errorf("first run's stderr does not say it staged: %q", errOut)
 	}
 	if got, _ := os.ReadFile(filepath.Join(data, "bin", "tool")); string(got) != "a component" {
