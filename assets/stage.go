@@ -22,7 +22,7 @@ const (
 )
 
 // StageFS stages the payload held in payload (a directory with manifest.json and the blobs
-// it names) under dataDir. Stage calls it with the embedded payload; tests pass a synthetic
+// it names) under dataDir. Stage calls it with the launcher's payload; tests pass a synthetic
 // one.
 func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Writer) (Staged, error) {
 	m, id, err := readManifest(payload)

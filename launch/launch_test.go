@@ -144,3 +144,23 @@ func TestDefaultDataDirIsConfigs(t *testing.T) {
 		t.Errorf("launch.DefaultDataDir %q, config.DefaultDataDir %q", DefaultDataDir, config.DefaultDataDir)
 	}
 }
+
+// BenchmarkPrepareStaged is the launcher's work on every run once the payload is staged
+// (root's path: open itself, read the manifest, lock, stamp and stats), without the exec.
+// KNODE_PAYLOAD_CHECK names a release bin/knode; skipped without one.
+func BenchmarkPrepareStaged(b *testing.B) {
+	bin := os.Getenv("KNODE_PAYLOAD_CHECK")
+	if bin == "" {
+		b.Skip("set KNODE_PAYLOAD_CHECK to a release bin/knode")
+	}
+	dir := b.TempDir()
+	e := Env{Self: bin, Args: []string{"knode", "version", "--data-dir", dir}, Euid: 0}
+	if _, _, err := Prepare(context.Background(), e); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := Prepare(context.Background(), e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

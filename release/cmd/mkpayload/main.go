@@ -1,4 +1,4 @@
-// Command mkpayload turns the release build's outputs into knode's embedded payload: it
+// Command mkpayload turns the release build's outputs into knode's payload: it
 // compresses each blob of release.Spec (one zstd stream per blob; the release has one blob
 // holding every file) into the payload directory,
 // with the zstd program at -19 --long when it is installed (about 13% smaller than
