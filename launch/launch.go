@@ -30,10 +30,8 @@ import (
 	"time"
 
 	"knode.dev/knode/assets"
+	"knode.dev/knode/release"
 )
-
-// program is the payload file that is the knode program.
-const program = "knode"
 
 // Env is what Run reads of the process: its own binary, arguments, environment and user.
 type Env struct {
@@ -75,9 +73,9 @@ func Prepare(ctx context.Context, e Env) (path string, environ []string, err err
 		if err != nil {
 			return "", nil, fmt.Errorf("stage the payload into %s: %w", dir, err)
 		}
-		path, l.StagedDir, l.Written = st.Path(program), dir, st.Written
+		path, l.StagedDir, l.Written = st.Path(release.KnodeProgram), dir, st.Written
 		if path == "" {
-			return "", nil, fmt.Errorf("%w: the payload has no %s program", assets.ErrCorrupt, program)
+			return "", nil, fmt.Errorf("%w: the payload has no %s program", assets.ErrCorrupt, release.KnodeProgram)
 		}
 	} else {
 		dir, err := userDir(e.getenv)
@@ -85,7 +83,7 @@ func Prepare(ctx context.Context, e Env) (path string, environ []string, err err
 			return "", nil, err
 		}
 		var written bool
-		path, written, err = assets.ExtractFS(ctx, payload, dir, program)
+		path, written, err = assets.ExtractFS(ctx, payload, dir, release.KnodeProgram)
 		if err != nil {
 			return "", nil, fmt.Errorf("extract the knode program into %s: %w", dir, err)
 		}
