@@ -165,3 +165,33 @@ func TestLaunchEnvironment(t *testing.T) {
 		t.Error("StagedInto compares data directories wrongly")
 	}
 }
+
+// Root reads no payload from a binary that someone else may change: $KNODE_LAUNCHER comes
+// from the environment.
+func TestRootRefusesAPayloadOthersCanChange(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	payload, _ := synthetic(t)
+	var bin bytes.Buffer
+	if err := appended.Write(&bin, payload); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "knode")
+	if err := os.WriteFile(path, bin.Bytes(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(LauncherEnv, path)
+	if _, err := ReadManifest(); err != nil || TrustedSource() != path {
+		t.Fatalf("root's own binary: ReadManifest = %v, TrustedSource = %q", err, TrustedSource())
+	}
+	if err := os.Chmod(path, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadManifest(); err == nil || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Errorf("ReadManifest of a world-writable binary = %v, want a refusal", err)
+	}
+	if TrustedSource() != "" {
+		t.Error("TrustedSource names a world-writable binary")
+	}
+}

@@ -46,3 +46,19 @@ func owner(info os.FileInfo) int {
 	}
 	return -1
 }
+
+// CheckRootBinary refuses a knode binary that root is to read a payload from, stage, run
+// and name in knode.service, unless only root can change it: another user who may write
+// it would have their programs run as root, at every boot. $KNODE_LAUNCHER comes from the
+// environment, so the program checks it as the launcher checks itself.
+func CheckRootBinary(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	if uid := owner(info); uid != 0 || info.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s (uid %d, mode %#o) can be changed by others than root: root runs only a knode binary that root alone can change (chown root %s; chmod go-w %s)",
+			path, uid, info.Mode().Perm(), path, path)
+	}
+	return nil
+}

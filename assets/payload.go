@@ -26,11 +26,26 @@ func Source() string {
 	return p
 }
 
+// TrustedSource is Source when this user may rely on it: for root, a file only root can
+// change (CheckRootBinary); otherwise "".
+func TrustedSource() string {
+	src := Source()
+	if src == "" || (os.Geteuid() == 0 && CheckRootBinary(src) != nil) {
+		return ""
+	}
+	return src
+}
+
 // open opens the payload appended to Source.
 func open() (*appended.FS, error) {
 	src := Source()
 	if src == "" {
 		return nil, ErrNoPayload
+	}
+	if os.Geteuid() == 0 {
+		if err := CheckRootBinary(src); err != nil {
+			return nil, err
+		}
 	}
 	return OpenAppended(src)
 }

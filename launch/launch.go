@@ -58,6 +58,11 @@ func (e Env) getenv(name string) string {
 // program to exec and the environment to exec it with.
 func Prepare(ctx context.Context, e Env) (path string, environ []string, err error) {
 	start := time.Now()
+	if e.Euid == 0 {
+		if err := assets.CheckRootBinary(e.Self); err != nil {
+			return "", nil, err
+		}
+	}
 	payload, err := assets.OpenAppended(e.Self)
 	if errors.Is(err, assets.ErrNoPayload) {
 		return "", nil, fmt.Errorf("%s carries no payload: build bin/knode with `make` (the launcher alone cannot run knode)", e.Self)

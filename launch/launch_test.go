@@ -91,8 +91,18 @@ func TestLauncherExecsStagedProgram(t *testing.T) {
 		return stdout.String(), stderr.String()
 	}
 
-	// As root: the whole payload into --data-dir, then the staged knode runs with the same
-	// arguments and environment, told where the payload is and what staging did.
+	t.Run("root", func(t *testing.T) { testLaunchAsRoot(t, run, bin) })
+	t.Run("user", func(t *testing.T) { testLaunchAsUser(t, run) })
+}
+
+type launcherRun func(euid int, args string, env ...string) (string, string)
+
+// As root: the whole payload into --data-dir, then the staged knode runs with the same
+// arguments and environment, told where the payload is and what staging did.
+func testLaunchAsRoot(t *testing.T, run launcherRun, bin string) {
+	if os.Geteuid() != 0 {
+		t.Skip("root's launcher checks that root owns it")
+	}
 	data := filepath.Join(t.TempDir(), "data")
 	out, errOut := run(0, "init --data-dir "+data+" --json")
 	want := "args=init --data-dir " + data + " --json\nlauncher=" + bin + "\nstaged=" + data + "\nwritten=2\nother=kept\n"
@@ -109,10 +119,12 @@ func TestLauncherExecsStagedProgram(t *testing.T) {
 	if !strings.Contains(out, "written=0\n") || errOut != "" {
 		t.Errorf("second run staged again or spoke: %q %q", out, errOut)
 	}
+}
 
-	// Any other user: only the knode program, into their cache.
+// Any other user: only the knode program, into their cache.
+func testLaunchAsUser(t *testing.T, run launcherRun) {
 	cache := t.TempDir()
-	out, _ = run(1000, "version", "XDG_CACHE_HOME="+cache)
+	out, _ := run(1000, "version", "XDG_CACHE_HOME="+cache)
 	if !strings.Contains(out, "staged=\n") || !strings.Contains(out, "written=1\n") {
 		t.Errorf("user's first run printed:\n%s", out)
 	}

@@ -145,9 +145,10 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 }
 
 // selfPath is the knode binary for knode.service to run: the launcher that started this
-// program (which stages and execs it again), else this executable.
+// program (which stages and execs it again), else this executable; for root, only a file
+// that only root can change.
 func selfPath() string {
-	if p := assets.Source(); p != "" {
+	if p := assets.TrustedSource(); p != "" {
 		return p
 	}
 	return hostprep.DefaultKnodeBinary
