@@ -26,7 +26,7 @@ func main() {
 	flag.StringVar(&opts.compressor, "compressor", "auto",
 		"zstd (the zstd program: -19 --long, the smallest payload), go (klauspost/compress, no tool needed) or auto (zstd when installed)")
 	flag.StringVar(&opts.level, "level", "best", "go compressor's level: fastest, default, better or best")
-	flag.IntVar(&opts.windowLog, "window-log", 27, "log2 of the zstd window; at most 27, the stager's limit (staging needs about this much memory)")
+	flag.IntVar(&opts.windowLog, "window-log", 28, "log2 of the zstd window; at most 28, the stager's limit (staging needs about this much memory)")
 	flag.StringVar(&opts.spec.KnodeVersion, "knode-version", "", "the version knode's program (root/bin/knode) reports")
 	flag.BoolVar(&opts.spec.KnodeApart, "knode-apart", false,
 		"compress knode's program into a blob of its own: a changed knode then recompresses 25 MB instead of the whole stream (about 2 MB larger)")

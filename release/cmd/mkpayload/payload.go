@@ -35,8 +35,8 @@ func run(opts options, stdout io.Writer) error {
 		}
 		return writeBin(stdout, opts)
 	}
-	if opts.windowLog < 20 || opts.windowLog > 27 {
-		return fmt.Errorf("window-log %d: want 20..27", opts.windowLog)
+	if opts.windowLog < 20 || opts.windowLog > 28 {
+		return fmt.Errorf("window-log %d: want 20..28", opts.windowLog)
 	}
 	enc, err := newEncoder(opts)
 	if err != nil {
