@@ -26,7 +26,7 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	ctx := c.Context
 	dir := datadir.Dir{Root: b.node.DataDir}
 	abort := func(err error) error { return b.fail(ag, 5*time.Second, err) }
-	if l := launchOf(c); l.StagedInto(dir.Root) && l.Written > 0 {
+	if launcherStaged(launchOf(c), dir.Root) {
 		p.StepAs("staging check", "checking the payload the launcher staged under %s", dir.Root)
 	} else {
 		p.StepAs("staging", "staging the payload under %s", dir.Root)

@@ -66,12 +66,23 @@ func bringUpProgress(c *cli.Context, dataDir string) *progress {
 	if !l.Start.IsZero() && l.Start.Before(p.start) && p.start.Sub(l.Start) < time.Hour {
 		p.start = l.Start
 	}
-	if l.StagedInto(dataDir) && l.Written > 0 {
+	if launcherStaged(l, dataDir) {
 		fmt.Fprintf(p.w, "==> staging the payload under %s ... ok (%s, by the launcher before this command: %d files written)\n",
 			dataDir, round(l.Took), l.Written)
 		p.Row("staging", l.Took, l.Start.Add(l.Took))
 	}
 	return p
+}
+
+// launcherWait is how long a launcher that wrote nothing may have taken before its time
+// counts as staging: longer, it waited for another knode staging the same payload (a
+// command started at the same moment), and this command waited for that staging.
+const launcherWait = 50 * time.Millisecond
+
+// launcherStaged reports whether this command's staging happened in the launcher: it
+// staged dataDir, or waited for it to be staged.
+func launcherStaged(l assets.Launch, dataDir string) bool {
+	return l.StagedInto(dataDir) && (l.Written > 0 || l.Took >= launcherWait)
 }
 
 // Step announces the next step and closes the previous one.
