@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -73,28 +74,12 @@ func Prepare(ctx context.Context, e Env) (path string, environ []string, err err
 	defer payload.Close()
 	l := assets.Launch{Launcher: e.Self, Start: start}
 	if e.Euid == 0 {
-		dir := DataDir(e.Args, e.getenv)
-		st, err := assets.StageFS(ctx, payload, dir, nil)
-		if err != nil {
-			return "", nil, fmt.Errorf("stage the payload into %s: %w", dir, err)
-		}
-		path, l.StagedDir, l.Written = st.Path(release.KnodeProgram), dir, st.Written
-		if path == "" {
-			return "", nil, fmt.Errorf("%w: the payload has no %s program", assets.ErrCorrupt, release.KnodeProgram)
-		}
+		path, err = stageAll(ctx, e, payload, &l)
 	} else {
-		dir, err := userDir(e.getenv)
-		if err != nil {
-			return "", nil, err
-		}
-		var written bool
-		path, written, err = assets.ExtractFS(ctx, payload, dir, release.KnodeProgram)
-		if err != nil {
-			return "", nil, fmt.Errorf("extract the knode program into %s: %w", dir, err)
-		}
-		if written {
-			l.Written = 1
-		}
+		path, err = extractProgram(ctx, e, payload, &l)
+	}
+	if err != nil {
+		return "", nil, err
 	}
 	l.Took = time.Since(start)
 	if l.Written > 0 && e.Stderr != nil {
@@ -102,6 +87,38 @@ func Prepare(ctx context.Context, e Env) (path string, environ []string, err err
 			l.Written, filepath.Dir(path), l.Took.Round(time.Millisecond))
 	}
 	return path, l.Environ(e.Environ), nil
+}
+
+// stageAll stages the whole payload into the data directory of root's command line and
+// returns its knode program.
+func stageAll(ctx context.Context, e Env, payload fs.FS, l *assets.Launch) (string, error) {
+	dir := DataDir(e.Args, e.getenv)
+	st, err := assets.StageFS(ctx, payload, dir, nil)
+	if err != nil {
+		return "", fmt.Errorf("stage the payload into %s: %w", dir, err)
+	}
+	l.StagedDir, l.Written = dir, st.Written
+	path := st.Path(release.KnodeProgram)
+	if path == "" {
+		return "", fmt.Errorf("%w: the payload has no %s program", assets.ErrCorrupt, release.KnodeProgram)
+	}
+	return path, nil
+}
+
+// extractProgram extracts only the knode program, into the user's cache.
+func extractProgram(ctx context.Context, e Env, payload fs.FS, l *assets.Launch) (string, error) {
+	dir, err := userDir(e.getenv)
+	if err != nil {
+		return "", err
+	}
+	path, written, err := assets.ExtractFS(ctx, payload, dir, release.KnodeProgram)
+	if err != nil {
+		return "", fmt.Errorf("extract the knode program into %s: %w", dir, err)
+	}
+	if written {
+		l.Written = 1
+	}
+	return path, nil
 }
 
 // Run prepares and execs the knode program; it returns only on failure.
