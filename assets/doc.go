@@ -46,6 +46,6 @@
 // noticed until the stamp is removed; only the directory's owner (root, for root's data
 // directory) can change it, which is why the ownership check comes first.
 //
-// First staging of the full payload takes about 1 s and 190 MB of memory (the zstd window
-// is 128 MiB); staging an already staged payload takes under a millisecond.
+// First staging of the full payload takes about 1-2 s and 268 MB of memory (the zstd window
+// is 256 MiB); staging an already staged payload takes under a millisecond.
 package assets

@@ -51,7 +51,7 @@ func Spec(opts SpecOptions) manifest.Manifest {
 	// One solid stream: the Go runtime, gRPC, protobuf, client-go and apimachinery that
 	// containerd, its shim, runc, the CNI plugins, crictl and the kube binary each link are
 	// then stored about once (zstd's long-distance matching across files). The order keeps
-	// what shares most near each other within the 128 MiB window: crictl (client-go, CRI)
+	// what shares most near each other within the 256 MiB window: crictl (client-go, CRI)
 	// right before kube.
 	// knode's own program first: the launcher reaches it alone by decoding 25 MB, not the
 	// whole stream (a user other than root extracts only it), and the files after it find
