@@ -5,7 +5,8 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X knode.dev/knode/version.Version=$(VERSION)
 # urfave_cli_no_docs leaves out urfave/cli's man page and markdown writers (and the markdown
 # library behind them), which knode never calls: 0.25 MB.
-KNODE_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)' -o bin/knode ./cmd/knode
+KNODE_GO_BUILD := CGO_ENABLED=0 $(GO) build -trimpath -tags urfave_cli_no_docs -ldflags '$(LDFLAGS)'
+KNODE_BUILD := $(KNODE_GO_BUILD) -o bin/knode ./cmd/knode
 
 .PHONY: help knode test check demo bench
 # staticcheck's release for this Go version (2026.2.x supports go1.26), installed into bin/.
@@ -13,7 +14,7 @@ STATICCHECK_VERSION ?= v0.8.2
 help: ## list targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-knode: ## build bin/knode without the payload (fast)
+knode: ## build bin/knode without the payload (fast): knode's program alone, which runs everything but the components
 	$(KNODE_BUILD)
 
 test: ## unit tests (-race, no payload) + root integration tests (network namespaces; skipped without root)

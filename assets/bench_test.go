@@ -2,19 +2,16 @@ package assets
 
 import (
 	"context"
-	"errors"
 	"testing"
 )
 
-// BenchmarkStageEmbedded stages the real embedded payload into a fresh directory per
-// iteration (first-run staging: decompress, verify, write, fsync, assemble images). It is
-// skipped without a payload.
+// BenchmarkStageEmbedded stages a release bin/knode's payload (KNODE_PAYLOAD_CHECK names
+// it) into a fresh directory per iteration (first-run staging: decompress, verify, write,
+// fsync, assemble images). It is skipped without one.
 func BenchmarkStageEmbedded(b *testing.B) {
-	if _, err := ReadManifest(); errors.Is(err, ErrNoPayload) {
-		b.Skip("no payload embedded")
-	}
+	payload := releasePayload(b)
 	for b.Loop() {
-		if _, err := Stage(context.Background(), b.TempDir(), nil); err != nil {
+		if _, err := StageFS(context.Background(), payload, b.TempDir(), nil); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -22,15 +19,13 @@ func BenchmarkStageEmbedded(b *testing.B) {
 
 // BenchmarkStageEmbeddedAgain measures the common case: the payload is already staged.
 func BenchmarkStageEmbeddedAgain(b *testing.B) {
-	if _, err := ReadManifest(); errors.Is(err, ErrNoPayload) {
-		b.Skip("no payload embedded")
-	}
+	payload := releasePayload(b)
 	dir := b.TempDir()
-	if _, err := Stage(context.Background(), dir, nil); err != nil {
+	if _, err := StageFS(context.Background(), payload, dir, nil); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := Stage(context.Background(), dir, nil); err != nil {
+		if _, err := StageFS(context.Background(), payload, dir, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"debug/elf"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"slices"
@@ -13,26 +14,21 @@ import (
 	"time"
 )
 
-// TestEmbeddedPayload is `make payload-check`: it stages the real embedded payload into a
-// temporary directory, runs every program's version command and compares the output with
-// the pinned version, checks that every staged file is a static executable, and that a second
-// stage writes nothing. It runs only when KNODE_PAYLOAD_CHECK=1, since unit tests never need a
-// payload.
+// TestEmbeddedPayload is `make payload-check`: it stages the payload appended to the
+// release's bin/knode into a temporary directory, runs every program's version command and
+// compares the output with the pinned version, checks that every staged file is a static
+// executable, and that a second stage writes nothing. It runs only when KNODE_PAYLOAD_CHECK
+// names that binary, since unit tests never need a payload.
 func TestEmbeddedPayload(t *testing.T) {
-	if os.Getenv("KNODE_PAYLOAD_CHECK") != "1" {
-		t.Skip("set KNODE_PAYLOAD_CHECK=1 (make payload-check) to check the embedded payload")
-	}
-	m, err := ReadManifest()
-	if errors.Is(err, ErrNoPayload) {
-		t.Fatal("no payload embedded: run `make payload` first")
-	}
+	payload := releasePayload(t)
+	m, _, err := readManifest(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	var progress strings.Builder
 	start := time.Now()
-	s, err := Stage(context.Background(), dir, &progress)
+	s, err := StageFS(context.Background(), payload, dir, &progress)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +57,29 @@ func TestEmbeddedPayload(t *testing.T) {
 	}
 
 	start = time.Now()
-	again, err := Stage(context.Background(), dir, nil)
+	again, err := StageFS(context.Background(), payload, dir, nil)
 	if err != nil || again.Written != 0 {
 		t.Errorf("second stage: wrote %d, %v; want 0, nil", again.Written, err)
 	}
 	t.Logf("second stage (already staged) took %s", time.Since(start).Round(time.Microsecond))
+}
+
+// releasePayload opens the payload appended to the binary KNODE_PAYLOAD_CHECK names, or
+// skips the test or benchmark.
+func releasePayload(tb testing.TB) fs.FS {
+	bin := os.Getenv("KNODE_PAYLOAD_CHECK")
+	if bin == "" {
+		tb.Skip("set KNODE_PAYLOAD_CHECK to a release bin/knode (make payload-check) to check its payload")
+	}
+	a, err := OpenAppended(bin)
+	if errors.Is(err, ErrNoPayload) {
+		tb.Fatalf("%s carries no payload: build it with `make`", bin)
+	}
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { a.Close() })
+	return a
 }
 
 // checkStatic reports an error unless path is an ELF executable without an interpreter

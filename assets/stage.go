@@ -22,7 +22,7 @@ const (
 )
 
 // StageFS stages the payload held in payload (a directory with manifest.json and the blobs
-// it names) under dataDir. Stage calls it with the embedded payload; tests pass a synthetic
+// it names) under dataDir. Stage calls it with the launcher's payload; tests pass a synthetic
 // one.
 func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Writer) (Staged, error) {
 	m, id, err := readManifest(payload)
@@ -34,6 +34,9 @@ func StageFS(ctx context.Context, payload fs.FS, dataDir string, progress io.Wri
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return Staged{}, fmt.Errorf("create data directory %s: %w", dataDir, err)
+	}
+	if err := checkOwned(dataDir); err != nil {
+		return Staged{}, err
 	}
 	unlock, err := lock(ctx, filepath.Join(dataDir, lockName))
 	if err != nil {
@@ -114,15 +117,19 @@ func (st *stager) removeLeftovers(m Manifest) {
 		dirs[filepath.Dir(st.abs(img.Path))] = true
 	}
 	for dir := range dirs {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			continue // not created yet
-		}
-		for _, e := range entries {
-			name := e.Name()
-			if atomicfile.IsTemp(name) {
-				_ = os.Remove(filepath.Join(dir, name))
-			}
+		removeTemps(dir)
+	}
+}
+
+// removeTemps deletes the temporary files in dir (see removeLeftovers).
+func removeTemps(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // not created yet
+	}
+	for _, e := range entries {
+		if name := e.Name(); atomicfile.IsTemp(name) {
+			_ = os.Remove(filepath.Join(dir, name))
 		}
 	}
 }
@@ -218,9 +225,8 @@ func (st *stager) link(rel, target string) error {
 		st.kept++
 		return nil
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := st.mkdir(filepath.Dir(path)); err != nil {
+		return err
 	}
 	if err := atomicfile.Symlink(target, path); err != nil {
 		return err
@@ -232,14 +238,35 @@ func (st *stager) link(rel, target string) error {
 // write writes a file atomically and durably (atomicfile): path is replaced only once
 // fill succeeds.
 func (st *stager) write(path string, mode fs.FileMode, fill func(io.Writer) error) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	if err := st.mkdir(filepath.Dir(path)); err != nil {
+		return err
 	}
 	if err := atomicfile.WriteFunc(path, mode, fill); err != nil {
 		return err
 	}
 	st.written++
+	return nil
+}
+
+// mkdir creates dir (and its parents) under the data directory and checks that, like the
+// data directory, only this user controls it (checkOwned): a bin directory planted as a
+// symlink to someone else's directory is refused, not written through.
+func (st *stager) mkdir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	for d := dir; d != filepath.Clean(st.dir) && len(d) > len(st.dir); d = filepath.Dir(d) {
+		info, err := os.Lstat(d)
+		if err != nil {
+			return fmt.Errorf("check %s: %w", d, err)
+		}
+		if !info.IsDir() {
+			return fmt.Errorf("staging directory %s is not a directory (a symlink?): remove it and run knode again", d)
+		}
+		if err := checkOwned(d); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

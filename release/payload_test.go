@@ -6,7 +6,7 @@ import (
 )
 
 func TestSpecIsConsistent(t *testing.T) {
-	m := Spec()
+	m := Spec(SpecOptions{KnodeVersion: "v0.1.0"})
 	// Validate wants sizes and digests, which only the build knows; fill placeholders.
 	for i := range m.Files {
 		m.Files[i].SHA256 = strings.Repeat("0", 64)
@@ -25,7 +25,7 @@ func TestSpecIsConsistent(t *testing.T) {
 			t.Errorf("program %s has no version check", p.Name)
 		}
 	}
-	for _, name := range []string{"kubelet", "kubectl", "kube-apiserver", "etcd", "containerd", "ctr", "runc", "coredns", "cni-bridge", "crictl"} {
+	for _, name := range []string{"kubelet", "kubectl", "kube-apiserver", "etcd", "containerd", "ctr", "runc", "coredns", "cni-bridge", "crictl", "knode"} {
 		if _, ok := m.Program(name); !ok {
 			t.Errorf("payload lacks program %s", name)
 		}

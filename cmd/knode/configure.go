@@ -26,7 +26,11 @@ func (b *bringUp) configureHost(ag *agent.Agent) error {
 	ctx := c.Context
 	dir := datadir.Dir{Root: b.node.DataDir}
 	abort := func(err error) error { return b.fail(ag, 5*time.Second, err) }
-	p.StepAs("staging", "staging the payload under %s", dir.Root)
+	if launcherStaged(launchOf(c), dir.Root) {
+		p.StepAs("staging check", "checking the payload the launcher staged under %s", dir.Root)
+	} else {
+		p.StepAs("staging", "staging the payload under %s", dir.Root)
+	}
 	hopts, err := hostOptions(ctx, dir.Root, p.Writer())
 	if err != nil {
 		return abort(err)

@@ -144,11 +144,12 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// selfPath is this knode binary's path, for knode.service.
+// selfPath is the knode binary for knode.service to run: the launcher that started this
+// program (which stages and execs it again), else this executable; for root, only a file
+// that only root can change.
 func selfPath() string {
-	p, err := os.Executable()
-	if err != nil {
-		return hostprep.DefaultKnodeBinary
+	if p := assets.TrustedSource(); p != "" {
+		return p
 	}
-	return p
+	return hostprep.DefaultKnodeBinary
 }

@@ -50,8 +50,7 @@ func initCommand() *cli.Command {
 				return err
 			}
 			dir := datadir.Dir{Root: node.DataDir}
-			p := newProgress(c.App.ErrWriter)
-			p.table = true
+			p := bringUpProgress(c, node.DataDir)
 			p.StepAs("cluster keys", "creating cluster %q: CA, service-account keys, join token", cl.Name)
 			gen, err := agent.Create(dir, cl, time.Now())
 			if err != nil {

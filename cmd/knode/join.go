@@ -59,8 +59,7 @@ func joinCommand() *cli.Command {
 			if err := config.CheckPortFree("--bind", node.Bind); err != nil {
 				return err
 			}
-			p := newProgress(c.App.ErrWriter)
-			p.table = true
+			p := bringUpProgress(c, node.DataDir)
 			b := &bringUp{c: c, node: node, token: &tok, tokenFlag: flag, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
 			return b.run()
 		},

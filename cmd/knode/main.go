@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/assets"
 	"knode.dev/knode/config"
 	"knode.dev/knode/version"
 )
@@ -31,14 +32,21 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args, os.Stdout, os.Stderr)
+	launch, _ := assets.TakeLaunch()
+	code := runLaunched(ctx, launch, os.Args, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run is main without the process: tests call it with their own writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runLaunched(ctx, assets.Launch{}, args, stdout, stderr)
+}
+
+// runLaunched is run for a process that the launcher started (see package launch).
+func runLaunched(ctx context.Context, launch assets.Launch, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
+	app.Metadata = map[string]any{launchKey: launch}
 	err := app.RunContext(ctx, interspersed(app, args))
 	if err == nil {
 		return exitOK

@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/assets"
 )
 
 // progress prints numbered steps with their duration to the user (stderr),
@@ -40,6 +44,45 @@ func newProgress(w io.Writer) *progress {
 	p.start = p.now()
 	p.step = p.start
 	return p
+}
+
+// launchKey keys the assets.Launch in the app's Metadata (runLaunched).
+const launchKey = "launch"
+
+// launchOf returns what the launcher passed to this process (zero when none started it).
+func launchOf(c *cli.Context) assets.Launch {
+	l, _ := c.App.Metadata[launchKey].(assets.Launch)
+	return l
+}
+
+// bringUpProgress is the progress of init and join, which end with the timing table. It
+// counts from when the launcher began; when the launcher staged the payload into dataDir
+// before this command ran, that staging is the table's first row, as it was when the
+// command staged it itself.
+func bringUpProgress(c *cli.Context, dataDir string) *progress {
+	p := newProgress(c.App.ErrWriter)
+	p.table = true
+	l := launchOf(c)
+	if !l.Start.IsZero() && l.Start.Before(p.start) && p.start.Sub(l.Start) < time.Hour {
+		p.start = l.Start
+	}
+	if launcherStaged(l, dataDir) {
+		fmt.Fprintf(p.w, "==> staging the payload under %s ... ok (%s, by the launcher before this command: %d files written)\n",
+			dataDir, round(l.Took), l.Written)
+		p.Row("staging", l.Took, l.Start.Add(l.Took))
+	}
+	return p
+}
+
+// launcherWait is how long a launcher that wrote nothing may have taken before its time
+// counts as staging: longer, it waited for another knode staging the same payload (a
+// command started at the same moment), and this command waited for that staging.
+const launcherWait = 50 * time.Millisecond
+
+// launcherStaged reports whether this command's staging happened in the launcher: it
+// staged dataDir, or waited for it to be staged.
+func launcherStaged(l assets.Launch, dataDir string) bool {
+	return l.StagedInto(dataDir) && (l.Written > 0 || l.Took >= launcherWait)
 }
 
 // Step announces the next step and closes the previous one.

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
+	"knode.dev/knode/assets"
 	"knode.dev/knode/kubeapi"
 	"knode.dev/knode/manifests"
 	"knode.dev/knode/pki"
@@ -135,5 +138,39 @@ func TestWaitsAgainstAPIServer(t *testing.T) {
 	err = runWaits(short, p, nodeWaits(api, "n1", "10.10.9.0/24")[2:])
 	if err == nil || !strings.Contains(err.Error(), `podCIDR "10.10.1.0/24", want 10.10.9.0/24`) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// The launcher's staging is init's first row, counted from the launcher's start; a launcher
+// that found everything staged adds no row, one that waited for another stager does.
+func TestBringUpProgressTakesTheLaunchersStaging(t *testing.T) {
+	start := time.Now().Add(-3 * time.Second)
+	cases := []struct {
+		name    string
+		launch  assets.Launch
+		dataDir string
+		row     bool
+	}{
+		{"staged here", assets.Launch{Start: start, StagedDir: "/var/lib/knode", Took: 1500 * time.Millisecond, Written: 27}, "/var/lib/knode", true},
+		{"waited for another", assets.Launch{Start: start, StagedDir: "/var/lib/knode", Took: time.Second}, "/var/lib/knode", true},
+		{"already staged", assets.Launch{Start: start, StagedDir: "/var/lib/knode", Took: time.Millisecond}, "/var/lib/knode", false},
+		{"another data dir", assets.Launch{Start: start, StagedDir: "/var/lib/knode", Took: time.Second, Written: 27}, "/srv/knode", false},
+		{"no launcher", assets.Launch{}, "/var/lib/knode", false},
+	}
+	for _, c := range cases {
+		var out strings.Builder
+		app := newApp(&out, &out)
+		app.Metadata = map[string]any{launchKey: c.launch}
+		p := bringUpProgress(cli.NewContext(app, nil, nil), c.dataDir)
+		rows := p.Timings()
+		if got := len(rows) == 1 && rows[0].Name == "staging"; got != c.row {
+			t.Errorf("%s: rows %+v, want a staging row: %v", c.name, rows, c.row)
+		}
+		if c.row && (rows[0].Seconds != seconds(c.launch.Took) || rows[0].At != seconds(c.launch.Took)) {
+			t.Errorf("%s: row %+v, want took = at = %v (counted from the launcher's start)", c.name, rows[0], c.launch.Took)
+		}
+		if !c.launch.Start.IsZero() && p.Elapsed() < 3*time.Second {
+			t.Errorf("%s: elapsed %s, want it counted from the launcher's start 3 s ago", c.name, p.Elapsed())
+		}
 	}
 }

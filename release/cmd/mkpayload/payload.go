@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"knode.dev/knode/release"
+	"knode.dev/knode/release/appended"
 	"knode.dev/knode/release/manifest"
 	"knode.dev/knode/release/oci"
 )
@@ -22,11 +23,20 @@ import (
 type options struct {
 	root, out, compressor, level string
 	windowLog                    int
+	spec                         release.SpecOptions
+	launcher, bin                string
+	appendOnly                   bool
 }
 
 func run(opts options, stdout io.Writer) error {
-	if opts.windowLog < 20 || opts.windowLog > 27 {
-		return fmt.Errorf("window-log %d: want 20..27", opts.windowLog)
+	if opts.appendOnly {
+		if opts.bin == "" || opts.launcher == "" {
+			return errors.New("-append needs -launcher and -bin")
+		}
+		return writeBin(stdout, opts)
+	}
+	if opts.windowLog < 20 || opts.windowLog > 28 {
+		return fmt.Errorf("window-log %d: want 20..28", opts.windowLog)
 	}
 	enc, err := newEncoder(opts)
 	if err != nil {
@@ -36,7 +46,13 @@ func run(opts options, stdout io.Writer) error {
 	if err := os.MkdirAll(opts.out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", opts.out, err)
 	}
-	m := release.Spec()
+	if opts.spec.KnodeVersion == "" {
+		return errors.New("-knode-version is empty: give the version knode's program reports")
+	}
+	if (opts.launcher == "") != (opts.bin == "") {
+		return errors.New("-launcher and -bin go together")
+	}
+	m := release.Spec(opts.spec)
 	old := previous(opts.out)
 	for i := range m.Files {
 		if err := describe(&m.Files[i], opts.root); err != nil {
@@ -74,7 +90,51 @@ func run(opts options, stdout io.Writer) error {
 	if err := removeStale(opts.out, m); err != nil {
 		return err
 	}
-	return report(stdout, m, opts.out)
+	if err := report(stdout, m, opts.out); err != nil {
+		return err
+	}
+	if opts.bin == "" {
+		return nil
+	}
+	return writeBin(stdout, opts)
+}
+
+// writeBin writes the launcher with the payload appended to opts.bin, through a temporary
+// file and a rename, so that a running bin/knode is never rewritten in place.
+func writeBin(stdout io.Writer, opts options) error {
+	launcher, err := os.Open(opts.launcher)
+	if err != nil {
+		return fmt.Errorf("launcher: %w", err)
+	}
+	defer launcher.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(opts.bin), "."+filepath.Base(opts.bin)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	n, err := io.Copy(tmp, launcher)
+	if err == nil {
+		err = appended.Write(tmp, os.DirFS(opts.out))
+	}
+	if err == nil {
+		err = tmp.Chmod(0o755)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", opts.bin, err)
+	}
+	info, err := tmp.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), opts.bin); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s (launcher %s + payload %s)\n", opts.bin, mb(info.Size()), mb(n), mb(info.Size()-n))
+	return nil
 }
 
 // previous returns the manifest of the last run, or an empty one.
