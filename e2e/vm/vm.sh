@@ -19,6 +19,8 @@
 #   KNODE_VM_WORK [e2e/_work/vm]         overlays, consoles, journals, the 9p share, logs
 #   KNODE_VM_ACCEL []                    kvm or tcg; empty: kvm when /dev/kvm is a VMX/SVM KVM
 #   KNODE_VM_MEM [2048] KNODE_VM_CPUS [1]  per VM (MiB, vCPUs)
+#   KNODE_VM_MASTER_CPUS [2]             vCPUs of vm1 (the master the scenarios init): on one
+#                                        emulated vCPU its apiserver and controllers time out
 #   KNODE_BIN []                         the knode binary copied into the VMs (cluster)
 #   KNODE_INIT_ARGS [] KNODE_JOIN_ARGS [] extra flags of `knode init` / `knode join`
 #   KNODE_VM_TIMEOUT [1800]              seconds to wait for ssh, and for all nodes Ready
@@ -36,6 +38,7 @@ RUN=$WORK/run
 SHARE=$WORK/share
 MEM=${KNODE_VM_MEM:-2048}
 CPUS=${KNODE_VM_CPUS:-1}
+MASTER_CPUS=${KNODE_VM_MASTER_CPUS:-2}
 TIMEOUT=${KNODE_VM_TIMEOUT:-1800}
 LOCK=${KNODE_VM_LOCK:-/run/knode-e2e.lock}
 NS=knode-vm
@@ -162,8 +165,9 @@ qemu_pid() {
 }
 
 start_vm() {
-  local vm=$1 i ip tap accel img acc
+  local vm=$1 i ip tap accel img acc cpus=$CPUS
   i=$(vm_num "$vm"); ip=$(vm_ip "$vm"); tap=kvmtap$i; img=$(image_dir); accel=$(cmd_accel)
+  [ "$i" = 1 ] && cpus=$MASTER_CPUS
   if qemu_pid "$vm" >/dev/null; then say "$vm already running"; return 0; fi
   case $accel in
   kvm) acc=(-accel kvm -cpu host) ;;
@@ -174,7 +178,7 @@ start_vm() {
   nsx ip link set "$tap" master "$BRIDGE" up
   [ -f "$RUN/$vm.qcow2" ] || qemu-img create -q -f qcow2 -b "$img/disk.qcow2" -F qcow2 "$RUN/$vm.qcow2"
   # -kernel/-initrd: the image's own kernel, no boot loader; a guest reboot boots it again.
-  nsx qemu-system-x86_64 -name "$vm" "${acc[@]}" -smp "$CPUS" -m "$MEM" -M q35 \
+  nsx qemu-system-x86_64 -name "$vm" "${acc[@]}" -smp "$cpus" -m "$MEM" -M q35 \
     -nodefaults -display none -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
     -append "root=LABEL=knode-vm rw console=ttyS0 net.ifnames=0 systemd.hostname=$vm knode_vm.ip=$ip/24 knode_vm.gw=$BASE.1" \
     -drive "file=$RUN/$vm.qcow2,if=virtio,cache=unsafe,discard=unmap" \
@@ -183,7 +187,7 @@ start_vm() {
     -virtfs "local,path=$SHARE,mount_tag=knodelab,security_model=none" \
     -serial "file:$RUN/$vm.console" -monitor "unix:$RUN/$vm.mon,server=on,wait=off" \
     -pidfile "$RUN/$vm.pid" -daemonize
-  say "$vm started: pid $(cat "$RUN/$vm.pid"), $ip, accel $accel, $CPUS vCPU, $MEM MiB"
+  say "$vm started: pid $(cat "$RUN/$vm.pid"), $ip, accel $accel, $cpus vCPU, $MEM MiB"
 }
 
 cmd_up() {
