@@ -273,6 +273,7 @@ cmd_snapshot() {
     # loaded by design, as something else may use them by then)
     echo "== units"; systemctl list-unit-files --no-legend --no-pager | sort
     echo "== running"; systemctl list-units --type=service --no-legend --no-pager --state=running --plain | awk "{print \$1}" | sort
+    echo "== slices"; systemctl list-units --type=slice --all --no-legend --no-pager --plain | awk "{print \$1}" | sort
     echo "== files"
     find /etc /var/lib /usr/local /opt -xdev \
       \( -path /var/lib/systemd -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /etc/ssh -o -path /usr/local/bin/knode \) -prune \
