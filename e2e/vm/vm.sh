@@ -23,7 +23,8 @@
 #                                        emulated vCPU its apiserver and controllers time out
 #   KNODE_BIN []                         the knode binary copied into the VMs (cluster)
 #   KNODE_INIT_ARGS [] KNODE_JOIN_ARGS [] extra flags of `knode init` / `knode join`
-#   KNODE_VM_TIMEOUT [1800]              seconds to wait for ssh, and for all nodes Ready
+#   KNODE_VM_TIMEOUT [2700]              seconds to wait for ssh, and for all nodes Ready (TCG
+#                                        init measured up to 1953 s here)
 #   KNODE_VM_KEEP [0]                    1: keep the VMs after a failure of up or cluster
 #   KNODE_VM_LOCK [/run/knode-e2e.lock]  the lab lock, shared with the container lab: `up`
 #                                        takes it and the VMs hold it until they stop
@@ -39,7 +40,7 @@ SHARE=$WORK/share
 MEM=${KNODE_VM_MEM:-2048}
 CPUS=${KNODE_VM_CPUS:-1}
 MASTER_CPUS=${KNODE_VM_MASTER_CPUS:-2}
-TIMEOUT=${KNODE_VM_TIMEOUT:-1800}
+TIMEOUT=${KNODE_VM_TIMEOUT:-2700}
 LOCK=${KNODE_VM_LOCK:-/run/knode-e2e.lock}
 NS=knode-vm
 BRIDGE=kvmbr0
