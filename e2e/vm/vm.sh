@@ -211,8 +211,9 @@ cmd_up() {
 cmd_journal() {
   local vm=$1
   mkdir -p "$WORK/logs"
-  vm_ssh "$vm" journalctl --no-pager -b all -o short-monotonic >"$WORK/logs/$vm.journal" 2>/dev/null ||
-    vm_ssh "$vm" journalctl --no-pager -o short-monotonic >"$WORK/logs/$vm.journal" 2>/dev/null || return 1
+  # Bounded: a VM starved of CPU under TCG took minutes to export it, holding the lab lock.
+  timeout 60 "${BASH_SOURCE[0]}" ssh "$vm" journalctl --no-pager -b all -o short-monotonic >"$WORK/logs/$vm.journal" 2>/dev/null ||
+    timeout 60 "${BASH_SOURCE[0]}" ssh "$vm" journalctl --no-pager -o short-monotonic >"$WORK/logs/$vm.journal" 2>/dev/null || return 1
 }
 
 cmd_down() {
