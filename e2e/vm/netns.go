@@ -22,6 +22,11 @@ const Namespace = "knode-vm"
 // cluster would, on the VMs' network) and returns the status code and up to 4 KiB of the body.
 // The connection is made on an OS thread moved into the namespace; that thread is not reused.
 func (l *Lab) Get(ctx context.Context, url string, timeout time.Duration) (int, string, error) {
+	return getIn(ctx, Namespace, url, timeout)
+}
+
+// getIn is Get from inside the named network namespace.
+func getIn(ctx context.Context, ns, url string, timeout time.Duration) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", fmt.Errorf("GET %s: %w", url, err)
@@ -35,7 +40,7 @@ func (l *Lab) Get(ctx context.Context, url string, timeout time.Duration) (int, 
 	go func() {
 		// Never unlocked: the goroutine's thread ends with it, namespace and all.
 		runtime.LockOSThread()
-		conn, err := dialIn(ctx, Namespace, req.URL.Host, timeout)
+		conn, err := dialIn(ctx, ns, req.URL.Host, timeout)
 		if err != nil {
 			done <- result{err: fmt.Errorf("GET %s: %w", url, err)}
 			return
