@@ -84,8 +84,7 @@ func TestVMCluster(t *testing.T) {
 // checkReboot reboots v from inside (systemctl reboot) and checks that it comes back with no
 // command run: knode, containerd and the kubelet active in the new boot, its Node Ready with a
 // lease the new boot's kubelet renewed (as seen from on, a master), every node's pod CIDR as
-// before, and
-// the routes between the subnets on every VM.
+// before, and the routes between the subnets on every VM.
 func checkReboot(t *testing.T, vms []*VM, v, on *VM, ready map[string]node) {
 	t.Helper()
 	ctx := t.Context()
