@@ -177,7 +177,7 @@ func checkAggregatedAPI(t *testing.T, master, worker *lab.Node) {
 		t.Fatal(err)
 	}
 	b64 := base64.StdEncoding.EncodeToString
-	importImage(t, []*lab.Node{worker}, sampleAPIServerImg.tarball(t))
+	importImage(t, []*lab.Node{worker}, imageTar(t, sampleAPIServerImg))
 	start := time.Now()
 	manifest := fmt.Sprintf(sampleAPIServerYAML, worker.Name, b64(serving.CertPEM), b64(serving.KeyPEM), b64(servingCA.CertPEM))
 	if out, err := master.ExecInput(ctx, []byte(manifest), "knode", "kubectl", "apply", "-f", "-"); err != nil {

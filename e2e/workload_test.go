@@ -6,45 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
-)
 
-const workloadYAML = `apiVersion: apps/v1
-kind: Deployment
-metadata: {name: echo, namespace: default}
-spec:
-  replicas: %d
-  selector: {matchLabels: {app: echo}}
-  template:
-    metadata: {labels: {app: echo}}
-    spec:
-      tolerations: [{operator: Exists}]
-      topologySpreadConstraints:
-      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: echo}}}
-      containers:
-      - name: echo
-        image: ` + echoImage + `
-        imagePullPolicy: Never
-        args: ["netexec", "--http-port=8080"]
-        ports: [{containerPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: default}
-spec:
-  selector: {app: echo}
-  ports: [{port: 80, targetPort: 8080}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: echo-nodeport, namespace: default}
-spec:
-  type: NodePort
-  selector: {app: echo}
-  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
-`
+	"knode.dev/knode/e2e/lab"
+)
 
 // checkWorkload is scenario 2 on a formed cluster: one echo pod per node, then pod-to-pod
 // across nodes, the Service IP, the Service name through cluster DNS, and a NodePort from
@@ -53,7 +21,7 @@ func checkWorkload(t *testing.T, c *cluster) {
 	t.Helper()
 	ctx := t.Context()
 	importImage(t, c.nodes, echoImageTar(t))
-	manifest := fmt.Sprintf(workloadYAML, len(c.nodes))
+	manifest := lab.EchoWorkload(len(c.nodes), "Never")
 	if out, err := c.first().ExecInput(ctx, []byte(manifest), "knode", "kubectl", "apply", "-f", "-"); err != nil {
 		if out2, err2 := c.first().ExecInput(ctx, []byte(manifest), nodeKubectl, "--kubeconfig", adminKubeconfig, "apply", "-f", "-"); err2 != nil {
 			t.Fatalf("apply the workload: %v\n%s\n%s", err, out, out2)
@@ -107,7 +75,7 @@ func checkWorkload(t *testing.T, c *cluster) {
 
 	// NodePort from the host, through a worker's address (last node) on the lab network.
 	n := c.nodes[len(c.nodes)-1]
-	url := "http://" + n.IP + ":30080/hostname"
+	url := "http://" + n.IP + ":" + strconv.Itoa(lab.EchoNodePort) + "/hostname"
 	waitFor(t, "NodePort "+url+" from the host", time.Minute, func() (bool, string) {
 		cl := &http.Client{Timeout: 3 * time.Second}
 		resp, err := cl.Get(url)

@@ -23,7 +23,7 @@ func nodeFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "node-name", Usage: "this node's name in the cluster (default: the host name)"},
 		&cli.StringFlag{Name: "bind", Value: config.DefaultBind, Usage: "host:port where gossip listens (TCP and UDP)"},
-		&cli.StringFlag{Name: "advertise", Usage: "host:port peers should use to reach this node (default: chosen from --bind or the host's addresses)"},
+		&cli.StringFlag{Name: "advertise", Usage: "host:port peers should use to reach this node (default: --bind's address; with an unspecified --bind, on join this host's address toward the peer, on init its first private address)"},
 		dataDirFlag(),
 		&cli.BoolFlag{Name: "dry-run", Usage: "touch nothing outside --data-dir: list every host change instead of making it"},
 		&cli.BoolFlag{Name: "foreground", Usage: "run the agent in this process until SIGINT/SIGTERM (then leave the cluster) instead of installing knode.service"},

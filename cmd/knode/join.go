@@ -52,6 +52,10 @@ func joinCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			chose, err := node.AdvertiseToward(peer.Addr())
+			if err != nil {
+				return err
+			}
 			dir := datadir.Dir{Root: node.DataDir}
 			if dir.Initialised() {
 				return config.Usagef("--data-dir %s already holds a node of a cluster: run `knode reset --data-dir %s` first, or choose another --data-dir", dir.Root, dir.Root)
@@ -60,6 +64,9 @@ func joinCommand() *cli.Command {
 				return err
 			}
 			p := bringUpProgress(c, node.DataDir)
+			if chose {
+				p.Note("gossip advertises %s: this host's address toward %s (--advertise to choose another)", node.Advertise, peer.Addr())
+			}
 			b := &bringUp{c: c, node: node, token: &tok, tokenFlag: flag, peers: []string{peer.String()}, p: p, timeout: 60 * time.Second}
 			return b.run()
 		},

@@ -11,7 +11,7 @@
 VM_SH       := e2e/vm/vm.sh
 VM_NODES    ?= $(or $(N),2)
 VM_E2E_RUN  ?= .
-VM_E2E_TIMEOUT ?= 150m
+VM_E2E_TIMEOUT ?= 180m
 VM_GOTEST   := $(GO) test -tags vme2e -count=1 -v -timeout $(VM_E2E_TIMEOUT)
 
 .PHONY: vm-lab vm-lab-down vm-e2e vm-smoke vm-image

@@ -1,0 +1,133 @@
+//go:build vme2e
+
+package vm
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"knode.dev/knode/e2e/lab"
+)
+
+// pod is what the workload checks read of a Pod.
+type pod struct {
+	Metadata struct{ Name string }
+	Spec     struct{ NodeName string }
+	Status   struct{ Phase, PodIP string }
+}
+
+// echoPods lists the echo workload's pods through `knode kubectl` on v.
+func echoPods(t *testing.T, v *VM) ([]pod, error) {
+	out, err := v.Sh(t.Context(), "knode kubectl get pods -l app=echo -o json")
+	if err != nil {
+		return nil, err
+	}
+	var list struct{ Items []pod }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, fmt.Errorf("kubectl get pods -o json on %s: %w", v.Name, err)
+	}
+	return list.Items, nil
+}
+
+// deployWorkload puts the echo image (lab.EchoImage, the container lab's) into the share,
+// imports it on the master with `knode images import` (the other nodes pull it from there
+// through knode's image mirror: no registry), and applies lab.EchoWorkload for one pod per VM.
+func deployWorkload(t *testing.T, vms []*VM) {
+	t.Helper()
+	ctx := t.Context()
+	t0 := time.Now()
+	tar, err := lab.EchoImage().Tarball(filepath.Join(filepath.Dir(theLab.Script), "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timing(t, "agnhost image built or cached", time.Since(t0))
+	if err := copyFile(tar, filepath.Join(theLab.Share(), "agnhost.oci.tar")); err != nil {
+		t.Fatal(err)
+	}
+	manifest := filepath.Join(theLab.Share(), "echo.yaml")
+	if err := os.WriteFile(manifest, []byte(lab.EchoWorkload(len(vms), "IfNotPresent")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t1 := time.Now()
+	if out, err := vms[0].Sh(ctx, "knode images import "+ShareMount+"/agnhost.oci.tar 2>&1"); err != nil {
+		t.Fatalf("knode images import on %s: %v\n%s", vms[0].Name, err, out)
+	}
+	timing(t, vms[0].Name+": knode images import of agnhost", time.Since(t1))
+	if out, err := vms[0].Sh(ctx, "knode kubectl apply -f "+ShareMount+"/echo.yaml 2>&1"); err != nil {
+		t.Fatalf("apply the workload: %v\n%s", err, out)
+	}
+}
+
+// checkWorkload is the container lab's scenario 2 on the VMs, once the workload is deployed:
+// one Running echo pod per VM, then from every pod: every pod on another node (pod to pod
+// across nodes), the Service IP, and the Service by name through cluster DNS; and the NodePort
+// through the last VM's address from outside the cluster (the lab's namespace).
+func checkWorkload(t *testing.T, vms []*VM) {
+	t.Helper()
+	ctx := t.Context()
+	master := vms[0]
+	t0 := time.Now()
+	var pods []pod
+	waitFor(t, "one Running echo pod on every VM", readyTimeout(t), func() (bool, string) {
+		ps, err := echoPods(t, master)
+		if err != nil {
+			return false, err.Error()
+		}
+		on := map[string]bool{}
+		pods = pods[:0]
+		for _, p := range ps {
+			if p.Status.Phase == "Running" && p.Status.PodIP != "" {
+				on[p.Spec.NodeName] = true
+				pods = append(pods, p)
+			}
+		}
+		return len(on) == len(vms), fmt.Sprintf("Running on %d of %d VMs (%d pods)", len(on), len(vms), len(ps))
+	})
+	timing(t, "echo pods Running on every VM", time.Since(t0))
+
+	svcIP, err := master.Sh(ctx, "knode kubectl get service echo -o jsonpath={.spec.clusterIP}")
+	if err != nil {
+		t.Fatalf("service echo: %v", err)
+	}
+	svcIP = strings.TrimSpace(svcIP)
+	connect := func(from pod, target string) error {
+		_, err := master.Sh(ctx, "knode kubectl exec "+from.Metadata.Name+" -- /agnhost connect --timeout=5s "+target)
+		return err
+	}
+	t1 := time.Now()
+	for _, a := range pods {
+		for _, b := range pods {
+			if a.Spec.NodeName == b.Spec.NodeName {
+				continue
+			}
+			if err := connect(a, b.Status.PodIP+":8080"); err != nil {
+				t.Errorf("pod on %s cannot reach pod %s on %s: %v", a.Spec.NodeName, b.Status.PodIP, b.Spec.NodeName, err)
+			}
+		}
+		if err := connect(a, svcIP+":80"); err != nil {
+			t.Errorf("pod on %s cannot reach Service IP %s: %v", a.Spec.NodeName, svcIP, err)
+		}
+		if err := connect(a, "echo.default.svc.cluster.local:80"); err != nil {
+			t.Errorf("pod on %s cannot reach the Service by name (cluster DNS): %v", a.Spec.NodeName, err)
+		}
+	}
+	timing(t, "pod-to-pod, Service IP and DNS checks from every pod", time.Since(t1))
+
+	v := vms[len(vms)-1]
+	url := "http://" + v.IP + ":" + strconv.Itoa(lab.EchoNodePort) + "/hostname"
+	t2 := time.Now()
+	waitFor(t, "NodePort "+url+" from the lab's namespace", 2*time.Minute, func() (bool, string) {
+		code, body, err := theLab.Get(ctx, url, 5*time.Second)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == 200 && strings.HasPrefix(body, "echo-"), fmt.Sprintf("%d %q", code, body)
+	})
+	timing(t, "NodePort answers", time.Since(t2))
+}
