@@ -26,6 +26,9 @@ const (
 	// sampleAPIServerImage is the aggregated API server of TestScenarioSecurity: upstream's
 	// k8s.io/sample-apiserver and its etcd in one binary (testdata/sampleapiserver).
 	sampleAPIServerImage = "registry.k8s.io/e2e-test-images/sample-apiserver:knode-e2e"
+	// registryImage is a real registry: upstream distribution's (testdata/registry, a module of
+	// its own: the registry's dependencies have nothing to do with Kubernetes').
+	registryImage = "registry.knode.invalid/e2e/registry:knode-e2e"
 )
 
 // labImage is one test image, built at most once per run and cached in e2e/_work by the hash
@@ -34,8 +37,9 @@ type labImage struct {
 	ref string
 	// name is the binary's name: the image holds /<name> and runs it.
 	name string
-	// pkg is the package to build, or main a file under testdata holding a main package.
-	pkg, main string
+	// pkg is the package to build, or main a file under testdata holding a main package, or
+	// module a directory under testdata holding a module (go.mod, go.sum) with its main package.
+	pkg, main, module string
 	// prebuilt names an environment variable that may point at a static binary to use instead.
 	prebuilt string
 
@@ -49,6 +53,8 @@ var (
 		prebuilt: "KNODE_E2E_AGNHOST"}
 	sampleAPIServerImg = &labImage{ref: sampleAPIServerImage, name: "sample-apiserver",
 		main: "testdata/sampleapiserver/main.go", prebuilt: "KNODE_E2E_SAMPLE_APISERVER"}
+	registryImg = &labImage{ref: registryImage, name: "registry", module: "testdata/registry",
+		prebuilt: "KNODE_E2E_REGISTRY"}
 )
 
 // echoImageTar returns the workload image's OCI tarball.
@@ -104,6 +110,9 @@ func (li *labImage) build() (string, error) {
 // go.sum (the test images need a few modules the payload does not, and the release module must
 // stay untouched), unless a binary built from the same inputs is cached.
 func (li *labImage) buildBinary(work string) (string, error) {
+	if li.module != "" {
+		return li.buildModule(work)
+	}
 	h := sha256.New()
 	var inputs [][]byte
 	for _, f := range []string{"go.mod", "go.sum"} {
@@ -146,6 +155,30 @@ func (li *labImage) buildBinary(work string) (string, error) {
 	}
 	cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", li.name, err, b)
+	}
+	return out, nil
+}
+
+// buildModule builds the main package of the image's own module (its committed go.mod and
+// go.sum pin every dependency), unless a binary built from the same inputs is cached.
+func (li *labImage) buildModule(work string) (string, error) {
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(li.module, f))
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", li.name, err)
+		}
+		h.Write(b)
+	}
+	out := filepath.Join(work, li.name+"-"+hex.EncodeToString(h.Sum(nil))[:12])
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	cmd := exec.Command("go", "build", "-mod=readonly", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = li.module
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", li.name, err, b)
