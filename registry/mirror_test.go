@@ -1,7 +1,9 @@
 package registry
 
 import (
+	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -317,4 +320,34 @@ func (s *stallWriter) Write(b []byte) (int, error) {
 	}
 	s.left -= len(b)
 	return s.ResponseWriter.Write(b)
+}
+
+// A tag resolves to the later of the masters' latest import and this
+// node's own import; a tag only containerd's pull knows is not answered.
+func TestMirrorResolve(t *testing.T) {
+	ctx := context.Background()
+	own := newTestImage(t, "app:v1", "imported here")
+	s, ctrd := storeWithCtrd(t, own)
+	imgs, _ := s.Images()
+	mine := imgs[0]
+	other, older := digest.Digest("sha256:"+strings.Repeat("a", 64)), digest.Digest("sha256:"+strings.Repeat("b", 64))
+	pulled := ctrd.Put([]byte(`{"schemaVersion":2,"config":{},"layers":[]}`))
+	ctrd.SetImage("docker.io/library/nginx:latest", pulled, 40)
+	for _, tc := range []struct {
+		name   string
+		latest map[string]Image
+		ref    string
+		want   digest.Digest
+	}{
+		{"own import, no master's", nil, mine.Ref, mine.Digest},
+		{"a master's later import", map[string]Image{mine.Ref: {Ref: mine.Ref, Digest: other, Imported: mine.Imported + 1}}, mine.Ref, other},
+		{"a master's earlier import", map[string]Image{mine.Ref: {Ref: mine.Ref, Digest: older, Imported: mine.Imported - 1}}, mine.Ref, mine.Digest},
+		{"a tag containerd pulled", nil, "docker.io/library/nginx:latest", ""},
+	} {
+		m := NewMirror(s, testPeers{latest: tc.latest}, nil, 0, quiet())
+		got, err := m.Resolve(ctx, tc.ref)
+		if got != tc.want || (tc.want == "") != errors.Is(err, ErrNotFound) {
+			t.Errorf("%s: %s %v, want %s", tc.name, got, err, tc.want)
+		}
+	}
 }
