@@ -240,14 +240,6 @@ func TestPeerEndpointMembersOnly(t *testing.T) {
 	}
 }
 
-// eventually polls cond for up to two seconds.
-func eventually(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(2 * time.Second); !cond() && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // The client trusts only a server the cluster CA signed for the address it
 // dialled: an impostor with another CA's certificate, or a member's
 // certificate presented at another member's address, is refused.

@@ -188,10 +188,11 @@ func printImages(w io.Writer, rep agent.ImagesReport) {
 // mirror and peer endpoint with the kubelet's cluster certificates.
 func imagesOptions(dir datadir.Dir) *agent.ImagesOptions {
 	pki := func(name string) string { return hostprep.PKIDir + "/" + name }
-	return &agent.ImagesOptions{Store: dir.Path(datadir.ImagesDir), Containerd: hostprep.ContainerdSocket,
-		Unpack: hostprep.PullImage, Port: datadir.ImagesPort, TLS: registry.PeerTLS{
+	tls := registry.PeerTLS{
 		CA:          pki(manifests.CACert),
 		ServingCert: pki(manifests.KubeletServingCert), ServingKey: pki(manifests.KubeletServingKey),
 		ClientCert: pki("kubelet-client.crt"), ClientKey: pki("kubelet-client.key"),
-	}}
+	}
+	return &agent.ImagesOptions{Store: dir.Path(datadir.ImagesDir), Containerd: hostprep.ContainerdSocket,
+		Unpack: hostprep.PullImage, Port: datadir.ImagesPort, TLS: tls}
 }
