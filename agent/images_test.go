@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 // loopback, each over a fake containerd of its own: one peer port for all
 // (only the first node, whose address all decisions share, can listen on
 // it: it is the one peers fetch from).
-func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Containerd, func(name string)) {
+func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Containerd, *sync.Map, func(name string)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -35,13 +36,15 @@ func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Contain
 	ln.Close()
 	var root string
 	ctrds := map[string]*registrytest.Containerd{}
+	unpacked := &sync.Map{} // node -> the last image its agent had containerd unpack
 	opts := func(name string, o *Options) {
 		dir := filepath.Join(root, "tls-"+name)
 		if ctrds[name] == nil {
 			ctrds[name] = registrytest.StartContainerd(t)
 		}
 		o.Images = &ImagesOptions{Store: o.Dir.Path("registry"), Containerd: ctrds[name].Socket, Port: port, Local: netip.MustParseAddrPort("127.0.0.1:0"),
-			TLS: registry.PeerTLS{CA: dir + "/ca.crt", ServingCert: dir + "/s.crt", ServingKey: dir + "/s.key", ClientCert: dir + "/c.crt", ClientKey: dir + "/c.key"}}
+			Unpack: func(_ context.Context, ref string) error { unpacked.Store(name, ref); return nil },
+			TLS:    registry.PeerTLS{CA: dir + "/ca.crt", ServingCert: dir + "/s.crt", ServingKey: dir + "/s.key", ClientCert: dir + "/c.crt", ClientKey: dir + "/c.key"}}
 	}
 	root = t.TempDir()
 	tc := newTestClusterWith(t, testPlan(1), gossip.Fast, opts)
@@ -74,7 +77,7 @@ func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Contain
 		defer n00.images.mu.Unlock()
 		return n00.images.peerAddr.IsValid()
 	})
-	return tc, ctrds, certs
+	return tc, ctrds, unpacked, certs
 }
 
 // An image dropped into one node's import directory is written into that
@@ -83,7 +86,7 @@ func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Contain
 // announced by that node too once its containerd stored the pull; removing
 // it stops the announcement; a node that leaves withdraws its announcement.
 func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
-	tc, ctrds, certs := imagesCluster(t)
+	tc, ctrds, unpacked, certs := imagesCluster(t)
 	certs("n01")
 	certs("n02")
 	tc.join("n01", "n00")
@@ -114,6 +117,9 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 	}
 	const ref = "example.com/team/app:v1"
 	waitFor(t, 10*time.Second, "n02 sees n00 holding the image", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
+	if got, _ := unpacked.Load("n00"); got != ref {
+		t.Errorf("n00 had containerd unpack %v after the import, want %s", got, ref)
+	}
 	if got := n02.Images().Images[0].Digest; got != im.Manifest.String() {
 		t.Fatalf("n02 resolves %s to %s, want %s", ref, got, im.Manifest)
 	}
