@@ -155,6 +155,11 @@ func TestRealContainerd(t *testing.T) {
 		t.Errorf("a corrupt archive changed containerd's content: %d blobs, then %d", len(before), len(after))
 	}
 
+	// The alias containerd's CRI adds when it unpacks an image goes with it.
+	rec, _ = cs.Record(ctx, "example.com/app:v1")
+	if err := cs.SetRecord(ctx, "example.com/app@"+rec.Target.Digest.String(), rec.Target); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.Remove(ctx, []string{"example.com/app:v1"}); err != nil {
 		t.Fatal(err)
 	}

@@ -213,12 +213,21 @@ func TestRemove(t *testing.T) {
 	if imgs, _ := s.Images(); len(imgs) != 2 {
 		t.Fatalf("a refused removal changed the names: %v", imgs)
 	}
+	// The CRI's aliases of an image it unpacked: repo@digest and its ID.
+	ctrd.SetImage("docker.io/library/app@"+a.manifest.String(), a.manifest, 1)
+	ctrd.SetImage(a.config.String(), a.manifest, 1)
+	ctrd.SetImage(b.config.String(), b.manifest, 1)
 	gone, err := s.Remove(ctx, []string{"docker.io/library/app:v1"})
 	if err != nil || len(gone) != 1 || gone[0].Digest != a.manifest {
 		t.Fatalf("removed %v: %v", gone, err)
 	}
-	if _, ok := ctrd.Image("docker.io/library/app:v1"); ok {
-		t.Error("containerd's record is left")
+	for _, name := range []string{"docker.io/library/app:v1", "docker.io/library/app@" + a.manifest.String(), a.config.String()} {
+		if _, ok := ctrd.Image(name); ok {
+			t.Errorf("containerd's record %s is left", name)
+		}
+	}
+	if _, ok := ctrd.Image(b.config.String()); !ok {
+		t.Error("the other image's alias was removed")
 	}
 	for _, d := range []digest.Digest{a.manifest, a.config, a.layers[1]} {
 		if ctrd.Has(d) {

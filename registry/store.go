@@ -211,11 +211,13 @@ func (s *Store) lock() (func(), error) {
 var ErrNotImported = errors.New("not imported on this node by knode")
 
 // Remove drops the names refs this node imported, and containerd's records
-// of them where they still point at what was imported (containerd's
-// garbage collector then removes the blobs nothing else references, before
-// this returns). A name this node did not import (containerd pulled it, or
-// another node imported it) fails the whole call before anything changes:
-// knode removes only what it put there.
+// of them where they still point at what was imported, with the aliases
+// containerd's CRI made for the same image when it unpacked it
+// (repo@sha256:..., and sha256:<image ID>) unless another tag still names
+// it; containerd's garbage collector then removes the blobs nothing else
+// references, before this returns. A name this node did not import
+// (containerd pulled it, or another node imported it) fails the whole call
+// before anything changes: knode removes only what it put there.
 func (s *Store) Remove(ctx context.Context, refs []string) ([]Image, error) {
 	imgs, err := s.Images()
 	if err != nil {
@@ -231,16 +233,49 @@ func (s *Store) Remove(ctx context.Context, refs []string) ([]Image, error) {
 		return nil, err
 	}
 	for _, im := range gone {
-		rec, err := s.cs.Record(ctx, im.Ref)
-		if errors.Is(err, ErrNotFound) || err == nil && rec.Target.Digest != im.Digest {
-			continue // containerd's name was removed or moved since: not knode's any more
-		}
-		if err == nil {
-			err = s.cs.DeleteRecord(ctx, im.Ref)
-		}
-		if err != nil {
+		if err := s.removeRecords(ctx, im); err != nil {
 			return gone, fmt.Errorf("image %s: %w", im.Ref, err)
 		}
 	}
 	return gone, nil
+}
+
+// removeRecords deletes containerd's record im.Ref if it still points at
+// im.Digest, then the CRI's aliases of that image if no tag names it any more.
+func (s *Store) removeRecords(ctx context.Context, im Image) error {
+	recs, err := s.cs.Records(ctx)
+	if err != nil {
+		return err
+	}
+	var own, tagged bool
+	var aliases []string
+	for _, r := range recs {
+		switch {
+		case r.Target.Digest != im.Digest:
+		case r.Name == im.Ref:
+			own = true
+		case isAlias(r.Name):
+			aliases = append(aliases, r.Name)
+		default:
+			tagged = true // another tag keeps the image, and its aliases
+		}
+	}
+	if !own {
+		return nil // containerd's name was removed or moved since: not knode's any more
+	}
+	if tagged {
+		aliases = nil
+	}
+	for _, a := range append(aliases, im.Ref) {
+		if err := s.cs.DeleteRecord(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isAlias tells the names containerd's CRI gives an image besides its tags:
+// repo@sha256:<manifest> and sha256:<image ID>.
+func isAlias(name string) bool {
+	return strings.Contains(name, "@") || strings.HasPrefix(name, "sha256:")
 }
