@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // Containerd is containerd's content store and image records in one
@@ -256,8 +257,13 @@ func (l *lease) release(ctx context.Context) error {
 
 // write commits size bytes from r as the content d under the lease, with
 // labels; containerd checks the size and digest before it commits. Content
-// already committed is not sent again.
+// already committed is not sent again, only labelled.
 func (l *lease) write(ctx context.Context, r io.Reader, d digest.Digest, size int64, labels map[string]string) error {
+	return l.labelExisting(ctx, d, labels, l.send(ctx, r, d, size, labels))
+}
+
+// send is one write stream of the content d.
+func (l *lease) send(ctx context.Context, r io.Reader, d digest.Digest, size int64, labels map[string]string) error {
 	ctx, cancel := context.WithCancel(l.ctx(ctx))
 	defer cancel()
 	st, err := l.c.content.Write(ctx)
@@ -304,13 +310,39 @@ func (l *lease) write(ctx context.Context, r io.Reader, d digest.Digest, size in
 	return st.CloseSend()
 }
 
+// errExists is a write of content containerd holds already.
+var errExists = errors.New("already committed")
+
 // writeErr is a failed write: the stream's own status when it has one.
 func writeErr(d digest.Digest, st contentapi.Content_WriteClient, err error) error {
 	if st != nil && errors.Is(err, io.EOF) {
 		_, err = st.Recv()
 	}
 	if status.Code(err) == codes.AlreadyExists {
-		return nil // committed before, by an earlier import or a pull
+		return errExists // committed before, by an earlier import or a pull
 	}
 	return fmt.Errorf("write blob %s to containerd: %w", d, err)
+}
+
+// labelExisting gives content containerd held already the labels the
+// import wanted on it (a manifest some other writer left without its
+// children's references would let the collector take its layers); any
+// other error is returned as it is.
+func (l *lease) labelExisting(ctx context.Context, d digest.Digest, labels map[string]string, err error) error {
+	if !errors.Is(err, errExists) {
+		return err
+	}
+	if len(labels) == 0 {
+		return nil
+	}
+	var paths []string
+	for k := range labels {
+		paths = append(paths, "labels."+k)
+	}
+	_, err = l.c.content.Update(l.c.with(ctx), &contentapi.UpdateRequest{Info: &contentapi.Info{Digest: d.String(), Labels: labels},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}})
+	if err != nil {
+		return fmt.Errorf("label blob %s in containerd: %w", d, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +103,8 @@ func collect(t *testing.T, cs *Containerd) {
 }
 
 // Against a real containerd: an import survives its garbage collector
-// whole (the lease, then the record and the child labels hold it); the
+// whole (the lease, then the record and the child labels hold it, also on
+// a manifest containerd held already without them); the
 // distribution endpoint serves it from containerd's content store; a
 // re-import moves the name and the collector removes the old layer; a
 // corrupt archive leaves nothing; removal leaves nothing.
@@ -110,7 +112,19 @@ func TestRealContainerd(t *testing.T) {
 	st, cs := realContainerd(t)
 	ctx := context.Background()
 	a := newTestImage(t, "example.com/app:v1", "base layer", "app one")
+	// Its manifest is there already, unlabelled (another writer's, held by its lease).
+	pre, err := cs.newLease(ctx, "test-pre", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := a.blobs[a.manifest]
+	if err := pre.write(ctx, bytes.NewReader(mb), a.manifest, int64(len(mb)), nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := st.Import(ctx, writeTemp(t, "a.tar", tarOf(t, a.ociFiles(), "gzip")), time.Unix(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pre.release(ctx); err != nil {
 		t.Fatal(err)
 	}
 	collect(t, cs)

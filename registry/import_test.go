@@ -242,3 +242,19 @@ func TestRemove(t *testing.T) {
 		t.Errorf("still announced: blobs %v names %v", held, names)
 	}
 }
+
+// A manifest containerd held already without its children's references
+// (another writer's) is labelled by the import, so containerd's collector
+// keeps the image's layers.
+func TestImportLabelsExistingManifest(t *testing.T) {
+	im := newTestImage(t, "app:v1", "layer")
+	s, ctrd := newStore(t)
+	ctrd.Put(im.blobs[im.manifest])
+	if _, err := s.Import(context.Background(), writeTemp(t, "a.tar", tarOf(t, im.ociFiles(), "")), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctrd.GC()
+	if !ctrd.Has(im.layers[0]) || !ctrd.Has(im.config) {
+		t.Errorf("the collector took the image's blobs; the manifest's labels: %v", ctrd.Labels(im.manifest))
+	}
+}

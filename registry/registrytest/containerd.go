@@ -251,6 +251,32 @@ func (s contentService) Read(r *contentapi.ReadContentRequest, st contentapi.Con
 	return nil
 }
 
+// Update sets the labels its mask names (labels.<key>), as containerd does.
+func (s contentService) Update(_ context.Context, r *contentapi.UpdateRequest) (*contentapi.UpdateResponse, error) {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	d := r.GetInfo().GetDigest()
+	b, ok := s.c.blobs[d]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "content digest %s: not found", d)
+	}
+	for _, p := range r.GetUpdateMask().GetPaths() {
+		k, ok := strings.CutPrefix(p, "labels.")
+		if !ok {
+			return nil, status.Errorf(codes.InvalidArgument, "cannot update %q", p)
+		}
+		if s.c.labels[d] == nil {
+			s.c.labels[d] = map[string]string{}
+		}
+		if v, ok := r.GetInfo().GetLabels()[k]; ok {
+			s.c.labels[d][k] = v
+		} else {
+			delete(s.c.labels[d], k)
+		}
+	}
+	return &contentapi.UpdateResponse{Info: &contentapi.Info{Digest: d, Size: int64(len(b)), Labels: s.c.labels[d]}}, nil
+}
+
 func (s contentService) Delete(_ context.Context, r *contentapi.DeleteContentRequest) (*emptypb.Empty, error) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
