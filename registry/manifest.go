@@ -183,6 +183,11 @@ func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image,
 	if err != nil {
 		return nil, nil, err
 	}
+	sizes, err := s.cs.Blobs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := listed{Store: s, sizes: sizes}
 	roots := map[digest.Digest]bool{}
 	for _, r := range recs {
 		roots[r.Target.Digest] = true
@@ -193,7 +198,7 @@ func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image,
 	seen := map[digest.Digest]bool{}
 	complete := map[digest.Digest]bool{}
 	for root := range roots {
-		ds, err := walk(ctx, s, root, false)
+		ds, err := walk(ctx, src, root, false)
 		if err != nil {
 			continue // incomplete or damaged: not announced
 		}
@@ -212,4 +217,19 @@ func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image,
 	}
 	slices.Sort(blobs)
 	return blobs, names, nil
+}
+
+// listed is the store with the sizes of one listing of containerd's
+// content: a walk over every image asks containerd once for all sizes.
+type listed struct {
+	*Store
+	sizes map[digest.Digest]int64
+}
+
+func (l listed) Size(_ context.Context, d digest.Digest) (int64, error) {
+	n, ok := l.sizes[d]
+	if !ok {
+		return 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	return n, nil
 }
