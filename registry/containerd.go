@@ -206,7 +206,9 @@ func (c *Containerd) SetRecord(ctx context.Context, name string, target Descript
 		Digest: target.Digest.String(), Size: target.Size}}
 	_, err := c.images.Create(c.with(ctx), &imagesapi.CreateImageRequest{Image: im})
 	if status.Code(err) == codes.AlreadyExists {
-		_, err = c.images.Update(c.with(ctx), &imagesapi.UpdateImageRequest{Image: im})
+		// The target only: the labels are the CRI's (managed, pinned).
+		_, err = c.images.Update(c.with(ctx), &imagesapi.UpdateImageRequest{Image: im,
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"target"}}})
 	}
 	if err != nil {
 		return fmt.Errorf("containerd image %s -> %s: %w", name, target.Digest, err)

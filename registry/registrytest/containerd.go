@@ -382,11 +382,19 @@ func (s imagesService) Create(_ context.Context, r *imagesapi.CreateImageRequest
 func (s imagesService) Update(_ context.Context, r *imagesapi.UpdateImageRequest) (*imagesapi.UpdateImageResponse, error) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if _, ok := s.c.images[r.GetImage().GetName()]; !ok {
+	old, ok := s.c.images[r.GetImage().GetName()]
+	if !ok {
 		return nil, status.Errorf(codes.NotFound, "image %q: not found", r.GetImage().GetName())
 	}
-	s.c.images[r.GetImage().GetName()] = r.GetImage()
-	return &imagesapi.UpdateImageResponse{Image: r.GetImage()}, nil
+	im := r.GetImage()
+	if paths := r.GetUpdateMask().GetPaths(); len(paths) > 0 {
+		if len(paths) != 1 || paths[0] != "target" {
+			return nil, status.Errorf(codes.Unimplemented, "the fake updates the target only, not %v", paths)
+		}
+		im = &imagesapi.Image{Name: old.GetName(), Labels: old.GetLabels(), Target: r.GetImage().GetTarget()}
+	}
+	s.c.images[im.GetName()] = im
+	return &imagesapi.UpdateImageResponse{Image: im}, nil
 }
 
 func (s imagesService) Delete(_ context.Context, r *imagesapi.DeleteImageRequest) (*emptypb.Empty, error) {
