@@ -413,7 +413,7 @@ func reimport(t *testing.T, c *cluster) {
 		return false, "no such image"
 	})
 	timing(t, "re-import until another node resolves the name to the new digest", time.Since(start))
-	if out, err := other.ExecInput(ctx, []byte(fmt.Sprintf(p2pReimportPod, other.Name)), "knode", "kubectl", "apply", "-f", "-"); err != nil {
+	if out, err := c.first().ExecInput(ctx, []byte(fmt.Sprintf(p2pReimportPod, other.Name)), "knode", "kubectl", "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v\n%s", err, out)
 	}
 	waitFor(t, "the re-import pod Running on "+other.Name, readyTimeout(), func() (bool, string) {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -41,7 +42,14 @@ func main() {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- reg.ListenAndServe() }()
-	base := "http://127.0.0.1" + (*addr)[strings.LastIndex(*addr, ":"):]
+	host, port, err := net.SplitHostPort(*addr)
+	if err != nil {
+		log.Fatalf("-addr %s: %v", *addr, err)
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	base := "http://" + net.JoinHostPort(host, port)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if res, err := http.Get(base + "/v2/"); err == nil {
 			res.Body.Close()
