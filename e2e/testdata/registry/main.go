@@ -69,8 +69,8 @@ func main() {
 }
 
 // pushLayout pushes every named image of the OCI layout tarball p: its blobs, then each
-// manifest under the tag of its org.opencontainers.image.ref.name annotation (host/repo:tag;
-// the host part is dropped).
+// manifest under the tag of its io.containerd.image.name annotation (else
+// org.opencontainers.image.ref.name) with a full name, host/repo:tag (the host part is dropped).
 func pushLayout(base, p string) error {
 	files, err := readTar(p)
 	if err != nil {
@@ -81,9 +81,9 @@ func pushLayout(base, p string) error {
 		return fmt.Errorf("index.json: %w", err)
 	}
 	for _, m := range idx.Manifests {
-		ref := m.Annotations[ocispec.AnnotationRefName]
+		ref := m.Annotations["io.containerd.image.name"]
 		if ref == "" {
-			ref = m.Annotations["io.containerd.image.name"]
+			ref = m.Annotations[ocispec.AnnotationRefName]
 		}
 		i := strings.LastIndex(ref, ":")
 		_, repo, ok := strings.Cut(ref[:max(i, 0)], "/")
