@@ -50,6 +50,11 @@ const (
 	labelRefChild = "containerd.io/gc.ref.content."
 )
 
+// readWindow bounds what containerd may send ahead of a slow reader, per
+// stream (gRPC's flow control; a fixed window also stops its growth to
+// megabytes per stream, which the agent held while serving peers).
+const readWindow = 256 << 10
+
 // writeChunk is the size of one write message (gRPC's default limit is 4 MiB).
 const writeChunk = 1 << 20
 
@@ -57,7 +62,8 @@ const writeChunk = 1 << 20
 // the first call) for the namespace ns.
 func DialContainerd(socket, ns string) (*Containerd, error) {
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)),
+		grpc.WithInitialWindowSize(readWindow), grpc.WithInitialConnWindowSize(4*readWindow))
 	if err != nil {
 		return nil, fmt.Errorf("containerd at %s: %w", socket, err)
 	}
@@ -90,39 +96,62 @@ func (c *Containerd) Size(ctx context.Context, d digest.Digest) (int64, error) {
 	return res.GetInfo().GetSize(), nil
 }
 
-// Open streams the committed content d from containerd.
+// Open streams the committed content d from containerd, in reads of
+// readChunk bytes (each a Read call of its own: containerd answers one in
+// 1 MiB messages, and a peer transfer would hold a few of them per stream).
 func (c *Containerd) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	size, err := c.Size(ctx, d)
 	if err != nil {
 		return nil, 0, err
 	}
 	ctx, cancel := context.WithCancel(c.with(ctx))
-	st, err := c.content.Read(ctx, &contentapi.ReadContentRequest{Digest: d.String()})
-	if err != nil {
-		cancel()
-		return nil, 0, notFound("blob "+d.String(), err)
-	}
-	return &readStream{st: st, cancel: cancel, d: d}, size, nil
+	return &readStream{c: c, ctx: ctx, cancel: cancel, d: d, size: size}, size, nil
 }
 
-// readStream is a content Read call as an io.ReadCloser.
+// readChunk is the size of one content Read call.
+const readChunk = 256 << 10
+
+// readStream is content Read calls as an io.ReadCloser.
 type readStream struct {
-	st     contentapi.Content_ReadClient
+	c      *Containerd
+	ctx    context.Context
 	cancel context.CancelFunc
 	d      digest.Digest
-	buf    []byte
+	size   int64
+	off    int64
+	// callStart is off when the current Read call began: a call that
+	// ends without a byte is a blob shorter than containerd said.
+	callStart int64
+	st        contentapi.Content_ReadClient
+	buf       []byte
 }
 
 func (r *readStream) Read(p []byte) (int, error) {
 	for len(r.buf) == 0 {
+		if r.st == nil {
+			if r.off >= r.size {
+				return 0, io.EOF
+			}
+			st, err := r.c.content.Read(r.ctx, &contentapi.ReadContentRequest{Digest: r.d.String(), Offset: r.off,
+				Size: min(readChunk, r.size-r.off)})
+			if err != nil {
+				return 0, notFound("read blob "+r.d.String(), err)
+			}
+			r.st, r.callStart = st, r.off
+		}
 		m, err := r.st.Recv()
 		if errors.Is(err, io.EOF) {
-			return 0, io.EOF
+			r.st = nil
+			if r.off == r.callStart {
+				return 0, fmt.Errorf("read blob %s: %w at %d of %d bytes", r.d, io.ErrUnexpectedEOF, r.off, r.size)
+			}
+			continue
 		}
 		if err != nil {
 			return 0, notFound("read blob "+r.d.String(), err)
 		}
 		r.buf = m.GetData()
+		r.off += int64(len(r.buf))
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]
