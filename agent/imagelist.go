@@ -4,6 +4,9 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"knode.dev/knode/gossip"
+	"knode.dev/knode/registry"
 )
 
 // ImagesReport is what `knode images list` shows: every image name some
@@ -23,7 +26,9 @@ type ImageHolders struct {
 	// Digest is the latest import's manifest digest (what pulls get).
 	Digest   string    `json:"digest"`
 	Imported time.Time `json:"imported"`
-	// Nodes hold the name at Digest; Older hold it at an earlier import.
+	// Nodes hold the image at Digest: the node that imported it and
+	// those whose containerd pulled it (their announced blobs include
+	// its manifest); Older name it at an earlier import.
 	Nodes []string `json:"nodes"`
 	Older []string `json:"older,omitempty"`
 }
@@ -34,22 +39,27 @@ func (a *Agent) Images() ImagesReport {
 	snap := a.state.Snapshot()
 	p := imagePeers{a}
 	byRef := map[string]*ImageHolders{}
-	for _, name := range slices.Sorted(maps.Keys(snap.Images)) {
-		if !p.member(name) {
-			continue
-		}
+	members := slices.DeleteFunc(slices.Sorted(maps.Keys(snap.Images)), func(n string) bool { return !p.member(n) })
+	for _, name := range members {
 		for _, r := range snap.Images[name].Refs {
-			h := byRef[r.Ref]
-			if h == nil {
-				latest, _ := p.Latest(r.Ref)
-				h = &ImageHolders{Ref: r.Ref, Digest: latest.Digest.String(), Imported: time.Unix(0, latest.Imported).UTC()}
-				byRef[r.Ref] = h
+			if byRef[r.Ref] != nil {
+				continue
 			}
-			if fromRaw(r.Digest).String() == h.Digest {
-				h.Nodes = append(h.Nodes, name)
-			} else {
-				h.Older = append(h.Older, name)
+			latest, ok := p.Latest(r.Ref)
+			if !ok { // named by workers only: each for itself
+				latest = registry.Image{Digest: fromRaw(r.Digest), Imported: r.Imported}
 			}
+			h := &ImageHolders{Ref: r.Ref, Digest: latest.Digest.String(), Imported: time.Unix(0, latest.Imported).UTC()}
+			for _, n := range members {
+				ann := snap.Images[n]
+				switch {
+				case gossip.BloomHas(ann.Blobs, raw(latest.Digest)):
+					h.Nodes = append(h.Nodes, n)
+				case slices.ContainsFunc(ann.Refs, func(o gossip.ImageRef) bool { return o.Ref == r.Ref }):
+					h.Older = append(h.Older, n)
+				}
+			}
+			byRef[r.Ref] = h
 		}
 	}
 	rep := ImagesReport{Images: []ImageHolders{}}

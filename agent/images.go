@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -29,8 +30,14 @@ import (
 // containerd asks first (on 127.0.0.1:Port) and the members-only endpoint
 // peers fetch from (on the node's agreed address, same port).
 type ImagesOptions struct {
-	// Store is the image store's directory (under the data directory).
+	// Store is the image store's directory (under the data directory):
+	// knode's names and the import directory.
 	Store string
+	// Containerd is containerd's socket: its content store holds the blobs.
+	Containerd string
+	// Unpack has containerd unpack an image just imported (nil: left to
+	// the kubelet's first pull).
+	Unpack func(ctx context.Context, ref string) error
 	// Port is the peer endpoint's port on every node.
 	Port int
 	// Local is where containerd reaches the mirror (zero: 127.0.0.1:Port).
@@ -60,8 +67,13 @@ func (a *Agent) startImages() error {
 	if o == nil {
 		return nil
 	}
-	st, err := registry.OpenStore(o.Store)
+	cs, err := registry.DialContainerd(o.Containerd, registry.CRINamespace)
 	if err != nil {
+		return err
+	}
+	st, err := registry.OpenStore(o.Store, cs)
+	if err != nil {
+		cs.Close()
 		return err
 	}
 	log := a.log.With("component", "images")
@@ -134,25 +146,17 @@ func (im *images) loop() {
 // holdings is the announcement of what the store holds: the names whose
 // images are complete, and a filter of their blobs.
 func (im *images) holdings() (gossip.Images, error) {
-	imgs, err := im.store.Images()
+	held, names, err := im.store.Held(im.a.ctx)
 	if err != nil {
 		return gossip.Images{}, err
 	}
-	held, err := im.store.Held(im.a.ctx)
-	if err != nil {
-		return gossip.Images{}, err
-	}
-	complete := map[digest.Digest]bool{}
-	var ds [][32]byte
+	ds := make([][32]byte, 0, len(held))
 	for _, d := range held {
-		complete[d] = true
 		ds = append(ds, raw(d))
 	}
 	ann := gossip.Images{Gen: uint64(time.Now().UnixNano()), Blobs: gossip.NewBloom(ds)}
-	for _, i := range imgs {
-		if complete[i.Digest] { // a name whose image is all here
-			ann.Refs = append(ann.Refs, gossip.ImageRef{Ref: i.Ref, Digest: raw(i.Digest), Imported: i.Imported})
-		}
+	for _, i := range names {
+		ann.Refs = append(ann.Refs, gossip.ImageRef{Ref: i.Ref, Digest: raw(i.Digest), Imported: i.Imported})
 	}
 	return ann, nil
 }
@@ -188,6 +192,7 @@ func (im *images) importDir(seen map[string]string) {
 		}
 		for _, i := range imgs {
 			im.log.Info("image imported", "file", p, "image", i.Ref, "digest", i.Digest)
+			im.unpack(i.Ref)
 		}
 	}
 }
@@ -224,6 +229,19 @@ func (im *images) warnOnce(msg string, err error) {
 	im.log.Warn(msg, "err", err)
 }
 
+// unpack has containerd unpack an imported image, so that a pod with
+// imagePullPolicy IfNotPresent starts from it; a failure is only logged
+// (the kubelet's first pull unpacks it).
+func (im *images) unpack(ref string) {
+	u := im.a.opts.Images.Unpack
+	if u == nil {
+		return
+	}
+	if err := u(im.a.ctx, ref); err != nil {
+		im.log.Warn("imported image not unpacked (the kubelet's first pull will)", "image", ref, "err", err)
+	}
+}
+
 func (im *images) close() {
 	im.mu.Lock()
 	defer im.mu.Unlock()
@@ -231,6 +249,7 @@ func (im *images) close() {
 		s.Close()
 	}
 	im.servers = nil
+	im.store.Containerd().Close()
 }
 
 // withdraw announces that this node holds nothing any more (before it

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,10 @@ import (
 )
 
 // imagesCluster is a cluster of agents running image distribution on
-// loopback: one peer port for all (only the first node, whose address all
-// decisions share, can listen on it: it is the one peers fetch from).
-func imagesCluster(t *testing.T) (*testCluster, int, func(name string)) {
+// loopback, each over a fake containerd of its own: one peer port for all
+// (only the first node, whose address all decisions share, can listen on
+// it: it is the one peers fetch from).
+func imagesCluster(t *testing.T) (*testCluster, map[string]*registrytest.Containerd, *sync.Map, func(name string)) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -33,10 +35,16 @@ func imagesCluster(t *testing.T) (*testCluster, int, func(name string)) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	var root string
+	ctrds := map[string]*registrytest.Containerd{}
+	unpacked := &sync.Map{} // node -> the last image its agent had containerd unpack
 	opts := func(name string, o *Options) {
 		dir := filepath.Join(root, "tls-"+name)
-		o.Images = &ImagesOptions{Store: o.Dir.Path("registry"), Port: port, Local: netip.MustParseAddrPort("127.0.0.1:0"),
-			TLS: registry.PeerTLS{CA: dir + "/ca.crt", ServingCert: dir + "/s.crt", ServingKey: dir + "/s.key", ClientCert: dir + "/c.crt", ClientKey: dir + "/c.key"}}
+		if ctrds[name] == nil {
+			ctrds[name] = registrytest.StartContainerd(t)
+		}
+		o.Images = &ImagesOptions{Store: o.Dir.Path("registry"), Containerd: ctrds[name].Socket, Port: port, Local: netip.MustParseAddrPort("127.0.0.1:0"),
+			Unpack: func(_ context.Context, ref string) error { unpacked.Store(name, ref); return nil },
+			TLS:    registry.PeerTLS{CA: dir + "/ca.crt", ServingCert: dir + "/s.crt", ServingKey: dir + "/s.key", ClientCert: dir + "/c.crt", ClientKey: dir + "/c.key"}}
 	}
 	root = t.TempDir()
 	tc := newTestClusterWith(t, testPlan(1), gossip.Fast, opts)
@@ -69,15 +77,16 @@ func imagesCluster(t *testing.T) (*testCluster, int, func(name string)) {
 		defer n00.images.mu.Unlock()
 		return n00.images.peerAddr.IsValid()
 	})
-	return tc, port, certs
+	return tc, ctrds, unpacked, certs
 }
 
-// An image dropped into one node's import directory is announced to every
-// node, pulled by another node's mirror from it over mutual TLS, then held
-// and announced by that node too; a node that leaves withdraws its
-// announcement.
+// An image dropped into one node's import directory is written into that
+// node's containerd and announced to every node, pulled by another node's
+// mirror from it (from its containerd, over mutual TLS), then held and
+// announced by that node too once its containerd stored the pull; removing
+// it stops the announcement; a node that leaves withdraws its announcement.
 func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
-	tc, _, certs := imagesCluster(t)
+	tc, ctrds, unpacked, certs := imagesCluster(t)
 	certs("n01")
 	certs("n02")
 	tc.join("n01", "n00")
@@ -108,6 +117,9 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 	}
 	const ref = "example.com/team/app:v1"
 	waitFor(t, 10*time.Second, "n02 sees n00 holding the image", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
+	if got, _ := unpacked.Load("n00"); got != ref {
+		t.Errorf("n00 had containerd unpack %v after the import, want %s", got, ref)
+	}
 	if got := n02.Images().Images[0].Digest; got != im.Manifest.String() {
 		t.Fatalf("n02 resolves %s to %s, want %s", ref, got, im.Manifest)
 	}
@@ -128,11 +140,21 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 	if code != 200 || digest.FromBytes(body) != im.Manifest {
 		t.Fatalf("manifest through n01's mirror: %d %s", code, body)
 	}
+	var pulled [][]byte
 	for _, d := range append([]digest.Digest{im.Config}, im.Layers...) {
-		if code, body := get("/v2/team/app/blobs/" + d.String() + "?ns=example.com"); code != 200 || digest.FromBytes(body) != d {
+		code, body := get("/v2/team/app/blobs/" + d.String() + "?ns=example.com")
+		if code != 200 || digest.FromBytes(body) != d {
 			t.Fatalf("blob %s through n01's mirror: %d", d, code)
 		}
+		pulled = append(pulled, body)
 	}
+	if ctrds["n01"].Blobs() != 0 {
+		t.Fatalf("n01's mirror wrote into containerd itself: %d blobs", ctrds["n01"].Blobs())
+	}
+	for _, b := range append(pulled, im.Blobs[im.Manifest]) {
+		ctrds["n01"].Put(b) // n01's containerd stores what it pulled
+	}
+	ctrds["n01"].SetImage(ref, im.Manifest, int64(len(im.Blobs[im.Manifest])))
 	if code, _ := get("/v2/team/app/manifests/v2?ns=example.com"); code != 404 {
 		t.Errorf("an unknown tag: %d, want 404 (containerd then asks the registry)", code)
 	}
@@ -189,5 +211,18 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 	waitFor(t, 10*time.Second, "n02 no longer counts n01", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
 	if ann := n02.Snapshot().Images["n01"]; len(ann.Refs) != 0 || len(ann.Blobs) != 0 {
 		t.Errorf("n01's announcement after it left: %+v", ann)
+	}
+
+	// n00 removes the image: its name and blobs leave its announcement,
+	// and its containerd's collector removed the blobs.
+	if _, err := n00.images.store.Remove(context.Background(), []string{ref}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "n02 sees n00 holding nothing", func() bool {
+		ann := n02.Snapshot().Images["n00"]
+		return len(ann.Refs) == 0 && !gossip.BloomHas(ann.Blobs, raw(im.Layers[0]))
+	})
+	if ctrds["n00"].Has(im.Layers[0]) {
+		t.Error("n00's containerd still holds the removed image's layer")
 	}
 }

@@ -289,8 +289,11 @@ type kubePod struct {
 		NodeName string `json:"nodeName"`
 	} `json:"spec"`
 	Status struct {
-		Phase string `json:"phase"`
-		PodIP string `json:"podIP"`
+		Phase             string `json:"phase"`
+		PodIP             string `json:"podIP"`
+		ContainerStatuses []struct {
+			ImageID string `json:"imageID"`
+		} `json:"containerStatuses"`
 	} `json:"status"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,6 +269,8 @@ func TestScenario12Images(t *testing.T) {
 		}
 	}
 
+	reimport(t, c)
+
 	// 3. A second image held by the first two nodes, pulled by the third; the agent of the
 	// node it fetches from is killed mid-transfer.
 	tar2 := p2pImageTar(t, p2pImage2, 2)
@@ -350,5 +353,83 @@ func TestScenario12Images(t *testing.T) {
 	}
 	for _, n := range c.nodes[:2] {
 		n.Sh(ctx, "tc qdisc del dev eth0 root")
+	}
+
+	// 4. The second node removes its import of the second image: it stops holding it (its
+	// containerd's collector removed the blobs), the others still do.
+	rm := c.nodes[1]
+	waitFor(t, "the agent on "+rm.Name+" answers", 60*time.Second, func() (bool, string) {
+		_, err := imagesReport(ctx, rm)
+		return err == nil, fmt.Sprint(err)
+	})
+	if out, err := knode(ctx, rm, "images", "rm", p2pImage2); err != nil || !strings.Contains(out, "removed "+p2pImage2) {
+		t.Fatalf("images rm on %s: %v\n%s", rm.Name, err, out)
+	}
+	waitFor(t, c.nodes[2].Name+" no longer counts "+rm.Name+" as a holder", 30*time.Second, func() (bool, string) {
+		hs, err := holders(ctx, c.nodes[2], p2pImage2)
+		return err == nil && !slices.Contains(hs, rm.Name) && len(hs) > 0, fmt.Sprintf("holders %v (%v)", hs, err)
+	})
+}
+
+var importedRE = regexp.MustCompile(`imported (\S+) (sha256:[0-9a-f]{64})`)
+
+const p2pReimportPod = `apiVersion: v1
+kind: Pod
+metadata: {name: p2p-reimport, namespace: default}
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: p2p, image: ` + p2pImage + `, imagePullPolicy: Always}
+`
+
+// reimport: the first node (a master) imports the image's name again with new content; every
+// node then resolves the name to the new digest, and a new pod with imagePullPolicy: Always on
+// another node runs it. A node that did not import the name cannot remove it.
+func reimport(t *testing.T, c *cluster) {
+	ctx := t.Context()
+	tar := p2pImageTar(t, p2pImage, 3)
+	if err := c.first().CopyIn(ctx, tar, "/var/tmp/p2p3.oci.tar"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := knode(ctx, c.first(), "images", "import", "/var/tmp/p2p3.oci.tar")
+	m := importedRE.FindStringSubmatch(out)
+	if err != nil || m == nil || m[1] != p2pImage {
+		t.Fatalf("re-import: %v\n%s", err, out)
+	}
+	newDigest := m[2]
+	other := c.nodes[1]
+	waitFor(t, other.Name+" resolves the name to the new import", 30*time.Second, func() (bool, string) {
+		rep, err := imagesReport(ctx, other)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, im := range rep.Images {
+			if im.Ref == p2pImage {
+				return im.Digest == newDigest, "resolves to " + im.Digest
+			}
+		}
+		return false, "no such image"
+	})
+	timing(t, "re-import until another node resolves the name to the new digest", time.Since(start))
+	if out, err := c.first().ExecInput(ctx, []byte(fmt.Sprintf(p2pReimportPod, other.Name)), "knode", "kubectl", "apply", "-f", "-"); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	waitFor(t, "the re-import pod Running on "+other.Name, readyTimeout(), func() (bool, string) {
+		ps, err := kubePods(ctx, c.first(), "--field-selector", "metadata.name=p2p-reimport")
+		if err != nil || len(ps) != 1 {
+			return false, fmt.Sprint(err)
+		}
+		return ps[0].Status.Phase == "Running", ps[0].Status.Phase
+	})
+	timing(t, "re-import until a new pod with imagePullPolicy: Always runs it on another node", time.Since(start))
+	ps, err := kubePods(ctx, c.first(), "--field-selector", "metadata.name=p2p-reimport")
+	if err != nil || len(ps) != 1 || len(ps[0].Status.ContainerStatuses) != 1 ||
+		!strings.HasSuffix(ps[0].Status.ContainerStatuses[0].ImageID, newDigest) {
+		t.Fatalf("the pod on %s runs %+v (%v), want the new digest %s", other.Name, ps, err, newDigest)
+	}
+	if out, err := knode(ctx, other, "images", "rm", p2pImage); err == nil || !strings.Contains(out, "not imported on this node") {
+		t.Errorf("images rm of a name %s did not import: %v\n%s", other.Name, err, out)
 	}
 }

@@ -19,12 +19,17 @@ const (
 	// sampleAPIServerImage is the aggregated API server of TestScenarioSecurity: upstream's
 	// k8s.io/sample-apiserver and its etcd in one binary (testdata/sampleapiserver).
 	sampleAPIServerImage = "registry.k8s.io/e2e-test-images/sample-apiserver:knode-e2e"
+	// registryImage is a real registry: upstream distribution's (testdata/registry, a module of
+	// its own: the registry's dependencies have nothing to do with Kubernetes').
+	registryImage = "registry.knode.invalid/e2e/registry:knode-e2e"
 )
 
 var (
 	echoImg            = lab.EchoImage()
 	sampleAPIServerImg = &lab.TestImage{Ref: sampleAPIServerImage, Name: "sample-apiserver",
 		Main: "e2e/testdata/sampleapiserver/main.go", Prebuilt: "KNODE_E2E_SAMPLE_APISERVER"}
+	registryImg = &lab.TestImage{Ref: registryImage, Name: "registry", Module: "e2e/testdata/registry",
+		Prebuilt: "KNODE_E2E_REGISTRY"}
 )
 
 // echoImageTar returns the workload image's OCI tarball.

@@ -105,3 +105,20 @@ func (c criPods) RemoveAll(ctx context.Context) (int, error) {
 	}
 	return n, errors.Join(errs...)
 }
+
+// PullImage has containerd pull ref through the CRI, as the kubelet does:
+// through the node's image mirror first (hosts.toml), so an image knode
+// just imported into containerd's content store is resolved by the
+// mirror, found complete, and unpacked, with nothing fetched.
+func PullImage(ctx context.Context, ref string) error {
+	conn, err := grpc.NewClient("unix://"+ContainerdSocket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("CRI at %s: %w", ContainerdSocket, err)
+	}
+	defer conn.Close()
+	_, err = runtimeapi.NewImageServiceClient(conn).PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+	if err != nil {
+		return fmt.Errorf("unpack image %s (CRI pull): %w", ref, err)
+	}
+	return nil
+}

@@ -58,17 +58,37 @@ func writeTemp(t testing.TB, name string, b []byte) string {
 	return p
 }
 
-// storeWith is a store holding the images, imported as OCI tars.
-func storeWith(t testing.TB, ims ...testImage) *Store {
+// newStore is a store over a fake containerd of its own.
+func newStore(t testing.TB) (*Store, *registrytest.Containerd) {
 	t.Helper()
-	s, err := OpenStore(t.TempDir())
+	ctrd := registrytest.StartContainerd(t)
+	cs, err := DialContainerd(ctrd.Socket, CRINamespace)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cs.Close() })
+	s, err := OpenStore(t.TempDir(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, ctrd
+}
+
+// storeWith is a store holding the images, imported as OCI tars.
+func storeWith(t testing.TB, ims ...testImage) *Store {
+	t.Helper()
+	s, _ := storeWithCtrd(t, ims...)
+	return s
+}
+
+// storeWithCtrd is storeWith, and its fake containerd.
+func storeWithCtrd(t testing.TB, ims ...testImage) (*Store, *registrytest.Containerd) {
+	t.Helper()
+	s, ctrd := newStore(t)
 	for _, im := range ims {
 		if _, err := s.Import(context.Background(), writeTemp(t, "im.tar", tarOf(t, im.ociFiles(), "")), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return s
+	return s, ctrd
 }

@@ -23,9 +23,11 @@ var ErrArchive = errors.New("not a valid image archive")
 
 // Import reads the images of an OCI layout (a tar file or a directory) or a
 // docker-archive (docker save) tar, either tar optionally gzip or zstd
-// compressed, into the store. Every blob is verified and every image walked
-// completely before anything becomes visible; the references are written
-// last, with now as their import time, so an error leaves no image behind.
+// compressed, into containerd's content store. Every blob is verified and
+// every image walked completely before anything is written; containerd
+// checks each blob again as it commits it, under a lease; the records and
+// names are written last, with now as their import time, so an error
+// leaves no image behind.
 func (s *Store) Import(ctx context.Context, p string, now time.Time) ([]Image, error) {
 	st, err := newStaging(s)
 	if err != nil {
@@ -65,18 +67,10 @@ func (s *Store) Import(ctx context.Context, p string, now time.Time) ([]Image, e
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w: %w", p, ErrArchive, err)
 	}
-	for d, f := range blobs {
-		if s.Has(d) {
-			continue
-		}
-		if err := s.place(f.path, d); err != nil {
-			return nil, fmt.Errorf("import %s: %w", p, err)
-		}
-	}
 	for i := range imgs {
 		imgs[i].Imported = now.UnixNano()
 	}
-	if _, err := s.SetRefs(imgs); err != nil {
+	if err := s.commit(ctx, imgs, stagedSource{s: s, blobs: blobs}, blobs); err != nil {
 		return nil, fmt.Errorf("import %s: %w", p, err)
 	}
 	return imgs, nil
@@ -256,4 +250,57 @@ func layerType(f staged) (string, error) {
 		return ocispec.MediaTypeImageLayerZstd, nil
 	}
 	return ocispec.MediaTypeImageLayer, nil
+}
+
+// importLease bounds how long the content of an import that died keeps
+// its lease before containerd's garbage collector may take it.
+const importLease = time.Hour
+
+// commit writes an import's verified blobs into containerd under a lease
+// (so its garbage collector leaves them alone until a record names them),
+// manifests labelled with their children (so it keeps configs and layers
+// while a record names the manifest), then containerd's image records,
+// then the names.
+func (s *Store) commit(ctx context.Context, imgs []Image, src Source, blobs map[digest.Digest]staged) error {
+	l, err := s.cs.newLease(ctx, fmt.Sprintf("knode-import-%d", time.Now().UnixNano()), importLease)
+	if err != nil {
+		return err
+	}
+	// A lease that cannot be released expires after importLease: the
+	// records hold the content by then, so that costs nothing.
+	defer func() { _ = l.release(context.WithoutCancel(ctx)) }()
+	labels := map[digest.Digest]map[string]string{}
+	targets := map[digest.Digest]Descriptor{}
+	for _, im := range imgs {
+		if _, ok := targets[im.Digest]; ok {
+			continue
+		}
+		t, err := gcLabels(ctx, src, im.Digest, labels)
+		if err != nil {
+			return err
+		}
+		targets[im.Digest] = t
+	}
+	for d, f := range blobs {
+		if err := writeStaged(ctx, l, f, labels[d]); err != nil {
+			return err
+		}
+	}
+	for _, im := range imgs {
+		if err := s.cs.SetRecord(ctx, im.Ref, targets[im.Digest]); err != nil {
+			return err
+		}
+	}
+	_, err = s.SetRefs(imgs)
+	return err
+}
+
+// writeStaged writes one staged file into containerd.
+func writeStaged(ctx context.Context, l *lease, f staged, labels map[string]string) error {
+	r, err := os.Open(f.path)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return l.write(ctx, r, f.digest, f.size, labels)
 }

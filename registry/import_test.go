@@ -11,6 +11,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"knode.dev/knode/release/oci"
 )
 
@@ -24,7 +25,7 @@ func TestImportKinds(t *testing.T) {
 		{"docker", "", true}, {"docker-gzip", "gzip", true}, {"docker-zstd", "zstd", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _ := OpenStore(t.TempDir())
+			s, ctrd := newStore(t)
 			files := im.ociFiles()
 			if tc.docker {
 				files = im.dockerFiles()
@@ -43,13 +44,25 @@ func TestImportKinds(t *testing.T) {
 			if err != nil || d != imgs[0].Digest {
 				t.Fatalf("resolve: %s %v", d, err)
 			}
-			held, err := s.Held(context.Background())
+			// containerd's collector keeps the image whole: the record
+			// holds the manifest, its labels the config and layers.
+			if ctrd.Leases() != 0 {
+				t.Errorf("%d leases left", ctrd.Leases())
+			}
+			ctrd.GC()
+			if got, ok := ctrd.Image("example.com/team/app:v1"); !ok || got != imgs[0].Digest {
+				t.Errorf("containerd's record: %s %v", got, ok)
+			}
+			held, names, err := s.Held(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
 			// manifest, config, two layers (a docker archive's manifest is made here).
-			if len(held) != 4 || !slices.Contains(held, im.config) || !slices.Contains(held, im.layers[1]) {
-				t.Errorf("held %v", held)
+			if len(held) != 4 || !slices.Contains(held, im.config) || !slices.Contains(held, im.layers[1]) || ctrd.Blobs() != 4 {
+				t.Errorf("held %v, containerd holds %d blobs", held, ctrd.Blobs())
+			}
+			if len(names) != 1 || names[0].Ref != imgs[0].Ref {
+				t.Errorf("names announced: %v", names)
 			}
 			assertNoStaging(t, s)
 		})
@@ -63,7 +76,7 @@ func TestImportDirectory(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
 		os.WriteFile(filepath.Join(dir, name), b, 0o644)
 	}
-	s, _ := OpenStore(t.TempDir())
+	s, _ := newStore(t)
 	imgs, err := s.Import(context.Background(), dir, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +103,7 @@ func TestImportCorrupt(t *testing.T) {
 		"no index":       tarOf(t, map[string][]byte{"hello.txt": []byte("hi")}, ""),
 	} {
 		t.Run(name, func(t *testing.T) {
-			s, _ := OpenStore(t.TempDir())
+			s, ctrd := newStore(t)
 			_, err := s.Import(context.Background(), writeTemp(t, "bad.tar", b), time.Now())
 			if !errors.Is(err, ErrArchive) {
 				t.Fatalf("err %v, want ErrArchive", err)
@@ -99,8 +112,8 @@ func TestImportCorrupt(t *testing.T) {
 			if imgs, _ := s.Images(); len(imgs) != 0 {
 				t.Errorf("references left: %v", imgs)
 			}
-			if ents, _ := os.ReadDir(filepath.Join(s.Root(), blobsDir)); len(ents) != 0 {
-				t.Errorf("%d blobs left", len(ents))
+			if ctrd.Blobs() != 0 || ctrd.Leases() != 0 {
+				t.Errorf("%d blobs and %d leases left in containerd", ctrd.Blobs(), ctrd.Leases())
 			}
 			assertNoStaging(t, s)
 		})
@@ -111,7 +124,7 @@ func TestImportCorrupt(t *testing.T) {
 // (arriving later) does not move it back.
 func TestImportRetag(t *testing.T) {
 	a, b := newTestImage(t, "app:v1", "one"), newTestImage(t, "app:v1", "two")
-	s, _ := OpenStore(t.TempDir())
+	s, ctrd := newStore(t)
 	ctx := context.Background()
 	if _, err := s.Import(ctx, writeTemp(t, "a.tar", tarOf(t, a.ociFiles(), "")), time.Unix(10, 0)); err != nil {
 		t.Fatal(err)
@@ -121,6 +134,18 @@ func TestImportRetag(t *testing.T) {
 	}
 	if d, _ := s.Resolve(ctx, "docker.io/library/app:v1"); d != b.manifest {
 		t.Fatalf("after re-import: %s, want %s", d, b.manifest)
+	}
+	// containerd's record moved too; the old image's blobs are no longer
+	// announced, and containerd's collector removes them.
+	if d, _ := ctrd.Image("docker.io/library/app:v1"); d != b.manifest {
+		t.Fatalf("containerd's record after re-import: %s", d)
+	}
+	if held, _, _ := s.Held(ctx); slices.Contains(held, a.layers[0]) || !slices.Contains(held, b.layers[0]) {
+		t.Errorf("held after re-import: %v", held)
+	}
+	ctrd.GC()
+	if ctrd.Has(a.layers[0]) || !ctrd.Has(b.layers[0]) {
+		t.Error("containerd's collector: the old layer should go, the new stay")
 	}
 	ch, err := s.SetRefs([]Image{{Ref: "docker.io/library/app:v1", Digest: a.manifest, Imported: 15e9}})
 	if err != nil || len(ch) != 0 {
@@ -164,12 +189,72 @@ func TestImportReleaseOCI(t *testing.T) {
 	if _, err := oci.Write(&buf, img, fstest.MapFS{"tool": {Data: []byte("#!/bin/true\n")}}); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := OpenStore(t.TempDir())
+	s, _ := newStore(t)
 	imgs, err := s.Import(context.Background(), writeTemp(t, "tool.tar", buf.Bytes()), time.Now())
 	if err != nil || len(imgs) != 1 || imgs[0].Ref != "knode.local/tool:v1" {
 		t.Fatalf("imported %+v: %v", imgs, err)
 	}
-	if held, _ := s.Held(context.Background()); len(held) != 3 {
+	if held, _, _ := s.Held(context.Background()); len(held) != 3 {
 		t.Errorf("held %v", held)
+	}
+}
+
+// Removing an image drops its name and containerd's record; containerd's
+// collector removes the blobs no other image shares, and the node stops
+// announcing them. A name knode did not import is refused untouched.
+func TestRemove(t *testing.T) {
+	ctx := context.Background()
+	a := newTestImage(t, "app:v1", "shared base", "app one")
+	b := newTestImage(t, "app:v2", "shared base", "app two")
+	s, ctrd := storeWithCtrd(t, a, b)
+	if _, err := s.Remove(ctx, []string{"docker.io/library/app:v1", "docker.io/library/nginx:latest"}); !errors.Is(err, ErrNotImported) {
+		t.Fatalf("removing a name knode did not import: %v", err)
+	}
+	if imgs, _ := s.Images(); len(imgs) != 2 {
+		t.Fatalf("a refused removal changed the names: %v", imgs)
+	}
+	// The CRI's aliases of an image it unpacked: repo@digest and its ID.
+	ctrd.SetImage("docker.io/library/app@"+a.manifest.String(), a.manifest, 1)
+	ctrd.SetImage(a.config.String(), a.manifest, 1)
+	ctrd.SetImage(b.config.String(), b.manifest, 1)
+	gone, err := s.Remove(ctx, []string{"docker.io/library/app:v1"})
+	if err != nil || len(gone) != 1 || gone[0].Digest != a.manifest {
+		t.Fatalf("removed %v: %v", gone, err)
+	}
+	for _, name := range []string{"docker.io/library/app:v1", "docker.io/library/app@" + a.manifest.String(), a.config.String()} {
+		if _, ok := ctrd.Image(name); ok {
+			t.Errorf("containerd's record %s is left", name)
+		}
+	}
+	if _, ok := ctrd.Image(b.config.String()); !ok {
+		t.Error("the other image's alias was removed")
+	}
+	for _, d := range []digest.Digest{a.manifest, a.config, a.layers[1]} {
+		if ctrd.Has(d) {
+			t.Errorf("blob %s of the removed image left in containerd", d)
+		}
+	}
+	if !ctrd.Has(b.layers[0]) || !ctrd.Has(b.layers[1]) || !ctrd.Has(b.manifest) {
+		t.Error("the other image lost blobs (the shared layer must stay)")
+	}
+	held, names, _ := s.Held(ctx)
+	if slices.Contains(held, a.layers[1]) || len(names) != 1 || names[0].Ref != "docker.io/library/app:v2" {
+		t.Errorf("still announced: blobs %v names %v", held, names)
+	}
+}
+
+// A manifest containerd held already without its children's references
+// (another writer's) is labelled by the import, so containerd's collector
+// keeps the image's layers.
+func TestImportLabelsExistingManifest(t *testing.T) {
+	im := newTestImage(t, "app:v1", "layer")
+	s, ctrd := newStore(t)
+	ctrd.Put(im.blobs[im.manifest])
+	if _, err := s.Import(context.Background(), writeTemp(t, "a.tar", tarOf(t, im.ociFiles(), "")), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctrd.GC()
+	if !ctrd.Has(im.layers[0]) || !ctrd.Has(im.config) {
+		t.Errorf("the collector took the image's blobs; the manifest's labels: %v", ctrd.Labels(im.manifest))
 	}
 }

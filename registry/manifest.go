@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -73,6 +75,38 @@ func manifestType(b []byte) (string, error) {
 
 func isIndex(mt string) bool { return mt == ocispec.MediaTypeImageIndex || mt == mediaDockerList }
 
+// children are the blobs a manifest or index (b, of type mt) names: an
+// index's manifests, a manifest's config and layers, each with the label
+// key by which containerd's garbage collector follows the reference.
+func children(d digest.Digest, b []byte, mt string) ([]ocispec.Descriptor, []string, error) {
+	var descs []ocispec.Descriptor
+	var keys []string
+	if isIndex(mt) {
+		var idx ocispec.Index
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return nil, nil, fmt.Errorf("index %s: %w", d, err)
+		}
+		for i, m := range idx.Manifests {
+			descs, keys = append(descs, m), append(keys, labelRefChild+"m."+strconv.Itoa(i))
+		}
+	} else {
+		var m ocispec.Manifest
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, nil, fmt.Errorf("manifest %s: %w", d, err)
+		}
+		descs, keys = append(descs, m.Config), append(keys, labelRefChild+"config")
+		for i, l := range m.Layers {
+			descs, keys = append(descs, l), append(keys, labelRefChild+"l."+strconv.Itoa(i))
+		}
+	}
+	for _, c := range descs {
+		if err := c.Digest.Validate(); err != nil {
+			return nil, nil, fmt.Errorf("%s %s: child %q: %w", mt, d, c.Digest, err)
+		}
+	}
+	return descs, keys, nil
+}
+
 // walk lists every blob an image reaches from the manifest or index d (d
 // first). With all, a child manifest missing from src is an error; else it
 // is skipped (an index names platforms a node need not hold).
@@ -81,17 +115,14 @@ func walk(ctx context.Context, src Source, d digest.Digest, all bool) ([]digest.
 	if err != nil {
 		return nil, err
 	}
+	descs, _, err := children(d, b, mt)
+	if err != nil {
+		return nil, err
+	}
 	out := []digest.Digest{d}
-	if isIndex(mt) {
-		var idx ocispec.Index
-		if err := json.Unmarshal(b, &idx); err != nil {
-			return nil, fmt.Errorf("index %s: %w", d, err)
-		}
-		for _, m := range idx.Manifests {
-			if err := m.Digest.Validate(); err != nil {
-				return nil, fmt.Errorf("index %s: child %q: %w", d, m.Digest, err)
-			}
-			sub, err := walk(ctx, src, m.Digest, all)
+	for _, c := range descs {
+		if isIndex(mt) {
+			sub, err := walk(ctx, src, c.Digest, all)
 			if errors.Is(err, ErrNotFound) && !all {
 				continue
 			}
@@ -99,49 +130,106 @@ func walk(ctx context.Context, src Source, d digest.Digest, all bool) ([]digest.
 				return nil, fmt.Errorf("index %s: %w", d, err)
 			}
 			out = append(out, sub...)
+			continue
 		}
-		return out, nil
-	}
-	var m ocispec.Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("manifest %s: %w", d, err)
-	}
-	for _, l := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		if err := l.Digest.Validate(); err != nil {
-			return nil, fmt.Errorf("manifest %s: blob %q: %w", d, l.Digest, err)
-		}
-		size, err := src.Size(ctx, l.Digest)
+		size, err := src.Size(ctx, c.Digest)
 		if err != nil {
 			return nil, fmt.Errorf("manifest %s: %w", d, err)
 		}
-		if size != l.Size {
-			return nil, fmt.Errorf("manifest %s: blob %s has %d bytes, the manifest says %d", d, l.Digest, size, l.Size)
+		if size != c.Size {
+			return nil, fmt.Errorf("manifest %s: blob %s has %d bytes, the manifest says %d", d, c.Digest, size, c.Size)
 		}
-		out = append(out, l.Digest)
+		out = append(out, c.Digest)
 	}
 	return out, nil
 }
 
-// Held lists every blob the store's references reach: what this node
-// announces. A reference whose blobs are damaged is left out.
-func (s *Store) Held(ctx context.Context) ([]digest.Digest, error) {
-	imgs, err := s.Images()
+// gcLabels records, for the manifest or index d and every manifest below it
+// that src holds, the labels by which containerd keeps its children; it
+// returns d's descriptor (an image record's target).
+func gcLabels(ctx context.Context, src Source, d digest.Digest, out map[digest.Digest]map[string]string) (Descriptor, error) {
+	b, mt, err := readManifest(ctx, src, d)
 	if err != nil {
-		return nil, err
+		return Descriptor{}, err
 	}
-	seen := map[digest.Digest]bool{}
-	var out []digest.Digest
-	for _, im := range imgs {
-		ds, err := walk(ctx, s, im.Digest, false)
-		if err != nil {
-			continue
-		}
-		for _, d := range ds {
-			if !seen[d] {
-				seen[d] = true
-				out = append(out, d)
+	descs, keys, err := children(d, b, mt)
+	if err != nil {
+		return Descriptor{}, err
+	}
+	labels := map[string]string{}
+	for i, c := range descs {
+		labels[keys[i]] = c.Digest.String()
+		if isIndex(mt) {
+			if _, err := gcLabels(ctx, src, c.Digest, out); err != nil && !errors.Is(err, ErrNotFound) {
+				return Descriptor{}, err
 			}
 		}
 	}
-	return out, nil
+	out[d] = labels
+	return Descriptor{MediaType: mt, Digest: d, Size: int64(len(b))}, nil
+}
+
+// Held lists every blob containerd holds that an image record reaches
+// completely, and the names this node imported whose images are complete:
+// what this node announces. Blobs no record reaches any more (an image
+// removed, a tag moved) drop out here, before containerd's garbage
+// collector removes them.
+func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image, err error) {
+	recs, err := s.cs.Records(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	imgs, err := s.Images()
+	if err != nil {
+		return nil, nil, err
+	}
+	sizes, err := s.cs.Blobs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := listed{Store: s, sizes: sizes}
+	roots := map[digest.Digest]bool{}
+	for _, r := range recs {
+		roots[r.Target.Digest] = true
+	}
+	for _, im := range imgs {
+		roots[im.Digest] = true
+	}
+	seen := map[digest.Digest]bool{}
+	complete := map[digest.Digest]bool{}
+	for root := range roots {
+		ds, err := walk(ctx, src, root, false)
+		if err != nil {
+			continue // incomplete or damaged: not announced
+		}
+		complete[root] = true
+		for _, d := range ds {
+			if !seen[d] {
+				seen[d] = true
+				blobs = append(blobs, d)
+			}
+		}
+	}
+	for _, im := range imgs {
+		if complete[im.Digest] {
+			names = append(names, im)
+		}
+	}
+	slices.Sort(blobs)
+	return blobs, names, nil
+}
+
+// listed is the store with the sizes of one listing of containerd's
+// content: a walk over every image asks containerd once for all sizes.
+type listed struct {
+	*Store
+	sizes map[digest.Digest]int64
+}
+
+func (l listed) Size(_ context.Context, d digest.Digest) (int64, error) {
+	n, ok := l.sizes[d]
+	if !ok {
+		return 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
+	}
+	return n, nil
 }

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -36,11 +34,11 @@ type Peers interface {
 }
 
 // Mirror is the Source containerd reaches through the node-local endpoint:
-// this node's store first, then peers that announced the content, over
-// mutual TLS. What it fetches is verified, kept in the store (so that this
-// node serves it in turn) and streamed to the client as it arrives; a peer
-// that fails mid-transfer is replaced by the next holder, from the byte
-// where it stopped.
+// containerd's own content store first, then peers that announced the
+// content, over mutual TLS. What it fetches is streamed to containerd as it
+// arrives and verified on the way (containerd keeps it, so this node serves
+// it in turn, and it is on disk once); a peer that fails mid-transfer is
+// replaced by the next holder, from the byte where it stopped.
 type Mirror struct {
 	store  *Store
 	peers  Peers
@@ -73,19 +71,24 @@ func (m *Mirror) Fetched() map[string]int64 {
 	return out
 }
 
-// Resolve implements Source: the latest import of ref anywhere in the
-// cluster, which this node then holds the name for too (announced once its
-// blobs are all here).
+// Resolve implements Source: the later of the latest import of ref a
+// master announces (the cluster's name) and this node's own import of it
+// (which the gossip may not carry yet, and which is how a worker's import
+// names the image on that worker). Tags containerd pulled from a registry
+// are not answered: the registry's tag may have moved since.
 func (m *Mirror) Resolve(ctx context.Context, ref string) (digest.Digest, error) {
 	latest, ok := m.peers.Latest(ref)
-	local, lerr := m.store.Resolve(ctx, ref)
-	if !ok {
-		return local, lerr
+	imgs, err := m.store.Images()
+	if err != nil {
+		return "", err
 	}
-	if lerr != nil || local != latest.Digest {
-		if _, err := m.store.SetRefs([]Image{latest}); err != nil {
-			m.log.Warn("keep image reference", "ref", ref, "err", err)
+	for _, im := range imgs {
+		if im.Ref == ref && (!ok || im.Imported > latest.Imported) {
+			latest, ok = im, true
 		}
+	}
+	if !ok {
+		return "", fmt.Errorf("image %s: %w", ref, ErrNotFound)
 	}
 	return latest.Digest, nil
 }
@@ -109,7 +112,7 @@ func (m *Mirror) Size(ctx context.Context, d digest.Digest) (int64, error) {
 	return 0, fmt.Errorf("blob %s: %w on this node or any peer", d, ErrNotFound)
 }
 
-// Open implements Source: the store's copy, else a transfer from peers.
+// Open implements Source: containerd's copy, else a transfer from peers.
 func (m *Mirror) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
 	if rc, n, err := m.store.Open(ctx, d); err == nil {
 		return rc, n, nil
@@ -118,11 +121,7 @@ func (m *Mirror) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int6
 	if len(hs) == 0 {
 		return nil, 0, fmt.Errorf("blob %s: %w on this node or any peer", d, ErrNotFound)
 	}
-	tmp, err := os.CreateTemp(filepath.Join(m.store.root, tmpDir), "peer-")
-	if err != nil {
-		return nil, 0, fmt.Errorf("stage blob %s: %w", d, err)
-	}
-	t := &transfer{m: m, ctx: ctx, d: d, holders: hs, tmp: tmp, h: d.Algorithm().Hash(), size: -1}
+	t := &transfer{m: m, ctx: ctx, d: d, holders: hs, h: d.Algorithm().Hash(), size: -1}
 	if err := t.next(); err != nil {
 		t.Close()
 		return nil, 0, err
@@ -170,7 +169,7 @@ func (m *Mirror) get(ctx context.Context, method string, p Peer, d digest.Digest
 	return res, nil
 }
 
-// transfer is one blob streaming from peers into the store and the client.
+// transfer is one blob streaming from peers to the client.
 type transfer struct {
 	m       *Mirror
 	ctx     context.Context
@@ -179,11 +178,9 @@ type transfer struct {
 	used    []string
 	cur     *Peer
 	body    io.ReadCloser
-	tmp     *os.File
 	h       hash.Hash
 	size, n int64
 	err     error
-	done    bool
 	cancel  context.CancelFunc // ends the request to the current peer
 	stall   *time.Timer        // calls cancel when the peer stops sending
 }
@@ -240,10 +237,6 @@ func (t *transfer) Read(p []byte) (int, error) {
 		if n > 0 {
 			t.stall.Reset(t.m.stall)
 			t.h.Write(p[:n])
-			if _, werr := t.tmp.Write(p[:n]); werr != nil {
-				t.err = fmt.Errorf("stage blob %s: %w", t.d, werr)
-				return 0, t.err
-			}
 			t.n += int64(n)
 			t.m.count(t.cur.Name, int64(n))
 			if t.n == t.size {
@@ -252,7 +245,6 @@ func (t *transfer) Read(p []byte) (int, error) {
 					t.err = fmt.Errorf("blob %s from %v: %w (got %s)", t.d, t.used, ErrDigest, got)
 					return 0, t.err
 				}
-				t.done = true
 			}
 			return n, nil
 		}
@@ -280,24 +272,10 @@ func (t *transfer) stop() {
 	}
 }
 
-// Close keeps a complete, verified blob in the store and drops the rest.
+// Close ends the transfer.
 func (t *transfer) Close() error {
 	t.stop()
-	name := t.tmp.Name()
-	var err error
-	if t.done {
-		err = t.tmp.Sync()
-	}
-	if cerr := t.tmp.Close(); err == nil {
-		err = cerr
-	}
-	if t.done && err == nil {
-		if err = t.m.store.place(name, t.d); err == nil {
-			return nil
-		}
-	}
-	os.Remove(name)
-	return err
+	return nil
 }
 
 func (m *Mirror) count(peer string, n int64) {

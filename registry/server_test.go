@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -91,11 +90,10 @@ func TestHandler(t *testing.T) {
 // whole: the body is cut before its end, and a range is refused.
 func TestHandlerCorruptBlob(t *testing.T) {
 	im := newTestImage(t, "app:v1", string(make([]byte, 200000)))
-	s := storeWith(t, im)
-	p := s.blobPath(im.layers[0])
-	b, _ := os.ReadFile(p)
+	s, ctrd := storeWithCtrd(t, im)
+	b := append([]byte(nil), im.blobs[im.layers[0]]...)
 	b[len(b)/2] ^= 1
-	os.WriteFile(p, b, 0o600)
+	ctrd.Damage(im.layers[0], b)
 	srv := httptest.NewServer(Handler(s, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	res, body, err := get(t, "GET", srv.URL+"/v2/library/app/blobs/"+im.layers[0].String())

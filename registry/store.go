@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/opencontainers/go-digest"
@@ -17,20 +18,25 @@ import (
 	"knode.dev/knode/internal/atomicfile"
 )
 
-// Store is a node's images: content-addressed blobs and the references
-// (image names) that point into them, under one directory of the data
-// directory:
+// Store is a node's images: knode's names for them under one directory of
+// the data directory, over containerd's content store (Containerd), which
+// holds every blob once, whether knode imported it, fetched it from a peer
+// or containerd pulled it from a registry:
 //
-//	blobs/sha256/<hex>   manifests, indexes, configs and layers, each
-//	                     renamed into place only after its hash matched
-//	refs.json            image name -> manifest digest, import time
-//	tmp/                 staging of imports and peer transfers
-//	import/              tarballs dropped here are imported by the agent
-//	.lock                serialises writers of refs.json (CLI and agent)
+//	refs.json   image name -> manifest digest, import time: the names this
+//	            node imported (containerd's own records are rewritten by
+//	            every pull, labels and all, so they cannot carry these)
+//	tmp/        staging of imports
+//	import/     tarballs dropped here are imported by the agent
+//	.lock       serialises writers of refs.json (CLI and agent)
 //
-// A blob no reference reaches is never announced; an import writes its
-// references last, so a failed one leaves none.
-type Store struct{ root string }
+// An import writes its blobs into containerd under a lease, then
+// containerd's image records, then the names here, so a failed one leaves
+// no name and nothing containerd's garbage collector does not remove.
+type Store struct {
+	root string
+	cs   *Containerd
+}
 
 // Image is one reference this node holds.
 type Image struct {
@@ -50,66 +56,47 @@ type refsFile struct {
 
 // Names under a store's root.
 const (
-	blobsDir  = "blobs/sha256"
 	tmpDir    = "tmp"
 	refsName  = "refs.json"
 	lockName  = ".lock"
 	ImportDir = "import"
 )
 
-// OpenStore opens (creating) the store at root.
-func OpenStore(root string) (*Store, error) {
-	for _, d := range []string{blobsDir, tmpDir, ImportDir} {
+// OpenStore opens (creating) the store at root over containerd's content.
+func OpenStore(root string, cs *Containerd) (*Store, error) {
+	for _, d := range []string{tmpDir, ImportDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", root, err)
 		}
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, cs: cs}, nil
 }
 
 // Root is the store's directory.
 func (s *Store) Root() string { return s.root }
 
-func (s *Store) blobPath(d digest.Digest) string {
-	return filepath.Join(s.root, blobsDir, d.Encoded())
-}
+// Containerd is the content store under the names.
+func (s *Store) Containerd() *Containerd { return s.cs }
 
-// Has reports whether the blob d is in the store.
-func (s *Store) Has(d digest.Digest) bool {
-	_, err := os.Stat(s.blobPath(d))
+// Has reports whether containerd holds the blob d.
+func (s *Store) Has(ctx context.Context, d digest.Digest) bool {
+	_, err := s.cs.Size(ctx, d)
 	return err == nil
 }
 
-// Size implements Source.
-func (s *Store) Size(_ context.Context, d digest.Digest) (int64, error) {
-	fi, err := os.Stat(s.blobPath(d))
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("blob %s: %w", d, err)
-	}
-	return fi.Size(), nil
+// Size implements Source from containerd's content store.
+func (s *Store) Size(ctx context.Context, d digest.Digest) (int64, error) {
+	return s.cs.Size(ctx, d)
 }
 
-// Open implements Source.
-func (s *Store) Open(_ context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
-	f, err := os.Open(s.blobPath(d))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, fmt.Errorf("blob %s: %w", d, ErrNotFound)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("blob %s: %w", d, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, fmt.Errorf("blob %s: %w", d, err)
-	}
-	return f, fi.Size(), nil
+// Open implements Source from containerd's content store.
+func (s *Store) Open(ctx context.Context, d digest.Digest) (io.ReadCloser, int64, error) {
+	return s.cs.Open(ctx, d)
 }
 
-// Resolve implements Source from this node's references.
+// Resolve implements Source from the names this node imported (never from
+// containerd's records of what it pulled: a registry's tag moves, and
+// answering it from an old pull would hide the move).
 func (s *Store) Resolve(_ context.Context, ref string) (digest.Digest, error) {
 	imgs, err := s.Images()
 	if err != nil {
@@ -123,7 +110,7 @@ func (s *Store) Resolve(_ context.Context, ref string) (digest.Digest, error) {
 	return "", fmt.Errorf("image %s: %w", ref, ErrNotFound)
 }
 
-// Images lists the references held, sorted by name.
+// Images lists the names this node imported, sorted.
 func (s *Store) Images() ([]Image, error) {
 	b, err := os.ReadFile(filepath.Join(s.root, refsName))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -139,87 +126,71 @@ func (s *Store) Images() ([]Image, error) {
 	return rf.Images, nil
 }
 
-// Ingest copies content named d from r into the store, verifying its size
-// and digest before it becomes visible. Content already held is not read.
-func (s *Store) Ingest(r io.Reader, d digest.Digest, size int64) error {
-	if s.Has(d) {
-		return nil
-	}
-	tmp, err := os.CreateTemp(filepath.Join(s.root, tmpDir), "blob-")
-	if err != nil {
-		return fmt.Errorf("stage blob %s: %w", d, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, newVerifier(r, d, size))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("blob %s: %w", d, err)
-	}
-	return s.place(tmp.Name(), d)
-}
-
-// place renames a verified staged file into the blobs.
-func (s *Store) place(staged string, d digest.Digest) error {
-	if err := os.Chmod(staged, 0o600); err != nil {
-		return fmt.Errorf("blob %s: %w", d, err)
-	}
-	if err := os.Rename(staged, s.blobPath(d)); err != nil {
-		return fmt.Errorf("store blob %s: %w", d, err)
-	}
-	return atomicfile.SyncDir(filepath.Join(s.root, blobsDir))
-}
-
 // SetRefs points each image's name at its digest, unless the store already
 // holds a later import of that name; it is the commit point of an import.
 // It returns the references that changed.
 func (s *Store) SetRefs(imgs []Image) ([]Image, error) {
+	var changed []Image
+	err := s.editRefs(func(cur []Image) []Image {
+		for _, im := range imgs {
+			i := slices.IndexFunc(cur, func(c Image) bool { return c.Ref == im.Ref })
+			switch {
+			case i < 0:
+				cur = append(cur, im)
+			case cur[i].Digest == im.Digest || cur[i].Imported > im.Imported:
+				continue
+			default:
+				cur[i] = im
+			}
+			changed = append(changed, im)
+		}
+		return cur
+	})
+	return changed, err
+}
+
+// RemoveRefs drops the names refs and returns what they named; a name this
+// node did not import is left out of the result.
+func (s *Store) RemoveRefs(refs []string) ([]Image, error) {
+	var gone []Image
+	err := s.editRefs(func(cur []Image) []Image {
+		return slices.DeleteFunc(cur, func(c Image) bool {
+			if slices.Contains(refs, c.Ref) {
+				gone = append(gone, c)
+				return true
+			}
+			return false
+		})
+	})
+	return gone, err
+}
+
+// editRefs rewrites refs.json with edit's result, under the writer lock;
+// nothing is written when edit changed nothing.
+func (s *Store) editRefs(edit func([]Image) []Image) error {
 	unlock, err := s.lock()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer unlock()
 	cur, err := s.Images()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var changed []Image
-	for _, im := range imgs {
-		i := slices.IndexFunc(cur, func(c Image) bool { return c.Ref == im.Ref })
-		switch {
-		case i < 0:
-			cur = append(cur, im)
-		case cur[i].Digest == im.Digest || cur[i].Imported > im.Imported:
-			continue
-		default:
-			cur[i] = im
-		}
-		changed = append(changed, im)
+	before := slices.Clone(cur)
+	cur = edit(cur)
+	if slices.Equal(before, cur) {
+		return nil
 	}
-	if len(changed) == 0 {
-		return nil, nil
-	}
-	slices.SortFunc(cur, func(a, b Image) int {
-		if a.Ref < b.Ref {
-			return -1
-		}
-		if a.Ref > b.Ref {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(cur, func(a, b Image) int { return strings.Compare(a.Ref, b.Ref) })
 	b, err := json.MarshalIndent(refsFile{Images: cur}, "", "  ")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err := atomicfile.Write(filepath.Join(s.root, refsName), append(b, '\n'), 0o600); err != nil {
-		return nil, fmt.Errorf("write image references: %w", err)
+		return fmt.Errorf("write image references: %w", err)
 	}
-	return changed, nil
+	return nil
 }
 
 // lock takes the store's writer lock (flock: released when its holder dies).
@@ -234,4 +205,77 @@ func (s *Store) lock() (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// ErrNotImported is returned for a name this node's knode did not import.
+var ErrNotImported = errors.New("not imported on this node by knode")
+
+// Remove drops the names refs this node imported, and containerd's records
+// of them where they still point at what was imported, with the aliases
+// containerd's CRI made for the same image when it unpacked it
+// (repo@sha256:..., and sha256:<image ID>) unless another tag still names
+// it; containerd's garbage collector then removes the blobs nothing else
+// references, before this returns. A name this node did not import
+// (containerd pulled it, or another node imported it) fails the whole call
+// before anything changes: knode removes only what it put there.
+func (s *Store) Remove(ctx context.Context, refs []string) ([]Image, error) {
+	imgs, err := s.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		if !slices.ContainsFunc(imgs, func(im Image) bool { return im.Ref == r }) {
+			return nil, fmt.Errorf("image %s: %w", r, ErrNotImported)
+		}
+	}
+	gone, err := s.RemoveRefs(refs)
+	if err != nil {
+		return nil, err
+	}
+	for _, im := range gone {
+		if err := s.removeRecords(ctx, im); err != nil {
+			return gone, fmt.Errorf("image %s: %w", im.Ref, err)
+		}
+	}
+	return gone, nil
+}
+
+// removeRecords deletes containerd's record im.Ref if it still points at
+// im.Digest, then the CRI's aliases of that image if no tag names it any more.
+func (s *Store) removeRecords(ctx context.Context, im Image) error {
+	recs, err := s.cs.Records(ctx)
+	if err != nil {
+		return err
+	}
+	var own, tagged bool
+	var aliases []string
+	for _, r := range recs {
+		switch {
+		case r.Target.Digest != im.Digest:
+		case r.Name == im.Ref:
+			own = true
+		case isAlias(r.Name):
+			aliases = append(aliases, r.Name)
+		default:
+			tagged = true // another tag keeps the image, and its aliases
+		}
+	}
+	if !own {
+		return nil // containerd's name was removed or moved since: not knode's any more
+	}
+	if tagged {
+		aliases = nil
+	}
+	for _, a := range append(aliases, im.Ref) {
+		if err := s.cs.DeleteRecord(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isAlias tells the names containerd's CRI gives an image besides its tags:
+// repo@sha256:<manifest> and sha256:<image ID>.
+func isAlias(name string) bool {
+	return strings.Contains(name, "@") || strings.HasPrefix(name, "sha256:")
 }

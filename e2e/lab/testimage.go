@@ -25,8 +25,9 @@ type TestImage struct {
 	// Ref is the image's reference; Name the binary's name: the image holds /Name and runs it.
 	Ref, Name string
 	// Pkg is the package to build, or Main a file (relative to the repository) holding a main
-	// package.
-	Pkg, Main string
+	// package, or Module a directory (relative to the repository) holding a module of its own
+	// (go.mod, go.sum) with its main package, built with its own pinned requirements.
+	Pkg, Main, Module string
 	// Prebuilt names an environment variable that may point at a static binary to use instead.
 	Prebuilt string
 
@@ -85,6 +86,9 @@ func (ti *TestImage) build(repo string) (string, error) {
 // go.sum (the test images need a few modules the payload does not, and the release module must
 // stay untouched), unless a binary built from the same inputs is cached.
 func (ti *TestImage) buildBinary(repo, work string) (string, error) {
+	if ti.Module != "" {
+		return ti.buildModule(repo, work)
+	}
 	h := sha256.New()
 	var inputs [][]byte
 	for _, f := range []string{"go.mod", "go.sum"} {
@@ -127,6 +131,31 @@ func (ti *TestImage) buildBinary(repo, work string) (string, error) {
 	}
 	cmd := exec.Command("go", "build", "-mod=mod", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", ti.Name, err, b)
+	}
+	return out, nil
+}
+
+// buildModule builds a test image's own module (Module), unless a binary built from the same
+// go.mod, go.sum and main.go is cached.
+func (ti *TestImage) buildModule(repo, work string) (string, error) {
+	dir := filepath.Join(repo, ti.Module)
+	h := sha256.New()
+	for _, f := range []string{"go.mod", "go.sum", "main.go"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", ti.Name, err)
+		}
+		h.Write(b)
+	}
+	out := filepath.Join(work, ti.Name+"-"+hex.EncodeToString(h.Sum(nil))[:12])
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	cmd := exec.Command("go", "build", "-mod=readonly", "-trimpath", "-ldflags=-s -w", "-o", out, ".")
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-buildvcs=false")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %w\n%s", ti.Name, err, b)
