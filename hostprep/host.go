@@ -221,6 +221,9 @@ type Etcd interface {
 	// AddMember adds a voting member listening on peerURL; one that has
 	// that peer URL already counts as added.
 	AddMember(ctx context.Context, endpoints []string, peerURL string) error
+	// UpdatePeer moves the member named name (or the unstarted one at
+	// oldPeerURL) to peerURL; one there already counts as moved.
+	UpdatePeer(ctx context.Context, endpoints []string, name, oldPeerURL, peerURL string) error
 }
 
 // EtcdPeer is one etcd member as etcd lists it.
