@@ -109,7 +109,7 @@ type Agent struct {
 	// stopped by itself.
 	addrGone time.Time
 	exitErr  error
-	chores    clusterChores
+	chores   clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and
 	// letters in flight run under it, each in a goroutine of wg.
