@@ -1,8 +1,8 @@
 package roles
 
 import (
-	"hash/fnv"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"strings"
 	"testing"
