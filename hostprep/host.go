@@ -42,6 +42,11 @@ type Pods interface {
 	// kubeadm reset does; it returns how many sandboxes and containers it
 	// removed. ErrNoRuntime (wrapped): no runtime answers, so none runs.
 	RemoveAll(ctx context.Context) (int, error)
+	// RemoveIn stops and removes the pod sandboxes whose address is in
+	// subnet (a moved node's old one), their containers with them: the
+	// kubelet creates them again, in the node's new subnet. It returns the
+	// pods removed, as "namespace/name".
+	RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, error)
 }
 
 // ErrNoRuntime is returned (wrapped) when no container runtime answers.
