@@ -72,11 +72,11 @@ func TestCRIRemoveIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := &criServer{ips: map[string][]string{
-		"old":      {"10.10.9.7"},
-		"dual":     {"fd00::7", "10.10.9.8"},
-		"new":      {"10.10.2.5"},
-		"hostnet":  nil,
-		"other": {"192.0.2.4"},
+		"old":     {"10.10.9.7"},
+		"dual":    {"fd00::7", "10.10.9.8"},
+		"new":     {"10.10.2.5"},
+		"hostnet": nil,
+		"other":   {"192.0.2.4"},
 	}}
 	g := grpc.NewServer()
 	runtimeapi.RegisterRuntimeServiceServer(g, srv)
