@@ -152,3 +152,31 @@ func TestReaddressSingleMasterEtcdDown(t *testing.T) {
 		t.Errorf("b's peer URLs %v after etcd answered", got)
 	}
 }
+
+// A peer whose address changed keeps its subnet: the route or the VXLAN
+// entries (FDB and neighbour, whose MAC derives from the address) and the
+// firewall's member rules follow it, nothing of the old address stays.
+func TestUpdatePeersAddressChange(t *testing.T) {
+	for _, mode := range []hostprep.NetworkMode{hostprep.Routed, hostprep.VXLAN} {
+		t.Run(string(mode), func(t *testing.T) {
+			f := newNetFake()
+			s := testSpec(mode)
+			s.Peers[0].Master = true
+			runNet(t, s, f.Host())
+			s.Peers[0].Address = netip.MustParseAddr("172.31.0.12")
+			if _, err := hostprep.UpdatePeers(context.Background(), s, f.Host(), nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			state, fw := f.Net.String(), f.IPTables.String()
+			if strings.Contains(state, "172.31.0.2 ") || strings.Contains(state, "172.31.0.2\n") || strings.Contains(fw, "172.31.0.2/") {
+				t.Errorf("the old address stays:\n%s\n%s", state, fw)
+			}
+			if !strings.Contains(state, "172.31.0.12") || !strings.Contains(fw, "-s 172.31.0.12/32") {
+				t.Errorf("the new address is missing:\n%s\n%s", state, fw)
+			}
+			if cs, _ := hostprep.UpdatePeers(context.Background(), s, f.Host(), nil, nil); len(cs) != 0 {
+				t.Errorf("second update changed %v", cs)
+			}
+		})
+	}
+}
