@@ -120,3 +120,28 @@ func TestAddressChangeFollows(t *testing.T) {
 	})
 	tc.waitConverged(10*time.Second, 2)
 }
+
+// An address given with --advertise or --bind that left the host is
+// forgotten, so that the restarted agent does not advertise it again; other
+// addresses and the ports stay.
+func TestForgetAddr(t *testing.T) {
+	gone := netip.MustParseAddr("192.0.2.7")
+	for _, tt := range []struct{ bind, adv, wantBind, wantAdv string }{
+		{"192.0.2.7:7946", "", "0.0.0.0:7946", ""},
+		{"0.0.0.0:7000", "192.0.2.7:7000", "0.0.0.0:7000", ""},
+		{"0.0.0.0:7946", "192.0.2.8:7946", "0.0.0.0:7946", "192.0.2.8:7946"},
+	} {
+		id := datadir.Identity{Bind: netip.MustParseAddrPort(tt.bind)}
+		if tt.adv != "" {
+			id.Advertise = netip.MustParseAddrPort(tt.adv)
+		}
+		forgetAddr(&id, gone)
+		adv := ""
+		if id.Advertise.IsValid() {
+			adv = id.Advertise.String()
+		}
+		if id.Bind.String() != tt.wantBind || adv != tt.wantAdv {
+			t.Errorf("bind %s advertise %q -> %s %q, want %s %q", tt.bind, tt.adv, id.Bind, adv, tt.wantBind, tt.wantAdv)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -105,6 +106,12 @@ func TestScenarioAddressChange(t *testing.T) {
 	if out, err := master.Sh(ctx, "grep -c -- --advertise-address="+master.IP+" /etc/kubernetes/manifests/kube-apiserver.yaml"); err != nil || strings.TrimSpace(out) == "0" {
 		t.Errorf("kube-apiserver.yaml on %s does not name %s: %q %v", master.Name, master.IP, out, err)
 	}
+	// knode certs on the master: its seat and, next to each due time, its turn.
+	out, err := knode(ctx, master, "certs")
+	if err != nil || !regexp.MustCompile(`master seat [0-4] of 3`).MatchString(out) || !strings.Contains(out, "TURN") {
+		t.Errorf("knode certs on %s: %v\n%s", master.Name, err, out)
+	}
+	t.Logf("%s: knode certs\n%s", master.Name, indent(out))
 }
 
 func indexOf(ns []*lab.Node, n *lab.Node) int {
