@@ -165,7 +165,8 @@ func TestPlanFollowsAddressChange(t *testing.T) {
 // A claim for an address another node's decision binds gets nothing, new
 // node or address update (a token holder after that node's serving
 // certificate, routes or firewall entry), and its refusal names the holder;
-// once the holder moved away, the address is free. Loopback is shared.
+// once the holder moved away, the address is free. An address in the
+// service or pod range is nobody's to claim. Loopback is shared.
 func TestPlanRefusesTakenAddress(t *testing.T) {
 	s, tick := emptySnap(1), counter()
 	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", tick))
@@ -191,6 +192,15 @@ func TestPlanRefusesTakenAddress(t *testing.T) {
 	evil.Time = 6
 	if got := Plan(s, claims(evil), testPlan(1), "m", tick); len(got) != 1 || got[0].Addr != wAddr {
 		t.Errorf("w's old address, free since w moved: %v", got)
+	}
+	for _, in := range []string{"10.0.0.1", "10.10.0.5"} { // the apiserver's service IP, a pod's
+		evil.Addr, evil.Time = netip.MustParseAddr(in), 7
+		if got := Plan(s, claims(evil), testPlan(1), "m", tick); len(got) != 0 {
+			t.Errorf("a claim at %s was granted: %v", in, got)
+		}
+		if why := Refusal(s, evil); !strings.Contains(why, "inside the cluster's") {
+			t.Errorf("refusal of %s: %q", in, why)
+		}
 	}
 	lo := func(name string, at int64) gossip.Claim {
 		c := claimOf(name, at, 0)
