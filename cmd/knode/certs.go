@@ -91,7 +91,7 @@ func (t renewTurns) String() string {
 	if t.Seat < 0 || t.Masters <= 1 {
 		return "this node renews each certificate when it is due (TURN = RENEWS AT): no other master takes turns with it"
 	}
-	return fmt.Sprintf("this node is master seat %d of %d: it renews in the first half of every %d-th window (windows of a fortieth of a certificate's lifetime, at most 15 min)",
+	return fmt.Sprintf("this node is master seat %d of %d: it renews in the first half of its own windows, one in %d (windows of a fortieth of a certificate's lifetime, at most 15 min)",
 		t.Seat, t.Masters, t.Masters)
 }
 
