@@ -64,7 +64,7 @@ func issueFor(t *testing.T, ca *pki.CA, spec pki.CertSpec, now time.Time) *pki.C
 
 // A node whose address changed re-renders everything on its host that holds
 // it: the kubelet's --node-ip (restarted), the certificates naming it, the
-// VXLAN-free pod network and firewall, and on a master the apiserver's
+// pod network and firewall, and on a master the apiserver's
 // --advertise-address and etcd: its member moved through the other master
 // first, then etcd.yaml with the new URLs. A second pass changes nothing.
 func TestReaddress(t *testing.T) {
