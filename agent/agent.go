@@ -104,7 +104,12 @@ type Agent struct {
 	// until its Node object is registered again with the new subnet.
 	moved     time.Time
 	promoting bool // becomeMaster started and has not finished
-	chores    clusterChores
+	// addrGone is when the address gossip advertises was first seen missing
+	// from this host (zero while it is there); exitErr says why the agent
+	// stopped by itself.
+	addrGone time.Time
+	exitErr  error
+	chores   clusterChores
 
 	// ctx ends when the agent stops: host changes, cluster chores and
 	// letters in flight run under it, each in a goroutine of wg.
@@ -209,6 +214,7 @@ func Start(ctx context.Context, o Options) (*Agent, error) {
 	go a.loop()
 	a.spawn(a.hostLoop)
 	a.spawn(a.healthLoop)
+	a.spawn(func() { a.every(a.interval(), a.watchAddress) })
 	if p := o.Snapshots; p != nil && p.Every > 0 {
 		a.spawn(func() { a.snapshotLoop(*p) })
 	}

@@ -230,6 +230,9 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if err := a.followMove(ctx, spec, h); err != nil {
 		return err
 	}
+	if err := a.followAddress(ctx, spec, h); err != nil {
+		return err
+	}
 	// A restore to follow that cannot proceed yet (its restorer is down),
 	// or a moved node's Node object still to be registered again, is
 	// retried like any host failure, without holding up the routes.
@@ -267,7 +270,8 @@ func (a *Agent) hostOpts() *HostOptions {
 // MarkHost records in the data directory that this node's host is configured,
 // so that the agent started by knode.service keeps it current.
 func (a *Agent) MarkHost() error {
-	return a.saveIdentity(func(id *datadir.Identity) { id.Host, id.HostPodCIDR = true, id.PodCIDR })
+	as, _ := a.Assignment()
+	return a.saveIdentity(func(id *datadir.Identity) { id.Host, id.HostPodCIDR, id.HostAddr = true, id.PodCIDR, as.Addr })
 }
 
 // bootPhases are re-applied when the agent starts on a configured node: a

@@ -55,6 +55,15 @@ func fakeHost(a *Agent, uplink netip.Prefix) *hostpreptest.Host {
 // then on. The cluster chores reach api.
 func connectHost(t *testing.T, a *Agent, f *hostpreptest.Host, api *kubeapitest.Server) {
 	t.Helper()
+	if err := a.MarkHost(); err != nil {
+		t.Fatal(err)
+	}
+	restartHost(a, f, api)
+}
+
+// restartHost connects f to the agent started again on a host that init or
+// join configured (knode.service's agent).
+func restartHost(a *Agent, f *hostpreptest.Host, api *kubeapitest.Server) {
 	h := &HostOptions{Host: f.Host(), Out: io.Discard, KubeAPI: func(kubeconfig string) (*kubeapi.Client, error) {
 		switch kubeconfig {
 		case hostprep.AdminKubeconfig:
@@ -64,9 +73,6 @@ func connectHost(t *testing.T, a *Agent, f *hostpreptest.Host, api *kubeapitest.
 		}
 		return nil, fmt.Errorf("no client for %s in this test", kubeconfig)
 	}}
-	if err := a.MarkHost(); err != nil {
-		t.Fatal(err)
-	}
 	a.SetHost(h)
 	a.kickHost()
 }
@@ -186,6 +192,7 @@ func TestClusterChores(t *testing.T) {
 	tc := newTestCluster(t, testPlan(1))
 	tc.ips = map[string]string{"n01": "127.0.0.2", "n02": "127.0.0.3", "n03": "127.0.0.4"}
 	n00 := tc.live()["n00"]
+	tc.waitConverged(10*time.Second, 1) // its host holds the address its decision binds
 	attachHost(t, n00, netip.MustParsePrefix("127.0.0.0/8"), api)
 
 	waitFor(t, 10*time.Second, "the chores asking /readyz", func() bool {

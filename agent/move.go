@@ -24,8 +24,9 @@ import (
 //     kubelet never registers again by itself), and the chores set the new
 //     podCIDR on the Node it registers.
 //
-// Not done: pods that ran on the node before the move keep their addresses
-// in the old subnet until they are recreated.
+// Pods that ran on the node before the move, with addresses in the old
+// subnet, are removed through the CRI in step 1 (hostprep.Pods.RemoveIn):
+// the kubelet creates their sandboxes again in the new subnet.
 
 // movePhases hold this node's own subnet.
 var movePhases = []string{hostprep.PhaseBridge, hostprep.PhaseCNI, hostprep.PhaseUnits}
@@ -49,6 +50,15 @@ func (a *Agent) followMove(ctx context.Context, spec hostprep.Spec, h *HostOptio
 		if _, err := r.Apply(ctx, &spec, h.Host); err != nil {
 			return fmt.Errorf("move %s's host from %s to %s: %w", spec.Self.Name, applied, spec.Self.PodCIDR, err)
 		}
+		// Its pods still hold addresses of the old subnet, which the
+		// allocator may give to another node: the kubelet creates them
+		// again in the new one. (The kubelet restarted above: the CNI range
+		// it reads is the new one.)
+		removed, err := h.Host.Pods.RemoveIn(ctx, applied)
+		if err != nil {
+			return fmt.Errorf("remove the pods of %s in its old subnet %s: %w", spec.Self.Name, applied, err)
+		}
+		a.log.Info("removed the pods in the old subnet: the kubelet creates them again in the new one", "pods", removed)
 		a.mu.Lock()
 		a.moved = time.Now().Add(-reregisterEvery) // look at the Node at once
 		a.mu.Unlock()

@@ -15,8 +15,9 @@ import (
 
 // A node whose host was configured for one subnet and that now holds another
 // (moved after a partition healed) gets the new one on cbr0, in the CNI range
-// and in the kubelet's configuration, and its kubelet restarts; then it waits
-// to register its Node again. A second look changes nothing.
+// and in the kubelet's configuration, and its kubelet restarts; its pods in
+// the old subnet are removed (the kubelet creates them again in the new one);
+// then it waits to register its Node again. A second look changes nothing.
 func TestMovedNodeFollows(t *testing.T) {
 	tc := newTestCluster(t, testPlan(1))
 	w := tc.join("n01", "n00")
@@ -38,6 +39,9 @@ func TestMovedNodeFollows(t *testing.T) {
 	w.id.HostPodCIDR = old.Self.PodCIDR
 	w.mu.Unlock()
 	restarts := len(f.Systemd.Restarts)
+	// A pod of the old subnet, and a host-network pod (no pod address).
+	f.Pods.Running = []string{"default/web", "kube-system/kube-proxy-x"}
+	f.Pods.IPs = map[string]netip.Addr{"default/web": netip.MustParseAddr("10.10.9.7")}
 
 	if err := w.followMove(context.Background(), spec, h); err != nil {
 		t.Fatal(err)
@@ -54,6 +58,9 @@ func TestMovedNodeFollows(t *testing.T) {
 	}
 	if !slices.Contains(f.Systemd.Restarts[restarts:], "kubelet.service") {
 		t.Errorf("kubelet not restarted: %v", f.Systemd.Restarts[restarts:])
+	}
+	if got := f.Pods.Pods(); !slices.Equal(got, []string{"kube-system/kube-proxy-x"}) {
+		t.Errorf("pods left after the move: %v, want only the host-network one", got)
 	}
 	w.mu.Lock()
 	saved, moved := w.id.HostPodCIDR, w.moved

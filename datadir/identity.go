@@ -37,6 +37,10 @@ type Identity struct {
 	// CNI range, the kubelet): when a healed partition moves this node to
 	// another subnet, the agent configures the host again.
 	HostPodCIDR netip.Prefix `json:"hostPodCIDR,omitzero"`
+	// HostAddr is the address the host was last configured for (the
+	// kubelet's --node-ip, certificates, etcd's URLs): when the node's
+	// address changes, the agent configures the host again.
+	HostAddr netip.Addr `json:"hostAddr,omitzero"`
 }
 
 // Secrets is the master-only material, stored under secrets/.

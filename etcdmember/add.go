@@ -44,3 +44,32 @@ func (c *Client) Add(ctx context.Context, peerURL string) error {
 	}
 	return nil
 }
+
+// Update moves the member named name (or, never started, the one at
+// oldPeerURL) to peerURL: its node's address changed. A member already at
+// peerURL counts as moved. etcd needs a quorum of started members to commit
+// the change, so it is made through the other members while this one cannot
+// yet listen on its new address.
+func (c *Client) Update(ctx context.Context, name, oldPeerURL, peerURL string) error {
+	ms, err := c.Membership(ctx)
+	if err != nil {
+		return err
+	}
+	m, ok := Find(ms, name, oldPeerURL)
+	if !ok {
+		m, ok = Find(ms, "", peerURL)
+	}
+	switch {
+	case !ok:
+		return fmt.Errorf("etcd member update of %s (%s): no such member through %v", name, oldPeerURL, c.cfg.Endpoints)
+	case len(m.PeerURLs) == 1 && m.PeerURLs[0] == peerURL:
+		return nil
+	}
+	uctx, cancel := context.WithTimeout(ctx, c.timeout)
+	_, err = c.cli.MemberUpdate(uctx, m.ID, []string{peerURL})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("etcd member update %s (%x) to %s through %v: %w", name, m.ID, peerURL, c.cfg.Endpoints, err)
+	}
+	return nil
+}

@@ -63,6 +63,7 @@ func writeCreds(t *testing.T, dir string) (ca, srvCert, srvKey, cliCert, cliKey 
 
 type testEtcd struct {
 	members []*embed.Etcd
+	configs []*embed.Config
 	stop    []func()
 	clients []string
 	cfg     Config
@@ -96,7 +97,7 @@ func startEtcd(t *testing.T, n int) *testEtcd {
 		}
 		stop := sync.OnceFunc(e.Close)
 		t.Cleanup(stop)
-		te.members = append(te.members, e)
+		te.members, te.configs = append(te.members, e), append(te.configs, cfg)
 		te.stop = append(te.stop, stop)
 		te.clients = append(te.clients, clients[i].String())
 	}
@@ -321,5 +322,71 @@ func TestSnapshotWithoutQuorum(t *testing.T) {
 	}
 	if _, err := VerifySnapshot(p); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A member whose node changed address: its peer URL is updated through the
+// other members while it is down, then it starts again from its data with
+// the new URL only, and the cluster has three healthy members again.
+func TestUpdateAgainstEtcd(t *testing.T) {
+	te := startEtcd(t, 3)
+	ctx := context.Background()
+	cli, err := Dial(Config{Endpoints: te.clients[:2], CAFile: te.cfg.CAFile, CertFile: te.cfg.CertFile, KeyFile: te.cfg.KeyFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	old := te.configs[2].AdvertisePeerUrls[0].String()
+	te.stop[2]()
+	moved := freeURL(t, "http")
+	if err := cli.Update(ctx, "m2", old, moved.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Update(ctx, "m2", old, moved.String()); err != nil {
+		t.Fatalf("the same update again: %v, want none", err)
+	}
+	if err := cli.Update(ctx, "m9", "http://127.0.0.1:1", moved.String()+"9"); err == nil || !strings.Contains(err.Error(), "no such member") {
+		t.Fatalf("update of an unknown member: %v", err)
+	}
+	ms, err := cli.Membership(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := Find(ms, "m2", ""); !ok || len(m.PeerURLs) != 1 || m.PeerURLs[0] != moved.String() {
+		t.Fatalf("m2 after the update: %+v", ms)
+	}
+	cfg := te.configs[2]
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{moved}, []url.URL{moved}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		t.Fatal("m2 not ready at its new peer URL after 30 s")
+	}
+	all, err := Dial(te.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ms, err := all.List(ctx)
+		healthy := 0
+		for _, m := range ms {
+			if m.Healthy {
+				healthy++
+			}
+		}
+		if err == nil && healthy == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members after m2 moved: %+v, %v", ms, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }

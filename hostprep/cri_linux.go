@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 
 	"google.golang.org/grpc"
@@ -121,4 +122,57 @@ func PullImage(ctx context.Context, ref string) error {
 		return fmt.Errorf("unpack image %s (CRI pull): %w", ref, err)
 	}
 	return nil
+}
+
+// RemoveIn implements Pods: each ready sandbox's address comes from its
+// status (the CNI result the runtime keeps); host-network pods have none in
+// the pod range and stay.
+func (c criPods) RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, error) {
+	rt, done, err := c.dial()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	pods, err := rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+		State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY}}})
+	if err != nil {
+		return nil, fmt.Errorf("list pod sandboxes: %w", err)
+	}
+	var removed []string
+	var errs []error
+	for _, p := range pods.Items {
+		name := p.Metadata.GetNamespace() + "/" + p.Metadata.GetName()
+		st, err := rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: p.Id})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("status of pod %s (sandbox %s): %w", name, p.Id, err))
+			continue
+		}
+		if !sandboxIn(st.GetStatus().GetNetwork(), subnet) {
+			continue
+		}
+		if _, err := rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("stop pod %s (sandbox %s): %w", name, p.Id, err))
+			continue
+		}
+		if _, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			errs = append(errs, fmt.Errorf("remove pod %s (sandbox %s): %w", name, p.Id, err))
+			continue
+		}
+		removed = append(removed, name)
+	}
+	return removed, errors.Join(errs...)
+}
+
+// sandboxIn reports whether one of a sandbox's addresses is in subnet.
+func sandboxIn(n *runtimeapi.PodSandboxNetworkStatus, subnet netip.Prefix) bool {
+	ips := []string{n.GetIp()}
+	for _, ip := range n.GetAdditionalIps() {
+		ips = append(ips, ip.GetIp())
+	}
+	for _, s := range ips {
+		if ip, err := netip.ParseAddr(s); err == nil && subnet.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -63,3 +63,13 @@ func (c EtcdClient) AddMember(ctx context.Context, endpoints []string, peerURL s
 	defer cli.Close()
 	return cli.Add(ctx, peerURL)
 }
+
+// UpdatePeer implements Etcd.
+func (c EtcdClient) UpdatePeer(ctx context.Context, endpoints []string, name, oldPeerURL, peerURL string) error {
+	cli, err := c.dial(endpoints)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	return cli.Update(ctx, name, oldPeerURL, peerURL)
+}

@@ -42,6 +42,8 @@ func planEtcd(e *Env, cp manifests.ControlPlane) ([]Change, error) {
 	}
 	hasData := e.Host.Files.Exists(path.Join(EtcdDataDir, "member"))
 	switch {
+	case hasData && e.Host.Files.Exists(manifest) && s.OldAddress.IsValid() && s.OldAddress != s.Self.Address:
+		return planEtcdMove(e, cp, manifest, others)
 	case hasData && e.Host.Files.Exists(manifest):
 		return nil, nil // a member already: flags no longer matter
 	case len(others) == 0:

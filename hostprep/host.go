@@ -42,6 +42,11 @@ type Pods interface {
 	// kubeadm reset does; it returns how many sandboxes and containers it
 	// removed. ErrNoRuntime (wrapped): no runtime answers, so none runs.
 	RemoveAll(ctx context.Context) (int, error)
+	// RemoveIn stops and removes the pod sandboxes whose address is in
+	// subnet (a moved node's old one), their containers with them: the
+	// kubelet creates them again, in the node's new subnet. It returns the
+	// pods removed, as "namespace/name".
+	RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, error)
 }
 
 // ErrNoRuntime is returned (wrapped) when no container runtime answers.
@@ -221,6 +226,9 @@ type Etcd interface {
 	// AddMember adds a voting member listening on peerURL; one that has
 	// that peer URL already counts as added.
 	AddMember(ctx context.Context, endpoints []string, peerURL string) error
+	// UpdatePeer moves the member named name (or the unstarted one at
+	// oldPeerURL) to peerURL; one there already counts as moved.
+	UpdatePeer(ctx context.Context, endpoints []string, name, oldPeerURL, peerURL string) error
 }
 
 // EtcdPeer is one etcd member as etcd lists it.

@@ -55,6 +55,9 @@ type Spec struct {
 	// CertLifetime is the lifetime of the leaf certificates this node issues
 	// (0: pki.LeafValidity, one year). Shorter only for tests of renewal.
 	CertLifetime time.Duration
+	// OldAddress is set only while the host follows a change of this node's
+	// address (Readdress): the address it had, whose etcd member moves.
+	OldAddress netip.Addr
 }
 
 // Cluster holds the cluster-wide settings every node agrees on.

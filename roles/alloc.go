@@ -144,6 +144,8 @@ func Plan(s gossip.Snapshot, claims map[string]gossip.Claim, c config.Cluster, b
 		switch {
 		case hadOld && old.Active() && old.SignKey != cl.SignKey:
 			continue // bound to another key: refused
+		case AddrHolder(s, cl.Name, cl.Addr) != "" || InClusterRange(c, cl.Addr) != "":
+			continue // another node's address, or one of the cluster's own ranges: refused
 		case hadOld && old.Active():
 			if !Answered(old, cl) {
 				upd := old
@@ -227,14 +229,57 @@ func Answered(d gossip.Assignment, c gossip.Claim) bool {
 		(d.Error != "" || (d.Addr == c.Addr && d.Port == c.Port && d.BoxKey == c.BoxKey))
 }
 
+// AddrHolder names the other node whose active decision binds addr, or "".
+// A node's address goes into its kubelet serving certificate, the routes to
+// its subnet and the firewall's member set, so a claim for an address that
+// another node holds (a token holder after that node's certificates or
+// traffic) is refused, until that node moved away or was removed. Loopback
+// addresses, which no other machine can reach, are shared by the agents of
+// one test process.
+func AddrHolder(s gossip.Snapshot, name string, addr netip.Addr) string {
+	if addr.IsLoopback() {
+		return ""
+	}
+	for other, a := range s.Assignments { // one holder at most: no order needed
+		if other != name && a.Active() && a.Addr == addr {
+			return other
+		}
+	}
+	return ""
+}
+
+// InClusterRange names the cluster range that holds addr ("pod range
+// 10.10.0.0/16", "service range 10.0.0.0/16"), or "". A node's address goes
+// into the serving certificate a master signs for it: one inside the service
+// range (the apiserver's own 10.0.0.1) or a pod's would let its holder
+// present a cluster-signed certificate for an address it does not own.
+func InClusterRange(c config.Cluster, addr netip.Addr) string {
+	switch {
+	case c.PodCIDR.Contains(addr):
+		return "pod range " + c.PodCIDR.String()
+	case c.ServiceCIDR.Contains(addr):
+		return "service range " + c.ServiceCIDR.String()
+	}
+	return ""
+}
+
 // Refusal says why a claim cannot be granted, or "" when it can.
 func Refusal(s gossip.Snapshot, cl gossip.Claim) string {
 	old, ok := s.Assignments[cl.Name]
 	switch {
-	case ok && old.Active() && old.SignKey == cl.SignKey:
-		return "" // its own name: an address update needs no token
-	case ok && old.Active():
+	case ok && old.Active() && old.SignKey != cl.SignKey:
 		return fmt.Sprintf("the node name %q is held by another machine (its key differs): choose another --node-name, or free the name first (`knode reset` on that machine, or `knode remove %s` once it is gone)", cl.Name, cl.Name)
+	}
+	if s.Cluster != nil {
+		if r := InClusterRange(s.Cluster.Cluster, cl.Addr); r != "" {
+			return fmt.Sprintf("the address %s is inside the cluster's %s: give this machine an address outside it (--advertise)", cl.Addr, r)
+		}
+	}
+	if other := AddrHolder(s, cl.Name, cl.Addr); other != "" {
+		return fmt.Sprintf("the address %s is node %s's (its decision binds it): give this machine another address (--advertise), or free it first (`knode reset` on %s, or `knode remove %s` once it is gone)", cl.Addr, other, other, other)
+	}
+	if ok && old.Active() {
+		return "" // its own name: an address update needs no token
 	}
 	if _, known := s.Tokens[hex.EncodeToString(cl.TokenID[:])]; !known {
 		return "" // its record may still be on its way here: the claim is asked again

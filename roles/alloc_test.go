@@ -2,6 +2,7 @@ package roles
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/netip"
 	"strings"
 	"testing"
@@ -33,7 +34,14 @@ func workerClaimOf(name string, at int64, variant byte) gossip.Claim {
 	var k gossip.Key
 	copy(k[:], name)
 	k[31] = variant
-	return gossip.Claim{Name: name, SignKey: k, BoxKey: k, Addr: netip.MustParseAddr("192.0.2.1"), Port: 7946, Time: at}
+	return gossip.Claim{Name: name, SignKey: k, BoxKey: k, Addr: addrOf(name, variant), Port: 7946, Time: at}
+}
+
+// addrOf is a machine's address, one per name and variant.
+func addrOf(name string, variant byte) netip.Addr {
+	h := fnv.New32a()
+	h.Write(append([]byte(name), variant))
+	return netip.AddrFrom4([4]byte{10, 200, byte(h.Sum32() >> 8), byte(h.Sum32())})
 }
 
 // TestSeatsNeedAMasterToken: a free seat goes only to a claim that proves a
@@ -151,6 +159,57 @@ func TestPlanFollowsAddressChange(t *testing.T) {
 	got := Plan(s, claims(moved), testPlan(1), "m", tick)
 	if len(got) != 1 || got[0].Addr != moved.Addr || got[0].PodCIDR != before.PodCIDR || got[0].Seat != before.Seat || got[0].Version <= before.Version {
 		t.Errorf("address update: %v (before %v)", got, before)
+	}
+}
+
+// A claim for an address another node's decision binds gets nothing, new
+// node or address update (a token holder after that node's serving
+// certificate, routes or firewall entry), and its refusal names the holder;
+// once the holder moved away, the address is free. An address in the
+// service or pod range is nobody's to claim. Loopback is shared.
+func TestPlanRefusesTakenAddress(t *testing.T) {
+	s, tick := emptySnap(1), counter()
+	apply(s, Plan(s, claims(claimOf("m", 1, 0), claimOf("w", 2, 0)), testPlan(1), "m", tick))
+	wAddr := s.Assignments["w"].Addr
+	evil := workerClaimOf("evil", 3, 0)
+	evil.TokenID, evil.Proof = masterToken.ID, gossip.SeatProof(masterToken.Verifier, "evil", evil.SignKey)
+	evil.Addr = wAddr
+	if got := Plan(s, claims(evil), testPlan(1), "m", tick); len(got) != 0 {
+		t.Errorf("a claim at w's address was granted: %v", got)
+	}
+	if why := Refusal(s, evil); !strings.Contains(why, "node w's") || !strings.Contains(why, wAddr.String()) {
+		t.Errorf("refusal %q, want w and its address named", why)
+	}
+	steal := workerClaimOf("m", 4, 0)
+	steal.TokenID, steal.Proof = masterToken.ID, gossip.SeatProof(masterToken.Verifier, "m", steal.SignKey)
+	steal.Addr = wAddr
+	if got := Plan(s, claims(steal), testPlan(1), "m", tick); len(got) != 0 {
+		t.Errorf("m's address update onto w's address was granted: %v", got)
+	}
+	moved := claimOf("w", 5, 0)
+	moved.Addr = netip.MustParseAddr("192.0.2.9")
+	apply(s, Plan(s, claims(moved), testPlan(1), "m", tick))
+	evil.Time = 6
+	if got := Plan(s, claims(evil), testPlan(1), "m", tick); len(got) != 1 || got[0].Addr != wAddr {
+		t.Errorf("w's old address, free since w moved: %v", got)
+	}
+	for _, in := range []string{"10.0.0.1", "10.10.0.5"} { // the apiserver's service IP, a pod's
+		evil.Addr, evil.Time = netip.MustParseAddr(in), 7
+		if got := Plan(s, claims(evil), testPlan(1), "m", tick); len(got) != 0 {
+			t.Errorf("a claim at %s was granted: %v", in, got)
+		}
+		if why := Refusal(s, evil); !strings.Contains(why, "inside the cluster's") {
+			t.Errorf("refusal of %s: %q", in, why)
+		}
+	}
+	lo := func(name string, at int64) gossip.Claim {
+		c := claimOf(name, at, 0)
+		c.Addr = netip.MustParseAddr("127.0.0.1")
+		return c
+	}
+	apply(s, Plan(s, claims(lo("l1", 7)), testPlan(1), "m", tick))
+	if got := Plan(s, claims(lo("l2", 8)), testPlan(1), "m", tick); len(got) != 1 {
+		t.Errorf("a second node on loopback: %v", got)
 	}
 }
 

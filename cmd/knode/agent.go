@@ -57,7 +57,7 @@ func agentCommand() *cli.Command {
 			case <-c.Context.Done():
 				return ag.Stop(true)
 			case <-ag.Done():
-				return nil
+				return ag.Err() // non-nil: knode.service starts it again (its address changed)
 			}
 		},
 	}

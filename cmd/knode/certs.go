@@ -16,9 +16,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"knode.dev/knode/agent"
+	"knode.dev/knode/datadir"
 	"knode.dev/knode/hostprep"
 	"knode.dev/knode/manifests"
 	"knode.dev/knode/pki"
+	"knode.dev/knode/roles"
 )
 
 func certsCommand() *cli.Command {
@@ -28,10 +31,15 @@ func certsCommand() *cli.Command {
 		Description: "Every *.crt under " + hostprep.PKIDir + " and the client certificate embedded in each kubeconfig\n" +
 			"knode writes, soonest expiry first. Leaf certificates last one year; the agent renews each once a third\n" +
 			"of its lifetime is left (RENEWS AT), and restarts only what reads it. CAs are not renewed (RENEWS AT -).\n" +
-			"--json prints a list of {path, subject, issuer, notAfter, daysLeft, renewsAt (leaves only)}.",
-		Flags: []cli.Flag{jsonFlag()},
+			"Masters take turns (a master's renewal restarts its etcd and apiserver): time is cut into windows of a\n" +
+			"fortieth of the certificates' lifetime (at most 15 min), window i belongs to seat i mod the master count,\n" +
+			"and a master starts a renewal only in the first half of its own windows: TURN is when this node starts it\n" +
+			"(a worker's and a single master's TURN is the due time).\n" +
+			"--json prints a list of {path, subject, issuer, notAfter, daysLeft, renewsAt and renewTurn (leaves only)}.",
+		Flags: []cli.Flag{jsonFlag(), dataDirFlag()},
 		Action: func(c *cli.Context) error {
-			certs, err := listCerts("/", time.Now())
+			turns := readTurns(datadir.Dir{Root: c.String("data-dir")})
+			certs, err := listCerts("/", time.Now(), turns)
 			if err != nil {
 				return err
 			}
@@ -43,6 +51,7 @@ func certsCommand() *cli.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(certs)
 			}
+			fmt.Fprintln(c.App.Writer, turns)
 			printCerts(c.App.Writer, certs)
 			return nil
 		},
@@ -56,8 +65,53 @@ type certInfo struct {
 	Issuer   string    `json:"issuer"`
 	NotAfter time.Time `json:"notAfter"`
 	DaysLeft int       `json:"daysLeft"`
-	// RenewsAt is when the agent renews a leaf certificate (nil for a CA).
-	RenewsAt *time.Time `json:"renewsAt,omitempty"`
+	// RenewsAt is when a leaf certificate is due (nil for a CA), and
+	// RenewTurn when this node's agent starts its renewal: on a master, its
+	// seat's next turn from then (pki.Staggered).
+	RenewsAt  *time.Time `json:"renewsAt,omitempty"`
+	RenewTurn *time.Time `json:"renewTurn,omitempty"`
+}
+
+// renewTurns is this node's place in the masters' renewal turns.
+type renewTurns struct {
+	Seat    int // roles.Worker (-1) on a worker or when unknown
+	Masters int
+}
+
+// at is when this node starts the renewal of a leaf due at due, with life
+// as its lifetime, as the agent computes it (renewStart): not before now.
+func (t renewTurns) at(due, now time.Time, life time.Duration) time.Time {
+	if due.Before(now) {
+		due = now
+	}
+	return pki.Staggered(due, t.Seat, t.Masters, pki.RenewWindow(life)).UTC()
+}
+
+func (t renewTurns) String() string {
+	if t.Seat < 0 || t.Masters <= 1 {
+		return "this node renews each certificate when it is due (TURN = RENEWS AT): no other master takes turns with it"
+	}
+	return fmt.Sprintf("this node is master seat %d of %d: it renews in the first half of its own windows, one in %d (windows of a fortieth of a certificate's lifetime, at most 15 min)",
+		t.Seat, t.Masters, t.Masters)
+}
+
+// readTurns finds this node's seat and the master count in its data
+// directory (the agent's saved state); a node without one renews when due.
+func readTurns(dir datadir.Dir) renewTurns {
+	t := renewTurns{Seat: roles.Worker}
+	var id datadir.Identity
+	if dir.ReadJSON(datadir.NodeFile, &id) != nil {
+		return t
+	}
+	st, err := agent.LoadState(dir, nil, nil)
+	if err != nil {
+		return t
+	}
+	snap := st.Snapshot()
+	if as, ok := snap.Assignments[id.Name]; ok && as.Active() && snap.Cluster != nil {
+		t.Seat, t.Masters = as.Seat, snap.Cluster.Cluster.Masters
+	}
+	return t
 }
 
 // kubeconfigPaths are the kubeconfigs knode writes (masters have all of them).
@@ -69,7 +123,7 @@ func kubeconfigPaths() []string {
 // listCerts reads the certificates under root (a prefix for tests: "/" on a
 // node), soonest expiry first. Missing files are skipped; unreadable ones are
 // an error naming them.
-func listCerts(root string, now time.Time) ([]certInfo, error) {
+func listCerts(root string, now time.Time, turns renewTurns) ([]certInfo, error) {
 	var out []certInfo
 	add := func(p string, certPEM []byte) error {
 		cert, err := pki.ParseCert(certPEM)
@@ -80,7 +134,8 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 			NotAfter: cert.NotAfter.UTC(), DaysLeft: int(cert.NotAfter.Sub(now).Hours() / 24)}
 		if !cert.IsCA {
 			at := pki.RenewAt(cert).UTC()
-			info.RenewsAt = &at
+			turn := turns.at(at, now, cert.NotAfter.Sub(cert.NotBefore))
+			info.RenewsAt, info.RenewTurn = &at, &turn
 		}
 		out = append(out, info)
 		return nil
@@ -125,13 +180,16 @@ func listCerts(root string, now time.Time) ([]certInfo, error) {
 
 func printCerts(w io.Writer, certs []certInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EXPIRES\tDAYS LEFT\tRENEWS AT\tSUBJECT\tPATH")
+	fmt.Fprintln(tw, "EXPIRES\tDAYS LEFT\tRENEWS AT\tTURN\tSUBJECT\tPATH")
 	for _, c := range certs {
-		renews := "-"
+		renews, turn := "-", "-"
 		if c.RenewsAt != nil {
 			renews = c.RenewsAt.Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", c.NotAfter.Format(time.RFC3339), c.DaysLeft, renews, c.Subject, c.Path)
+		if c.RenewTurn != nil {
+			turn = c.RenewTurn.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", c.NotAfter.Format(time.RFC3339), c.DaysLeft, renews, turn, c.Subject, c.Path)
 	}
 	tw.Flush()
 }

@@ -24,7 +24,8 @@ type Etcd struct {
 	// AddErrs are returned by the next AddMember calls, one each, before
 	// they succeed (etcd's refusals, such as "unhealthy cluster").
 	AddErrs []error
-	// Calls records each call: "members ENDPOINTS" or "add ENDPOINTS PEERURL".
+	// Calls records each call: "members ENDPOINTS", "add ENDPOINTS PEERURL"
+	// or "update ENDPOINTS NAME PEERURL".
 	Calls []string
 }
 
@@ -78,4 +79,21 @@ func (f *Etcd) AddMember(ctx context.Context, endpoints []string, peerURL string
 	}
 	f.Peers = append(f.Peers, hostprep.EtcdPeer{PeerURLs: []string{peerURL}})
 	return nil
+}
+
+// UpdatePeer implements hostprep.Etcd.
+func (f *Etcd) UpdatePeer(ctx context.Context, endpoints []string, name, oldPeerURL, peerURL string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Calls = append(f.Calls, "update "+strings.Join(endpoints, ",")+" "+name+" "+peerURL)
+	if err := f.reach(endpoints); err != nil {
+		return err
+	}
+	for i, p := range f.Peers {
+		if (p.Name == name && name != "") || slices.Contains(p.PeerURLs, oldPeerURL) || slices.Equal(p.PeerURLs, []string{peerURL}) {
+			f.Peers[i].PeerURLs = []string{peerURL}
+			return nil
+		}
+	}
+	return fmt.Errorf("etcd member update of %s (%s): no such member", name, oldPeerURL)
 }

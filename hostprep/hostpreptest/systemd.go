@@ -3,6 +3,7 @@ package hostpreptest
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -169,6 +170,9 @@ type Pods struct {
 	// Stopped lists pods ("namespace/name") with no running container:
 	// RestartContainers stops none of theirs (a removed static pod).
 	Stopped map[string]bool
+	// IPs are the addresses of the Running pods that have one (host-network
+	// pods have none).
+	IPs map[string]netip.Addr
 }
 
 // RestartContainers implements hostprep.Pods: each pod has one container.
@@ -199,4 +203,30 @@ func (f *Pods) RemoveAll(ctx context.Context) (int, error) {
 	n := 2 * len(f.Running)
 	f.Running = nil
 	return n, nil
+}
+
+// RemoveIn implements hostprep.Pods: the running pods with an address in subnet.
+func (f *Pods) RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Down {
+		return nil, fmt.Errorf("fake runtime: %w", hostprep.ErrNoRuntime)
+	}
+	var removed []string
+	f.Running = slices.DeleteFunc(f.Running, func(p string) bool {
+		ip, ok := f.IPs[p]
+		if ok && subnet.Contains(ip) {
+			removed = append(removed, p)
+			return true
+		}
+		return false
+	})
+	return removed, nil
+}
+
+// Pods lists the running pods, safe while the fake is in use.
+func (f *Pods) Pods() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.Running)
 }
