@@ -7,8 +7,6 @@ import (
 	"os"
 	"runtime/pprof"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -27,17 +25,7 @@ import (
 // the CPU the whole process uses, over at least one full push/pull period.
 // KNODE_BENCH_NODES (comma-separated) overrides the sizes.
 func BenchmarkFormation(b *testing.B) {
-	sizes := []int{10, 50, 200}
-	if env := os.Getenv("KNODE_BENCH_NODES"); env != "" {
-		sizes = nil
-		for _, f := range strings.Split(env, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := gossiptest.BenchSizes(b)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			var forms []time.Duration

@@ -3,10 +3,7 @@ package gossip
 import (
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -25,17 +22,7 @@ import (
 // member sees every other alive, and the CPU seconds the process used for
 // it. KNODE_BENCH_NODES (comma-separated) overrides the sizes.
 func BenchmarkMemberlistFloor(b *testing.B) {
-	sizes := []int{10, 50, 200}
-	if env := os.Getenv("KNODE_BENCH_NODES"); env != "" {
-		sizes = nil
-		for _, f := range strings.Split(env, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil {
-				b.Fatal(err)
-			}
-			sizes = append(sizes, n)
-		}
-	}
+	sizes := gossiptest.BenchSizes(b)
 	key := make([]byte, 32)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {

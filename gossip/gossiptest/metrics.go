@@ -1,8 +1,11 @@
 package gossiptest
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/hashicorp/go-metrics"
@@ -47,4 +50,22 @@ func Delta(before, after map[string]int) map[string]int {
 		}
 	}
 	return out
+}
+
+// BenchSizes is the cluster sizes a formation benchmark runs: 10, 50 and 200
+// agents, or the comma-separated list in KNODE_BENCH_NODES.
+func BenchSizes(tb testing.TB) []int {
+	env := os.Getenv("KNODE_BENCH_NODES")
+	if env == "" {
+		return []int{10, 50, 200}
+	}
+	var sizes []int
+	for _, f := range strings.Split(env, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			tb.Fatalf("KNODE_BENCH_NODES=%s: %v", env, err)
+		}
+		sizes = append(sizes, n)
+	}
+	return sizes
 }
