@@ -124,6 +124,13 @@ type Agent struct {
 	stopErr      error
 	stopOnce     sync.Once
 	reconnecting atomic.Bool
+	// settleDigest is the digest the allocator last saw, and settleSince
+	// when it last changed (guarded by mu).
+	settleDigest uint64
+	settleSince  time.Time
+	// deferSince is when the allocator first held a move back (zero when
+	// none is held back; guarded by mu).
+	deferSince time.Time
 	// extraSyncs counts the full-state exchanges reconnect and meetUnknown started
 	// (memberlist's own periodic push/pull and digest syncs not included).
 	extraSyncs atomic.Int64

@@ -180,7 +180,20 @@ func (a *Agent) allocate(snap gossip.Snapshot, alive map[string]bool) {
 	claims := maps.Clone(a.claims)
 	key := ed25519.NewKeyFromSeed(a.secrets.DecisionKey)
 	a.mu.Unlock()
+	settled := a.settled()
+	deferred := false
 	for _, d := range roles.Plan(snap, claims, a.cluster, a.id.Name, a.state.Tick) {
+		if old, ok := snap.Assignments[d.Node]; ok && moves(old, d) && !settled && a.mayDefer() {
+			// A subnet or seat held twice is resolved only once this
+			// node's records have stopped changing (for at most a few
+			// intervals: a busy cluster's records may never rest): after
+			// a partition heals, the two sides' records arrive over a
+			// moment, and a decision that looks contested may already be
+			// superseded by one still on its way (moving a node that held
+			// its subnet alone). The next pass decides again.
+			deferred = true
+			continue
+		}
 		d.Sign(key)
 		a.log.Info("decided", "for", d.Node, "podCIDR", d.PodCIDR, "seat", d.Seat, "released", d.Released, "error", d.Error)
 		if err := a.g.Decide(d); err != nil {
@@ -195,6 +208,40 @@ func (a *Agent) allocate(snap gossip.Snapshot, alive map[string]bool) {
 			a.sendDecision(d) // the claimant learns it at once, not by gossip
 		}
 	}
+	if !deferred {
+		a.mu.Lock()
+		a.deferSince = time.Time{}
+		a.mu.Unlock()
+	}
+}
+
+// mayDefer reports whether a move may still wait for the records to settle:
+// for at most ten intervals from the first deferral.
+func (a *Agent) mayDefer() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.deferSince.IsZero() {
+		a.deferSince = time.Now()
+	}
+	return time.Since(a.deferSince) < 10*a.interval()
+}
+
+// moves reports whether d takes an active node off the subnet or seat its
+// decision old gives it.
+func moves(old, d gossip.Assignment) bool {
+	return old.Active() && !d.Released && (old.PodCIDR != d.PodCIDR || old.Seat != d.Seat)
+}
+
+// settled reports whether this node's records have not changed for an
+// two intervals (see allocate).
+func (a *Agent) settled() bool {
+	dg, _ := a.state.Digest()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if dg != a.settleDigest {
+		a.settleDigest, a.settleSince = dg, time.Now()
+	}
+	return time.Since(a.settleSince) >= 2*a.interval()
 }
 
 // myClaim is this node's claim, unsigned: its name, keys and address.
