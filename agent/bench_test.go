@@ -6,9 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -39,12 +37,12 @@ func BenchmarkFormation(b *testing.B) {
 				formCores = append(formCores, r.formCores)
 				failed = append(failed, r.failedProbes)
 			}
-			b.ReportMetric(median(forms).Seconds(), "s/converged")
-			b.ReportMetric(medianF(formBytes), "B/node-formation")
-			b.ReportMetric(medianF(rest), "B/node/s-at-rest")
-			b.ReportMetric(medianF(cores), "cores-at-rest")
-			b.ReportMetric(medianF(formCores), "cores-forming")
-			b.ReportMetric(medianF(failed), "failed-probes-forming")
+			b.ReportMetric(gossiptest.Median(forms).Seconds(), "s/converged")
+			b.ReportMetric(gossiptest.Median(formBytes), "B/node-formation")
+			b.ReportMetric(gossiptest.Median(rest), "B/node/s-at-rest")
+			b.ReportMetric(gossiptest.Median(cores), "cores-at-rest")
+			b.ReportMetric(gossiptest.Median(formCores), "cores-forming")
+			b.ReportMetric(gossiptest.Median(failed), "failed-probes-forming")
 		})
 	}
 }
@@ -64,7 +62,7 @@ func formCluster(b *testing.B, n int) formation {
 		plan.NodeCIDRMask = 26 // the /16 pod range holds 1024 subnets, not 256
 	}
 	tc := newTestClusterTiming(b, plan, gossip.LAN)
-	counts0, start, cpuStart := gossiptest.MemberlistCounts(), time.Now(), cpuTime()
+	counts0, start, cpuStart := gossiptest.MemberlistCounts(), time.Now(), gossiptest.CPUTime()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
 		wg.Add(1)
@@ -80,7 +78,7 @@ func formCluster(b *testing.B, n int) formation {
 	tc.waitAgreed(3*time.Minute, n, start)
 	var r formation
 	r.formed = time.Since(start)
-	r.formCores = (cpuTime() - cpuStart).Seconds() / r.formed.Seconds()
+	r.formCores = (gossiptest.CPUTime() - cpuStart).Seconds() / r.formed.Seconds()
 	fd := gossiptest.Delta(counts0, gossiptest.MemberlistCounts())
 	r.failedProbes = float64(fd["degraded.probe"])
 	b.Logf("%d agents: memberlist's failure detector while forming: %d failed probes; %d suspect, %d dead and %d alive messages handled",
@@ -96,7 +94,7 @@ func formCluster(b *testing.B, n int) formation {
 	if w, err := time.ParseDuration(os.Getenv("KNODE_BENCH_DEBUG")); err == nil {
 		r.restWindow = w // a shorter window while debugging (not a figure)
 	}
-	sent0, cpu0 := tc.totalSent(), cpuTime()
+	sent0, cpu0 := tc.totalSent(), gossiptest.CPUTime()
 	if path := os.Getenv("KNODE_BENCH_REST_PROFILE"); path != "" {
 		f, err := os.Create(path)
 		if err != nil {
@@ -108,7 +106,7 @@ func formCluster(b *testing.B, n int) formation {
 	}
 	time.Sleep(r.restWindow)
 	r.restBps = float64(tc.totalSent()-sent0) / float64(n) / r.restWindow.Seconds()
-	r.restCores = (cpuTime() - cpu0).Seconds() / r.restWindow.Seconds()
+	r.restCores = (gossiptest.CPUTime() - cpu0).Seconds() / r.restWindow.Seconds()
 	b.Logf("%d agents: converged %.2fs, %.0f B/node to form, queues empty %.1fs later, then %.0f B/node/s and %.3f cores over %s",
 		n, r.formed.Seconds(), r.formBytes, r.drainFor.Seconds(), r.restBps, r.restCores, r.restWindow)
 	b.StopTimer()
@@ -128,12 +126,6 @@ func pushPullPeriod(n int) time.Duration {
 	}
 	mult := math.Ceil(math.Log2(float64(n))-math.Log2(scaleThreshold)) + 1
 	return time.Duration(mult) * interval
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // waitAgreed waits until every agent sees n members alive and holds the same
@@ -213,7 +205,7 @@ func (tc *testCluster) progress(n int) string {
 		largest = max(largest, c)
 	}
 	return fmt.Sprintf("%d digests (largest group %d), records %d..%d, fewest alive %d, queued %d, cpu %.1fs",
-		len(digests), largest, minRecs, maxRecs, minAlive, tc.queued(), cpuTime().Seconds())
+		len(digests), largest, minRecs, maxRecs, minAlive, tc.queued(), gossiptest.CPUTime().Seconds())
 }
 
 func (tc *testCluster) sameDigest(n int) bool {
@@ -281,16 +273,4 @@ func (tc *testCluster) totalSent() int64 {
 		s += w.Sent()
 	}
 	return s
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func medianF(fs []float64) float64 {
-	s := slices.Clone(fs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -3,9 +3,7 @@ package gossip
 import (
 	"fmt"
 	"io"
-	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,9 +34,9 @@ func BenchmarkMemberlistFloor(b *testing.B) {
 				walls, cores = append(walls, wall.Seconds()), append(cores, cpu.Seconds()/wall.Seconds())
 				failed = append(failed, float64(fd["degraded.probe"]))
 			}
-			b.ReportMetric(median(walls), "s/all-alive")
-			b.ReportMetric(median(cores), "cores-forming")
-			b.ReportMetric(median(failed), "failed-probes-forming")
+			b.ReportMetric(gossiptest.Median(walls), "s/all-alive")
+			b.ReportMetric(gossiptest.Median(cores), "cores-forming")
+			b.ReportMetric(gossiptest.Median(failed), "failed-probes-forming")
 		})
 	}
 }
@@ -72,7 +70,7 @@ func formBare(b *testing.B, n int, key []byte) (wall, cpu time.Duration) {
 	}
 	nodes[0] = seed
 	seedAddr := seed.LocalNode().Address()
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), gossiptest.CPUTime()
 	var wg sync.WaitGroup
 	for i := 1; i < n; i++ {
 		wg.Add(1)
@@ -100,22 +98,10 @@ func formBare(b *testing.B, n int, key []byte) (wall, cpu time.Duration) {
 			}
 		}
 		if all {
-			return time.Since(start), processCPU() - cpu0
+			return time.Since(start), gossiptest.CPUTime() - cpu0
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.Fatalf("%d bare memberlist nodes did not all see each other in 3 minutes", n)
 	return 0, 0
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-func median(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

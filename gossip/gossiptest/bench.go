@@ -1,10 +1,13 @@
 package gossiptest
 
 import (
+	"cmp"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -68,4 +71,19 @@ func BenchSizes(tb testing.TB) []int {
 		sizes = append(sizes, n)
 	}
 	return sizes
+}
+
+// CPUTime is the CPU time this process has used so far (user and system).
+func CPUTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// Median is the median of v (the upper one of an even count); v is not
+// modified.
+func Median[T cmp.Ordered](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
