@@ -78,22 +78,31 @@ printf '[Service]\nExecStartPre=\nExecStartPre=/bin/sh -c "test -f /etc/ssh/ssh_
   >"$r/etc/systemd/system/ssh.service.d/knode-vm.conf"
 
 # Per-VM identity from the kernel command line (systemd.hostname=vmN knode_vm.ip=A/24
-# knode_vm.gw=G): one image, N VMs. The address is networkd's, as on a server configured with
-# systemd-networkd; the default route goes to the lab bridge, which has no uplink.
+# knode_vm.gw=G, and for a VM with a second interface knode_vm.ip2=B/24 knode_vm.gw2=H): one
+# image, N VMs. The addresses are networkd's, as on a server configured with systemd-networkd;
+# the default route goes to a lab bridge, which has no uplink.
 cat >"$r/usr/local/sbin/knode-vm-net" <<'EOF'
 #!/bin/sh
-# Writes /run/systemd/network/10-knode-vm.network from knode_vm.* on the kernel command line.
+# Writes /run/systemd/network/10-knode-vm.network (eth0) and, for a VM with a second
+# interface, 11-knode-vm.network (eth1) from knode_vm.* on the kernel command line.
 set -eu
-ip= gw=
+ip= gw= ip2= gw2=
 for a in $(cat /proc/cmdline); do
-  case $a in knode_vm.ip=*) ip=${a#*=} ;; knode_vm.gw=*) gw=${a#*=} ;; esac
+  case $a in
+  knode_vm.ip=*) ip=${a#*=} ;; knode_vm.gw=*) gw=${a#*=} ;;
+  knode_vm.ip2=*) ip2=${a#*=} ;; knode_vm.gw2=*) gw2=${a#*=} ;;
+  esac
 done
-[ -n "$ip" ] || exit 0
 mkdir -p /run/systemd/network
-{
-  printf '[Match]\nName=eth0\n\n[Network]\nAddress=%s\n' "$ip"
-  [ -z "$gw" ] || printf 'Gateway=%s\nDNS=%s\n' "$gw" "$gw"
-} >/run/systemd/network/10-knode-vm.network
+network() { # NAME ADDRESS GATEWAY FILE
+  [ -n "$2" ] || return 0
+  {
+    printf '[Match]\nName=%s\n\n[Network]\nAddress=%s\n' "$1" "$2"
+    [ -z "$3" ] || printf 'Gateway=%s\n' "$3"
+  } >"/run/systemd/network/$4"
+}
+network eth0 "$ip" "$gw" 10-knode-vm.network
+network eth1 "$ip2" "$gw2" 11-knode-vm.network
 EOF
 chmod 0755 "$r/usr/local/sbin/knode-vm-net"
 cat >"$r/etc/systemd/system/knode-vm-net.service" <<'EOF'

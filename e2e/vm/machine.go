@@ -4,24 +4,26 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
 	"knode.dev/knode/e2e/lab"
 )
 
-// VM is one machine of the lab: vmI with address 10.213.0.(10+I).
+// VM is one machine of the lab: vmI with address 10.213.0.(10+I) on the cluster's network.
 type VM struct {
 	Name, IP string
-	lab      *Lab
+	// Front is its address on the second network (10.214.0.(10+I)), which carries its default
+	// route, for a VM with two interfaces (Lab.TwoNICs); empty otherwise.
+	Front string
+	lab   *Lab
 }
 
 // Sh runs a shell command line in the VM as root (over ssh) and returns its standard output;
 // a non-zero exit is an error carrying the end of its standard error (an *exec.ExitError
 // inside, for the exit code).
 func (v *VM) Sh(ctx context.Context, script string) (string, error) {
-	cmd := exec.CommandContext(ctx, v.lab.Script, "ssh", v.Name, script)
+	cmd := v.lab.command(ctx, "ssh", v.Name, script)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 10 * time.Second
@@ -35,7 +37,7 @@ func (v *VM) Sh(ctx context.Context, script string) (string, error) {
 // knode flags; the output goes to the lab's log.
 func (v *VM) Provision(ctx context.Context, role string, flags ...string) error {
 	args := append([]string{"ssh", v.Name, ShareMount + "/provision.sh", role, ShareMount}, flags...)
-	cmd := exec.CommandContext(ctx, v.lab.Script, args...)
+	cmd := v.lab.command(ctx, args...)
 	cmd.Stdout, cmd.Stderr = v.lab.Log, v.lab.Log
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {

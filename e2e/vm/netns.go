@@ -78,3 +78,52 @@ func dialIn(ctx context.Context, ns, addr string, timeout time.Duration) (net.Co
 	d := net.Dialer{Timeout: timeout}
 	return d.DialContext(ctx, "tcp", addr)
 }
+
+// Forward listens on a loopback port of the host and forwards each connection to addr inside
+// the lab's namespace, until ctx ends; it returns the local address. The harness reads the
+// apiserver through it from the host, rather than running kubectl in a VM whose one emulated
+// CPU the control plane needs.
+func (l *Lab) Forward(ctx context.Context, addr string) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("forward to %s: %w", addr, err)
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go forwardIn(ctx, c, addr)
+		}
+	}()
+	return ln.Addr().String(), nil
+}
+
+// forwardIn copies between c and a new connection to addr in the lab's namespace.
+func forwardIn(ctx context.Context, c net.Conn, addr string) {
+	defer c.Close()
+	up := make(chan net.Conn, 1)
+	go func() {
+		// Never unlocked: the goroutine's thread ends with it, namespace and all.
+		runtime.LockOSThread()
+		conn, err := dialIn(ctx, Namespace, addr, 10*time.Second)
+		if err != nil {
+			conn = nil
+		}
+		up <- conn
+	}()
+	u := <-up
+	if u == nil {
+		return
+	}
+	defer u.Close()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+	<-done
+}

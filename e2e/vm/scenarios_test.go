@@ -22,7 +22,7 @@ func TestVMSmoke(t *testing.T) {
 
 	t0 := time.Now()
 	form(t, vms)
-	waitReady(t, vms[0], vms)
+	waitReady(t, vms)
 	timing(t, "init start to 2 nodes Ready", time.Since(t0))
 	checkRealHost(t, vms)
 	for _, v := range vms {
@@ -34,28 +34,32 @@ func TestVMSmoke(t *testing.T) {
 	checkReset(t, vms, before)
 }
 
-// TestVMCluster: the issue's scenarios on one cluster of 1 master + 1 worker, in order, as
+// TestVMCluster: the issue's scenarios on one cluster of 1 master + 2 workers, in order, as
 // subtests (under TCG forming a cluster takes most of a run, so they share one; each can be
 // picked alone with -run 'TestVMCluster/NAME', and each leaves the cluster healthy for the
-// next):
+// next). The second worker, vm3, has two interfaces: its default route goes out on a second
+// network (eth1) that the other nodes are not on, so it must be known to the cluster by its
+// address on the first (checkAddresses).
 //
 //   - workload: the container lab's scenario 2 (pod to pod across nodes, Service IP, DNS,
-//     NodePort), the image imported on the master only
-//   - reboot-worker: the worker rebooted from inside comes back Ready with no command run,
-//     with its pod subnet and the routes between the nodes' subnets on both sides
+//     NodePort, on vm3's second network too), the image imported on the master only
+//   - reboot-worker: vm3 rebooted from inside comes back Ready with no command run, with its
+//     pod subnet, its address on the cluster's network, and the routes between the nodes'
+//     subnets on every side
 //   - reboot-master: the same for the master; then the whole cluster is healthy (knode
 //     status) and, when the workload ran, it answers again as at first
 //   - reset: `knode reset` on the worker, then the master, leaves each VM as it was before
 //     knode came (links, routes, iptables, sysctls, units, files under /etc and /var/lib)
 func TestVMCluster(t *testing.T) {
-	vms := startVMs(t, 2)
+	vms := startVMs(t, 3, 3)
 	before := snapshots(t, vms)
 	t0 := time.Now()
 	form(t, vms)
-	ready := waitReady(t, vms[0], vms)
-	timing(t, "init start to 2 nodes Ready", time.Since(t0))
+	ready := waitReady(t, vms)
+	timing(t, "init start to 3 nodes Ready", time.Since(t0))
 	checkRoutes(t, vms, ready)
-	master, worker := vms[0], vms[1]
+	checkAddresses(t, vms, ready)
+	master, worker := vms[0], vms[2]
 
 	deployed := false
 	t.Run("workload", func(t *testing.T) {
@@ -63,10 +67,9 @@ func TestVMCluster(t *testing.T) {
 		deployed = true
 		checkWorkload(t, vms)
 	})
-	t.Run("reboot-worker", func(t *testing.T) { checkReboot(t, vms, worker, master, ready) })
+	t.Run("reboot-worker", func(t *testing.T) { checkReboot(t, vms, worker, ready) })
 	t.Run("reboot-master", func(t *testing.T) {
-		// Seen from the master itself once it is back: a worker holds no admin credentials.
-		checkReboot(t, vms, master, master, ready)
+		checkReboot(t, vms, master, ready)
 		t1 := time.Now()
 		for _, v := range vms {
 			if out, err := v.Sh(t.Context(), "knode status --wait --timeout "+readyTimeout(t).String()+" 2>&1"); err != nil {
@@ -83,9 +86,9 @@ func TestVMCluster(t *testing.T) {
 
 // checkReboot reboots v from inside (systemctl reboot) and checks that it comes back with no
 // command run: knode, containerd and the kubelet active in the new boot, its Node Ready with a
-// lease the new boot's kubelet renewed (as seen from on, a master), every node's pod CIDR as
-// before, and the routes between the subnets on every VM.
-func checkReboot(t *testing.T, vms []*VM, v, on *VM, ready map[string]node) {
+// lease the new boot's kubelet renewed, every node's pod CIDR as before, the routes between
+// the subnets on every VM, and every node known by its cluster address (checkAddresses).
+func checkReboot(t *testing.T, vms []*VM, v *VM, ready map[string]node) {
 	t.Helper()
 	ctx := t.Context()
 	t0 := time.Now()
@@ -98,8 +101,8 @@ func checkReboot(t *testing.T, vms []*VM, v, on *VM, ready map[string]node) {
 		return err == nil, strings.Join(strings.Fields(out), " ")
 	})
 	timing(t, v.Name+": reboot to knode, containerd and kubelet active", time.Since(t0))
-	waitRenewed(t, on, v, t0)
-	again := waitReady(t, on, vms)
+	waitRenewed(t, v, t0)
+	again := waitReady(t, vms)
 	timing(t, v.Name+": reboot to Ready", time.Since(t0))
 	for _, n := range vms {
 		if got, want := again[n.Name].PodCIDR, ready[n.Name].PodCIDR; got != want {
@@ -108,25 +111,64 @@ func checkReboot(t *testing.T, vms []*VM, v, on *VM, ready map[string]node) {
 	}
 	checkRoutes(t, vms, again)
 	timing(t, v.Name+": reboot to routes back on every VM", time.Since(t0))
+	checkAddresses(t, vms, again)
 }
 
-// waitRenewed waits until v's node lease (kube-node-lease) was renewed after since, as seen
-// from on: the kubelet of a boot that began after since heartbeats again. (A Node may still
-// read Ready from before a short reboot; its lease cannot be renewed by a kubelet that is not
-// running.)
-func waitRenewed(t *testing.T, on, v *VM, since time.Time) {
+// checkAddresses checks that every node is known by its address on the cluster's network,
+// the one the others reach it on: the kubelet's InternalIP and the address gossip advertises
+// (knode status on the master). On a VM with two interfaces, whose default route and first
+// private address are on the other network, it checks that they are, so that the checks
+// above test what they mean to.
+func checkAddresses(t *testing.T, vms []*VM, ready map[string]node) {
+	t.Helper()
+	ctx := t.Context()
+	out, err := vms[0].Sh(ctx, "knode status --json")
+	if err != nil && out == "" {
+		t.Fatalf("knode status --json on %s: %v", vms[0].Name, err)
+	}
+	var st struct {
+		Members []struct{ Name, Address string }
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("knode status --json on %s: %v: %.300s", vms[0].Name, err, out)
+	}
+	gossiped := map[string]string{}
+	for _, m := range st.Members {
+		gossiped[m.Name] = m.Address
+	}
+	for _, v := range vms {
+		if got := ready[v.Name].InternalIP; got != v.IP {
+			t.Errorf("%s: Node InternalIP %q, want its cluster address %s", v.Name, got, v.IP)
+		}
+		if got, want := gossiped[v.Name], v.IP+":7946"; got != want {
+			t.Errorf("%s: gossip address %q in the master's knode status, want %s", v.Name, got, want)
+		}
+		if v.Front == "" {
+			continue
+		}
+		route, err := v.Sh(ctx, "ip -j route show default")
+		var routes []struct{ Gateway, Dev string }
+		if err == nil {
+			err = json.Unmarshal([]byte(route), &routes)
+		}
+		if err != nil || len(routes) != 1 || routes[0].Dev != "eth1" {
+			t.Errorf("%s: default route %s (%v), want one via eth1, its second network", v.Name, strings.TrimSpace(route), err)
+		}
+	}
+}
+
+// waitRenewed waits until v's node lease (kube-node-lease) was renewed after since: the
+// kubelet of a boot that began after since heartbeats again. (A Node may still read Ready
+// from before a short reboot; its lease cannot be renewed by a kubelet that is not running.)
+func waitRenewed(t *testing.T, v *VM, since time.Time) {
 	t.Helper()
 	waitFor(t, v.Name+": node lease renewed after "+since.Format(time.TimeOnly), readyTimeout(t), func() (bool, string) {
-		out, err := on.Sh(t.Context(), "knode kubectl -n kube-node-lease get lease "+v.Name+" -o json")
-		if err != nil {
-			return false, err.Error()
-		}
 		var lease struct {
 			Spec struct {
 				RenewTime time.Time `json:"renewTime"`
 			}
 		}
-		if err := json.Unmarshal([]byte(out), &lease); err != nil {
+		if err := get(t.Context(), "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/"+v.Name, &lease); err != nil {
 			return false, err.Error()
 		}
 		return lease.Spec.RenewTime.After(since), "renewed at " + lease.Spec.RenewTime.Format(time.TimeOnly)

@@ -37,6 +37,9 @@ type Lab struct {
 	Work string
 	// Log receives vm.sh's output and progress lines.
 	Log io.Writer
+	// TwoNICs are the VMs (1-based) Up gives a second interface on a second network that
+	// carries their default route (KNODE_VM_TWO_NICS); nil keeps the environment's.
+	TwoNICs []int
 }
 
 // New returns a Lab configured from the environment; log receives vm.sh's output (os.Stderr
@@ -71,9 +74,22 @@ func sourceDir() (string, error) {
 // Share is the host side of the VMs' share.
 func (l *Lab) Share() string { return filepath.Join(l.Work, "share") }
 
+// command is vm.sh ARGS with the lab's environment.
+func (l *Lab) command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, l.Script, args...)
+	if l.TwoNICs != nil {
+		nics := make([]string, len(l.TwoNICs))
+		for i, n := range l.TwoNICs {
+			nics[i] = fmt.Sprint(n)
+		}
+		cmd.Env = append(os.Environ(), "KNODE_VM_TWO_NICS="+strings.Join(nics, " "))
+	}
+	return cmd
+}
+
 // run runs vm.sh ARGS, its output to l.Log.
 func (l *Lab) run(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, l.Script, args...)
+	cmd := l.command(ctx, args...)
 	cmd.Stdout, cmd.Stderr = l.Log, l.Log
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
@@ -84,7 +100,7 @@ func (l *Lab) run(ctx context.Context, args ...string) error {
 
 // output runs vm.sh ARGS and returns its standard output.
 func (l *Lab) output(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, l.Script, args...)
+	cmd := l.command(ctx, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 10 * time.Second
@@ -125,7 +141,11 @@ func (l *Lab) Up(ctx context.Context, n int, bin string) ([]*VM, error) {
 		if err != nil {
 			return nil, err
 		}
-		vms[i] = &VM{Name: name, IP: strings.TrimSpace(ip), lab: l}
+		front, err := l.output(ctx, "front-ip", name)
+		if err != nil {
+			return nil, err
+		}
+		vms[i] = &VM{Name: name, IP: strings.TrimSpace(ip), Front: strings.TrimSpace(front), lab: l}
 	}
 	return vms, nil
 }

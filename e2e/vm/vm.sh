@@ -6,13 +6,16 @@
 #   vm.sh cluster [N]      `make vm-lab`: up, provision.sh init on vm1 and join on the others,
 #                          waits until every node is Ready, prints status and nodes
 #   vm.sh down             journals and consoles kept, VMs stopped, taps, bridge, namespace removed
-#   vm.sh deps | image | accel | status | ip VM
+#   vm.sh deps | image | accel | status | ip VM | front-ip VM
 #   vm.sh ssh VM CMD...    run CMD in VM (as root, over ssh from inside the namespace)
 #   vm.sh reboot VM        reboot VM from inside and wait until it answers again
 #   vm.sh snapshot VM      links, routes, iptables, sysctls, units, files under /etc and /var/lib
 #   vm.sh mem VM           resident memory of the VM's qemu on the host, MiB
 #   vm.sh journal VM       save VM's journal (this boot and earlier ones) into the work dir
-# VM is vmI or just I (1..N). VM I has address 10.213.0.(10+I)/24; the bridge is 10.213.0.1.
+# VM is vmI or just I (1..N). VM I has address 10.213.0.(10+I)/24 on eth0; the bridge is
+# 10.213.0.1. A VM listed in KNODE_VM_TWO_NICS has a second interface, eth1, with
+# 10.214.0.(10+I)/24 on a second bridge (10.214.0.1) that carries its default route: its
+# cluster network is then neither its default route nor its only private address.
 #
 # Environment (defaults in brackets):
 #   KNODE_VM_STATE [/var/lib/knode-vm]   image cache (keyed by a hash of image.sh) and .debs
@@ -29,6 +32,7 @@
 #   KNODE_VM_LOCK [/run/knode-e2e.lock]  the lab lock, shared with the container lab: `up`
 #                                        takes it and the VMs hold it until they stop
 #   KNODE_VM_LOCK_HELD [0]               1: the caller holds that lock already (make vm-e2e)
+#   KNODE_VM_TWO_NICS []                 VMs (numbers, space-separated) with a second interface
 set -euo pipefail
 
 VM_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,6 +49,10 @@ LOCK=${KNODE_VM_LOCK:-/run/knode-e2e.lock}
 NS=knode-vm
 BRIDGE=kvmbr0
 BASE=10.213.0
+# The second network of the VMs in KNODE_VM_TWO_NICS: their default route, not the cluster's.
+FRONT_BRIDGE=kvmbr1
+FRONT_BASE=10.214.0
+TWO_NICS=" ${KNODE_VM_TWO_NICS:-} "
 # The provisioning script the VMs run; vagrant/Vagrantfile names the same file.
 PROVISION=$VM_DIR/provision.sh
 
@@ -60,6 +68,11 @@ vm_num() {
   echo "$n"
 }
 vm_ip() { echo "$BASE.$((10 + $(vm_num "$1")))"; }
+# vm_front_ip VM: its address on the second network, empty for a VM with one interface.
+vm_front_ip() {
+  local i; i=$(vm_num "$1")
+  case $TWO_NICS in *" $i "*) echo "$FRONT_BASE.$((10 + i))" ;; esac
+}
 # vms: every VM with a pid file or an overlay (qemu removes its pid file when it exits).
 vms() { for f in "$RUN"/vm*.pid "$RUN"/vm*.qcow2; do [ -f "$f" ] && basename "${f%.*}"; done | sort -uV; }
 
@@ -130,6 +143,9 @@ cmd_net_up() {
   nsx ip link add "$BRIDGE" type bridge
   nsx ip addr add "$BASE.1/24" dev "$BRIDGE"
   nsx ip link set "$BRIDGE" up
+  nsx ip link add "$FRONT_BRIDGE" type bridge
+  nsx ip addr add "$FRONT_BASE.1/24" dev "$FRONT_BRIDGE"
+  nsx ip link set "$FRONT_BRIDGE" up
 }
 
 cmd_net_down() {
@@ -166,8 +182,10 @@ qemu_pid() {
 }
 
 start_vm() {
-  local vm=$1 i ip tap accel img acc cpus=$CPUS
+  local vm=$1 i ip tap accel img acc cpus=$CPUS front net nic2=()
   i=$(vm_num "$vm"); ip=$(vm_ip "$vm"); tap=kvmtap$i; img=$(image_dir); accel=$(cmd_accel)
+  front=$(vm_front_ip "$vm")
+  net="knode_vm.ip=$ip/24 knode_vm.gw=$BASE.1"
   [ "$i" = 1 ] && cpus=$MASTER_CPUS
   if qemu_pid "$vm" >/dev/null; then say "$vm already running"; return 0; fi
   case $accel in
@@ -177,18 +195,26 @@ start_vm() {
   esac
   nsx ip link show "$tap" >/dev/null 2>&1 || nsx ip tuntap add "$tap" mode tap
   nsx ip link set "$tap" master "$BRIDGE" up
+  if [ -n "$front" ]; then
+    # eth1 on the front bridge takes the default route; eth0 keeps only its own subnet.
+    nsx ip link show "kvmftap$i" >/dev/null 2>&1 || nsx ip tuntap add "kvmftap$i" mode tap
+    nsx ip link set "kvmftap$i" master "$FRONT_BRIDGE" up
+    net="knode_vm.ip=$ip/24 knode_vm.ip2=$front/24 knode_vm.gw2=$FRONT_BASE.1"
+    nic2=(-netdev "tap,id=n1,ifname=kvmftap$i,script=no,downscript=no"
+      -device "virtio-net-pci,netdev=n1,mac=52:54:00:d5:01:$(printf %02x $((10 + i)))")
+  fi
   [ -f "$RUN/$vm.qcow2" ] || qemu-img create -q -f qcow2 -b "$img/disk.qcow2" -F qcow2 "$RUN/$vm.qcow2"
   # -kernel/-initrd: the image's own kernel, no boot loader; a guest reboot boots it again.
   nsx qemu-system-x86_64 -name "$vm" "${acc[@]}" -smp "$cpus" -m "$MEM" -M q35 \
     -nodefaults -display none -kernel "$img/vmlinuz" -initrd "$img/initrd.img" \
-    -append "root=LABEL=knode-vm rw console=ttyS0 net.ifnames=0 systemd.hostname=$vm knode_vm.ip=$ip/24 knode_vm.gw=$BASE.1" \
+    -append "root=LABEL=knode-vm rw console=ttyS0 net.ifnames=0 systemd.hostname=$vm $net" \
     -drive "file=$RUN/$vm.qcow2,if=virtio,cache=unsafe,discard=unmap" \
     -netdev "tap,id=n0,ifname=$tap,script=no,downscript=no" \
-    -device "virtio-net-pci,netdev=n0,mac=52:54:00:d5:00:$(printf %02x $((10 + i)))" \
+    -device "virtio-net-pci,netdev=n0,mac=52:54:00:d5:00:$(printf %02x $((10 + i)))" "${nic2[@]}" \
     -virtfs "local,path=$SHARE,mount_tag=knodelab,security_model=none" \
     -serial "file:$RUN/$vm.console" -monitor "unix:$RUN/$vm.mon,server=on,wait=off" \
     -pidfile "$RUN/$vm.pid" -daemonize
-  say "$vm started: pid $(cat "$RUN/$vm.pid"), $ip, accel $accel, $cpus vCPU, $MEM MiB"
+  say "$vm started: pid $(cat "$RUN/$vm.pid"), $ip${front:+ and $front (default route)}, accel $accel, $cpus vCPU, $MEM MiB"
 }
 
 cmd_up() {
@@ -363,6 +389,7 @@ main() {
   accel) cmd_accel ;;
   status) cmd_status ;;
   ip) vm_ip "${1:?VM}" ;;
+  front-ip) vm_front_ip "${1:?VM}" ;;
   ssh) vm=vm$(vm_num "${1:?VM}"); shift; vm_ssh "$vm" "$@" ;;
   mem) p=$(qemu_pid "vm$(vm_num "${1:?VM}")") || die "vm${1#vm} is not running"
     awk '/^VmRSS:/{printf "%d\n", $2/1024}' "/proc/$p/status" ;;

@@ -3,7 +3,6 @@
 package vm
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,17 +21,11 @@ type pod struct {
 	Status   struct{ Phase, PodIP string }
 }
 
-// echoPods lists the echo workload's pods through `knode kubectl` on v.
-func echoPods(t *testing.T, v *VM) ([]pod, error) {
-	out, err := v.Sh(t.Context(), "knode kubectl get pods -l app=echo -o json")
-	if err != nil {
-		return nil, err
-	}
+// echoPods lists the echo workload's pods.
+func echoPods(t *testing.T) ([]pod, error) {
 	var list struct{ Items []pod }
-	if err := json.Unmarshal([]byte(out), &list); err != nil {
-		return nil, fmt.Errorf("kubectl get pods -o json on %s: %w", v.Name, err)
-	}
-	return list.Items, nil
+	err := get(t.Context(), "/api/v1/namespaces/default/pods?labelSelector=app%3Decho", &list)
+	return list.Items, err
 }
 
 // deployWorkload puts the echo image (lab.EchoImage, the container lab's) into the share,
@@ -75,7 +68,7 @@ func checkWorkload(t *testing.T, vms []*VM) {
 	t0 := time.Now()
 	var pods []pod
 	waitFor(t, "one Running echo pod on every VM", readyTimeout(t), func() (bool, string) {
-		ps, err := echoPods(t, master)
+		ps, err := echoPods(t)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -91,11 +84,13 @@ func checkWorkload(t *testing.T, vms []*VM) {
 	})
 	timing(t, "echo pods Running on every VM", time.Since(t0))
 
-	svcIP, err := master.Sh(ctx, "knode kubectl get service echo -o jsonpath={.spec.clusterIP}")
-	if err != nil {
+	var svc struct {
+		Spec struct{ ClusterIP string }
+	}
+	if err := get(ctx, "/api/v1/namespaces/default/services/echo", &svc); err != nil {
 		t.Fatalf("service echo: %v", err)
 	}
-	svcIP = strings.TrimSpace(svcIP)
+	svcIP := svc.Spec.ClusterIP
 	connect := func(from pod, target string) error {
 		_, err := master.Sh(ctx, "knode kubectl exec "+from.Metadata.Name+" -- /agnhost connect --timeout=5s "+target)
 		return err
@@ -119,15 +114,24 @@ func checkWorkload(t *testing.T, vms []*VM) {
 	}
 	timing(t, "pod-to-pod, Service IP and DNS checks from every pod", time.Since(t1))
 
-	v := vms[len(vms)-1]
-	url := "http://" + v.IP + ":" + strconv.Itoa(lab.EchoNodePort) + "/hostname"
-	t2 := time.Now()
-	waitFor(t, "NodePort "+url+" from the lab's namespace", 2*time.Minute, func() (bool, string) {
-		code, body, err := theLab.Get(ctx, url, 5*time.Second)
-		if err != nil {
-			return false, err.Error()
+	// The NodePort on the last VM's cluster address and on every VM's second network: a
+	// node's NodePorts answer on each of its addresses.
+	addrs := []string{vms[len(vms)-1].IP}
+	for _, v := range vms {
+		if v.Front != "" {
+			addrs = append(addrs, v.Front)
 		}
-		return code == 200 && strings.HasPrefix(body, "echo-"), fmt.Sprintf("%d %q", code, body)
-	})
-	timing(t, "NodePort answers", time.Since(t2))
+	}
+	for _, a := range addrs {
+		url := "http://" + a + ":" + strconv.Itoa(lab.EchoNodePort) + "/hostname"
+		t2 := time.Now()
+		waitFor(t, "NodePort "+url+" from the lab's namespace", 2*time.Minute, func() (bool, string) {
+			code, body, err := theLab.Get(ctx, url, 5*time.Second)
+			if err != nil {
+				return false, err.Error()
+			}
+			return code == 200 && strings.HasPrefix(body, "echo-"), fmt.Sprintf("%d %q", code, body)
+		})
+		timing(t, "NodePort answers on "+a, time.Since(t2))
+	}
 }
