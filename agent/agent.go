@@ -92,7 +92,11 @@ type Agent struct {
 	refusedAt map[string]time.Time
 	csrs      *csrLimiter // how often this master signs each node's requests
 
-	idSave   sync.Mutex // held while the identity is written (saveIdentity)
+	idSave sync.Mutex // held while the identity is written (saveIdentity)
+	// hostMu is held while the host is being changed (RestoreHost and the host
+	// loop's keepPeers): two runs of the same phases at once race on one
+	// host (at boot, two restores both created cbr0, and the loser failed).
+	hostMu   sync.Mutex
 	rotating atomic.Bool
 	keyAcks  map[keyAckKey]bool // gossip key steps confirmed to this master
 	keyAcked chan struct{}

@@ -211,6 +211,8 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 	if h == nil || h.Host == nil {
 		return nil
 	}
+	a.hostMu.Lock()
+	defer a.hostMu.Unlock()
 	a.mu.Lock()
 	last, restored, configured := a.lastPeers, a.restored, a.id.Host
 	a.mu.Unlock()
@@ -218,7 +220,7 @@ func (a *Agent) keepPeers(ctx context.Context) error {
 		return nil // init or join is still configuring the host: not ours to touch yet
 	}
 	if !restored { // the boot phases have not succeeded yet
-		return a.RestoreHost(ctx)
+		return a.restoreHost(ctx)
 	}
 	spec, err := a.HostSpec(nil)
 	if err != nil {
@@ -280,8 +282,25 @@ func (a *Agent) MarkHost() error {
 // when the host is already in place.
 var bootPhases = []string{hostprep.PhaseKernel, hostprep.PhaseBridge, hostprep.PhasePodNetwork, hostprep.PhaseCNI, hostprep.PhaseIPTables}
 
-// RestoreHost re-applies the boot phases.
+// RestoreHost re-applies the boot phases, unless the host loop did already.
 func (a *Agent) RestoreHost(ctx context.Context) error {
+	a.hostMu.Lock()
+	defer a.hostMu.Unlock()
+	a.mu.Lock()
+	restored := a.restored
+	a.mu.Unlock()
+	if restored {
+		return nil
+	}
+	return a.restoreHost(ctx)
+}
+
+// restoreHost re-applies the boot phases; the caller holds hostMu. A failure
+// leaves the host as it is, to be retried by the host loop: never rolled
+// back, as a rollback on a running node would delete cbr0 under its pods and
+// the container runtime's own directories (/var/lib/cni) with them (seen on
+// a rebooted VM).
+func (a *Agent) restoreHost(ctx context.Context) error {
 	h := a.hostOpts()
 	if h == nil || h.Host == nil {
 		return nil
@@ -290,7 +309,7 @@ func (a *Agent) RestoreHost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &hostprep.Runner{Only: bootPhases, Out: h.Out, Log: a.log}
+	r := &hostprep.Runner{Only: bootPhases, NoRollback: true, Out: h.Out, Log: a.log}
 	if _, err := r.Apply(ctx, &spec, h.Host); err != nil {
 		return fmt.Errorf("restore the host's network: %w", err)
 	}

@@ -42,6 +42,8 @@ func (a *Agent) renewWait(next time.Time) time.Duration {
 // and returns when the next one is due.
 func (a *Agent) renewCerts(ctx context.Context) (time.Time, error) {
 	h := a.hostOpts()
+	a.hostMu.Lock()
+	defer a.hostMu.Unlock()
 	a.mu.Lock()
 	configured, restored := a.id.Host, a.restored
 	a.mu.Unlock()

@@ -22,8 +22,9 @@
 #   KNODE_VM_WORK [e2e/_work/vm]         overlays, consoles, journals, the 9p share, logs
 #   KNODE_VM_ACCEL []                    kvm or tcg; empty: kvm when /dev/kvm is a VMX/SVM KVM
 #   KNODE_VM_MEM [2048] KNODE_VM_CPUS [1]  per VM (MiB, vCPUs)
-#   KNODE_VM_MASTER_CPUS [KNODE_VM_CPUS] vCPUs of vm1 (the master the scenarios init); under TCG
-#                                        on this 2-core host 2 were slower than 1 (see e2e/README)
+#   KNODE_VM_MASTER_CPUS [2]             vCPUs of vm1 (the master the scenarios init): with 1,
+#                                        under TCG, its controller-manager lost its lease in a
+#                                        loop; 2 need the host's cores free (see e2e/README)
 #   KNODE_BIN []                         the knode binary copied into the VMs (cluster)
 #   KNODE_INIT_ARGS [] KNODE_JOIN_ARGS [] extra flags of `knode init` / `knode join`
 #   KNODE_VM_TIMEOUT [2700]              seconds to wait for ssh, and for all nodes Ready (TCG
@@ -43,7 +44,7 @@ RUN=$WORK/run
 SHARE=$WORK/share
 MEM=${KNODE_VM_MEM:-2048}
 CPUS=${KNODE_VM_CPUS:-1}
-MASTER_CPUS=${KNODE_VM_MASTER_CPUS:-$CPUS}
+MASTER_CPUS=${KNODE_VM_MASTER_CPUS:-2}
 TIMEOUT=${KNODE_VM_TIMEOUT:-2700}
 LOCK=${KNODE_VM_LOCK:-/run/knode-e2e.lock}
 NS=knode-vm
