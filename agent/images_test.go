@@ -209,9 +209,12 @@ func TestImagesImportedOnOneNodePulledOnAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "n02 no longer counts n01", func() bool { return slices.Equal(holders(n02, ref), []string{"n00"}) })
-	if ann := n02.Snapshot().Images["n01"]; len(ann.Refs) != 0 || len(ann.Blobs) != 0 {
-		t.Errorf("n01's announcement after it left: %+v", ann)
-	}
+	// The record of its leave and the removal of its announcement may reach
+	// n02 in separate rounds (seen once in a loaded run).
+	waitFor(t, 10*time.Second, "n01's announcement gone from n02", func() bool {
+		ann := n02.Snapshot().Images["n01"]
+		return len(ann.Refs) == 0 && len(ann.Blobs) == 0
+	})
 
 	// n00 removes the image: its name and blobs leave its announcement,
 	// and its containerd's collector removed the blobs.
