@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -44,9 +45,12 @@ type node struct {
 	etcd    string          // etcd's /health body
 	caPEM   []byte          // what the kubeconfig trusts
 	reads   atomic.Int32    // GETs of the Node
+	conns   atomic.Int32    // connections the endpoints accepted
+	plain   *httptest.Server
+	secure  *httptest.Server
 }
 
-func newNode(t *testing.T) *node {
+func newNode(t testing.TB) *node {
 	t.Helper()
 	n := &node{units: units{"containerd.service": "active/running", "kubelet.service": "active/running", "kube-proxy.service": "active/running"},
 		healthy: map[string]bool{"kubelet": true, "cm": true, "sched": true, "readyz": true}, ready: "True", etcd: `{"health":"true","reason":""}`}
@@ -82,12 +86,21 @@ func newNode(t *testing.T) *node {
 		obj.Status.NodeInfo = kubeapi.NodeSystemInfo{KubeletVersion: "v1.36.3", ContainerRuntimeVersion: "containerd://v2.4.2"}
 		json.NewEncoder(w).Encode(obj)
 	})
-	plain := httptest.NewServer(mux)
+	countConns := func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			n.conns.Add(1)
+		}
+	}
+	plain := httptest.NewUnstartedServer(mux)
+	plain.Config.ConnState = countConns
+	plain.Start()
 	t.Cleanup(plain.Close)
 	secure := httptest.NewUnstartedServer(mux)
+	secure.Config.ConnState = countConns
 	secure.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are part of the test
 	secure.StartTLS()
 	t.Cleanup(secure.Close)
+	n.plain, n.secure = plain, secure
 	n.caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: secure.Certificate().Raw})
 	ca, _ := pki.NewCA("t", time.Now())
 	cred, _ := pki.Issue(ca, pki.CertSpec{CommonName: "system:node:n1", Client: true}, time.Now())
@@ -191,5 +204,132 @@ func TestCertsIn(t *testing.T) {
 	got := CertsIn(dir, filepath.Join(dir, "missing"))
 	if len(got) != 2 || got[0].Name != "ca" || got[1].Name != "etcd/server" || !got[0].NotAfter.Equal(ca.Cert.NotAfter) {
 		t.Errorf("certs: %+v", got)
+	}
+}
+
+// BenchmarkProbeCheck is one health check (every 2 s in each agent): the
+// units, containerd's socket, the kubelet, the Node through the apiserver with
+// the kubelet's credential (here in every check; the agent reads it every
+// 10 s), the node's certificates on disk, and on a master etcd, the
+// apiserver, the controller-manager and the scheduler. The fake endpoints'
+// own work is in the figure too.
+func BenchmarkProbeCheck(b *testing.B) {
+	for _, master := range []bool{false, true} {
+		b.Run(map[bool]string{false: "worker", true: "master"}[master], func(b *testing.B) {
+			n := newNode(b)
+			dir := b.TempDir()
+			ca, _ := pki.NewCA("t", time.Now())
+			for i := range 12 {
+				cred, _ := pki.Issue(ca, pki.CertSpec{CommonName: fmt.Sprint("c", i), Client: true}, time.Now())
+				os.WriteFile(filepath.Join(dir, fmt.Sprint("c", i, ".crt")), cred.CertPEM, 0o600)
+			}
+			n.probe.Certs = func() []CertFile { return CertsIn(dir) }
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if h := n.probe.Check(ctx, "n1", master); failing(h) != "" {
+					b.Fatal(failing(h))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCertsIn: the expiry scan of the health check over 12 certificates,
+// read and parsed each time, and through the cache the agent's probe keeps.
+func BenchmarkCertsIn(b *testing.B) {
+	dir := b.TempDir()
+	ca, _ := pki.NewCA("t", time.Now())
+	for i := range 12 {
+		cred, _ := pki.Issue(ca, pki.CertSpec{CommonName: fmt.Sprint("c", i), Client: true}, time.Now())
+		os.WriteFile(filepath.Join(dir, fmt.Sprint("c", i, ".crt")), cred.CertPEM, 0o600)
+	}
+	b.Run("parsed", func(b *testing.B) {
+		for b.Loop() {
+			if len(CertsIn(dir)) != 12 {
+				b.Fatal("not 12 certificates")
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c certCache
+		for b.Loop() {
+			if len(c.in(dir)) != 12 {
+				b.Fatal("not 12 certificates")
+			}
+		}
+	})
+}
+
+// BenchmarkKubeconfig: the kubelet's kubeconfig, read and parsed for each
+// health check, and through the probe's cache.
+func BenchmarkKubeconfig(b *testing.B) {
+	ca, _ := pki.NewCA("t", time.Now())
+	cred, _ := pki.Issue(ca, pki.CertSpec{CommonName: "system:node:n1", Client: true}, time.Now())
+	name := filepath.Join(b.TempDir(), "kubelet.conf")
+	os.WriteFile(name, manifests.KubeconfigFile(manifests.Kubeconfig{Cluster: "c", Server: "https://127.0.0.1:6444",
+		CAPEM: ca.CertPEM, User: "system:node:n1", CertPEM: cred.CertPEM, KeyPEM: cred.KeyPEM}), 0o600)
+	b.Run("parsed", func(b *testing.B) {
+		for b.Loop() {
+			data, _ := os.ReadFile(name)
+			if _, err := manifests.ParseKubeconfig(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cached", func(b *testing.B) {
+		var c kubeconfigCache
+		for b.Loop() {
+			if _, err := c.read(name); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// The checks keep their connections (a check every 2 s made three TLS
+// handshakes), and an endpoint that dropped them (restarted) is asked afresh.
+func TestProbeKeepsConnections(t *testing.T) {
+	n := newNode(t)
+	ctx := context.Background()
+	for range 5 {
+		if h := n.probe.Check(ctx, "n1", true); failing(h) != "" {
+			t.Fatal(failing(h))
+		}
+	}
+	// One to the plain endpoints, one each to the apiserver (readyz with the
+	// kubelet's credential, the Node), the loopback components: at most 4.
+	if c := n.conns.Load(); c > 4 {
+		t.Errorf("5 checks opened %d connections, want at most 4 (kept between checks)", c)
+	}
+	n.plain.CloseClientConnections()
+	n.secure.CloseClientConnections()
+	if h := n.probe.Check(ctx, "n1", true); failing(h) != "" {
+		t.Errorf("after the endpoints dropped their connections: %s", failing(h))
+	}
+	n.probe.Close()
+}
+
+// A renewed certificate (rewritten in place) is read again; an unchanged one
+// is not.
+func TestCertCacheFollowsARenewal(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := pki.NewCA("t", time.Now())
+	write := func(at time.Time) {
+		cred, _ := pki.Issue(ca, pki.CertSpec{CommonName: "kubelet", Client: true}, at)
+		name := filepath.Join(dir, "kubelet.crt")
+		os.WriteFile(name, cred.CertPEM, 0o600)
+		os.Chtimes(name, at, at)
+	}
+	var c certCache
+	write(time.Now())
+	first := c.in(dir)
+	write(time.Now().Add(time.Hour))
+	second := c.in(dir)
+	if len(first) != 1 || len(second) != 1 || !second[0].NotAfter.After(first[0].NotAfter) {
+		t.Errorf("before the renewal %v, after %v: want a later expiry", first, second)
+	}
+	if again := c.in(dir); len(again) != 1 || !again[0].NotAfter.Equal(second[0].NotAfter) {
+		t.Errorf("unchanged: %v, want %v", again, second)
 	}
 }
