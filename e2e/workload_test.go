@@ -50,26 +50,16 @@ func checkWorkload(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatalf("service echo: %v", err)
 	}
-	connect := func(from kubePod, target string) error {
-		_, err := kubectl(ctx, c.first(), "exec", from.Metadata.Name, "--", "/agnhost", "connect", "--timeout=5s", target)
-		return err
+	var echo []lab.EchoPod
+	for _, p := range pods {
+		echo = append(echo, lab.EchoPod{Name: p.Metadata.Name, Node: p.Spec.NodeName, IP: p.Status.PodIP})
 	}
 	start = time.Now()
-	for _, a := range pods {
-		for _, b := range pods {
-			if a.Spec.NodeName == b.Spec.NodeName {
-				continue
-			}
-			if err := connect(a, b.Status.PodIP+":8080"); err != nil {
-				t.Errorf("pod on %s cannot reach pod %s on %s: %v", a.Spec.NodeName, b.Status.PodIP, b.Spec.NodeName, err)
-			}
-		}
-		if err := connect(a, strings.TrimSpace(svcIP)+":80"); err != nil {
-			t.Errorf("pod on %s cannot reach Service IP %s: %v", a.Spec.NodeName, svcIP, err)
-		}
-		if err := connect(a, "echo.default.svc.cluster.local:80"); err != nil {
-			t.Errorf("pod on %s cannot reach the Service by name (cluster DNS): %v", a.Spec.NodeName, err)
-		}
+	for _, err := range lab.EchoPaths(echo, strings.TrimSpace(svcIP), func(from lab.EchoPod, target string) error {
+		_, err := kubectl(ctx, c.first(), "exec", from.Name, "--", "/agnhost", "connect", "--timeout=5s", target)
+		return err
+	}) {
+		t.Error(err)
 	}
 	timing(t, "pod-to-pod, Service IP and DNS checks from every node", time.Since(start))
 

@@ -235,14 +235,16 @@ func (p *Probe) transports() {
 	if p.plain != nil {
 		return
 	}
-	keep := func(c *tls.Config) *http.Transport {
-		return &http.Transport{TLSClientConfig: c, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}
-	}
-	p.plain = keep(nil)
+	p.plain = kept(nil)
 	// The controller-manager and scheduler serve /healthz with a
 	// self-signed certificate made at start: like the kubelet's liveness
 	// probe, on loopback only, the certificate is not checked.
-	p.loop = keep(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // loopback health endpoint, see above
+	p.loop = kept(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // loopback health endpoint, see above
+}
+
+// kept is a transport that keeps one connection per endpoint between checks.
+func kept(c *tls.Config) *http.Transport {
+	return &http.Transport{TLSClientConfig: c, MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}
 }
 
 // useCredential points the apiserver's checks at kc: the connections made
@@ -253,7 +255,7 @@ func (p *Probe) useCredential(kc manifests.Kubeconfig) {
 		return
 	}
 	p.closeAPI()
-	p.api = &http.Transport{TLSClientConfig: apiTLS(kc), MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}
+	p.api = kept(apiTLS(kc))
 	p.apiFor = kc
 	p.apiClient, p.apiErr = kubeapi.New(kc.Server, kc.CAPEM, kc.CertPEM, kc.KeyPEM)
 }

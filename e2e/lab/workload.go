@@ -46,3 +46,31 @@ spec:
   ports: [{port: 80, targetPort: 8080, nodePort: %d}]
 `, replicas, EchoRef, pull, EchoNodePort)
 }
+
+// EchoPod is one Running pod of EchoWorkload, as the paths check needs it.
+type EchoPod struct{ Name, Node, IP string }
+
+// EchoPaths checks, from every echo pod, the paths scenario 2 proves: every pod on another node
+// (pod to pod across nodes), the Service IP (svcIP, port 80) and the Service by name through
+// cluster DNS. connect asks from a pod for a host:port; it returns one error per path that
+// failed.
+func EchoPaths(pods []EchoPod, svcIP string, connect func(from EchoPod, target string) error) []error {
+	var errs []error
+	for _, a := range pods {
+		for _, b := range pods {
+			if a.Node == b.Node {
+				continue
+			}
+			if err := connect(a, b.IP+":8080"); err != nil {
+				errs = append(errs, fmt.Errorf("pod on %s cannot reach pod %s on %s: %w", a.Node, b.IP, b.Node, err))
+			}
+		}
+		if err := connect(a, svcIP+":80"); err != nil {
+			errs = append(errs, fmt.Errorf("pod on %s cannot reach Service IP %s: %w", a.Node, svcIP, err))
+		}
+		if err := connect(a, "echo.default.svc.cluster.local:80"); err != nil {
+			errs = append(errs, fmt.Errorf("pod on %s cannot reach the Service by name (cluster DNS): %w", a.Node, err))
+		}
+	}
+	return errs
+}
