@@ -42,6 +42,7 @@ STATE=${KNODE_VM_STATE:-/var/lib/knode-vm}
 WORK=${KNODE_VM_WORK:-$REPO/e2e/_work/vm}
 RUN=$WORK/run
 SHARE=$WORK/share
+MNT=/mnt/knode-lab   # where each VM mounts the share (image.sh writes its fstab entry)
 MEM=${KNODE_VM_MEM:-2048}
 CPUS=${KNODE_VM_CPUS:-1}
 MASTER_CPUS=${KNODE_VM_MASTER_CPUS:-2}
@@ -171,6 +172,22 @@ wait_ssh() {
     qemu_pid "$vm" >/dev/null || { say "$vm: qemu exited (console: $RUN/$vm.console)"; return 1; }
     sleep 2
   done
+  wait_share "$vm" "$deadline"
+}
+
+# wait_share VM DEADLINE: until the lab share is mounted in the VM. Its fstab entry is nofail,
+# so boot does not wait for it and sshd can answer first: under TCG a provision.sh run once
+# found /mnt/knode-lab still empty. `systemctl start` on the mount joins a mount job already
+# under way (or starts one that failed), so the share is never mounted twice.
+wait_share() {
+  local vm=$1 deadline=$2
+  until vm_ssh "$vm" "mountpoint -q $MNT || systemctl start $MNT; mountpoint -q $MNT" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      say "$vm: the lab share is not mounted at $MNT (its journal is saved in $WORK/logs when the lab goes down)"
+      return 1
+    fi
+    sleep 2
+  done
 }
 
 # qemu_pid VM: the PID of the VM's qemu, only if it still is our qemu.
@@ -279,6 +296,7 @@ cmd_reboot() {
     [ "$(date +%s)" -lt "$deadline" ] || die "$vm did not come back from a reboot in ${TIMEOUT}s (console: $RUN/$vm.console)"
     sleep 2
   done
+  wait_share "$vm" "$deadline" || die "$vm came back from a reboot without the lab share"
   say "$vm rebooted, answers over ssh after $(since "$t0")s"
 }
 
@@ -345,14 +363,14 @@ cmd_cluster() {
   say "== vm1: provision.sh init ${slow[*]} ${KNODE_INIT_ARGS:-}"
   tinit=$(now)
   # shellcheck disable=SC2086 # KNODE_INIT_ARGS is a word list on purpose
-  vm_ssh vm1 /mnt/knode-lab/provision.sh init /mnt/knode-lab "${slow[@]}" ${KNODE_INIT_ARGS:-} 2>&1 | tee "$WORK/logs/init.log" >&2 ||
+  vm_ssh vm1 $MNT/provision.sh init $MNT "${slow[@]}" ${KNODE_INIT_ARGS:-} 2>&1 | tee "$WORK/logs/init.log" >&2 ||
     die "init failed on vm1 (output: $WORK/logs/init.log)"
   say "vm1: init returned after $(since "$tinit")s"
   for i in $(seq 2 "$count"); do
     say "== vm$i: provision.sh join ${slow[*]} ${KNODE_JOIN_ARGS:-}"
     tj=$(now)
     # shellcheck disable=SC2086
-    vm_ssh "vm$i" /mnt/knode-lab/provision.sh join /mnt/knode-lab "${slow[@]}" ${KNODE_JOIN_ARGS:-} 2>&1 | tee "$WORK/logs/join-$i.log" >&2 ||
+    vm_ssh "vm$i" $MNT/provision.sh join $MNT "${slow[@]}" ${KNODE_JOIN_ARGS:-} 2>&1 | tee "$WORK/logs/join-$i.log" >&2 ||
       die "join failed on vm$i (output: $WORK/logs/join-$i.log)"
     say "vm$i: join returned after $(since "$tj")s"
   done
