@@ -179,11 +179,14 @@ wait_ssh() {
 # so boot does not wait for it and sshd can answer first: under TCG a provision.sh run once
 # found /mnt/knode-lab still empty. `systemctl start` on the mount joins a mount job already
 # under way (or starts one that failed), so the share is never mounted twice.
+# Two minutes at most: a mount that keeps failing that long will not heal.
 wait_share() {
   local vm=$1 deadline=$2
+  [ "$deadline" -le $(($(date +%s) + 120)) ] || deadline=$(($(date +%s) + 120))
   until vm_ssh "$vm" "mountpoint -q $MNT || systemctl start $MNT; mountpoint -q $MNT" 2>/dev/null; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
-      say "$vm: the lab share is not mounted at $MNT (its journal is saved in $WORK/logs when the lab goes down)"
+      say "$vm: the lab share is not mounted at $MNT; its mount unit says:"
+      vm_ssh "$vm" "systemctl status --no-pager --lines 20 $MNT" >&2 || true
       return 1
     fi
     sleep 2
