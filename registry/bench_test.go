@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -48,5 +50,33 @@ func BenchmarkMirrorPull50MB(b *testing.B) {
 		b.StopTimer()
 		local.Close()
 		b.StartTimer()
+	}
+}
+
+// BenchmarkHeld is one recomputation of the announcement over 20 images
+// in a fake containerd over gRPC: warm, as the agent's loop runs it every
+// 2 s (manifests cached), and cold (the cache emptied first, as every call
+// was before it): go test -bench Held -count 5 ./registry.
+func BenchmarkHeld(b *testing.B) {
+	var ims []testImage
+	for i := range 20 {
+		ims = append(ims, newTestImage(b, fmt.Sprintf("app%d:v1", i), fmt.Sprint("layer a", i), fmt.Sprint("layer b", i)))
+	}
+	s := storeWith(b, ims...)
+	ctx := context.Background()
+	for _, run := range []struct {
+		name string
+		cold bool
+	}{{"warm", false}, {"cold", true}} {
+		b.Run(run.name, func(b *testing.B) {
+			for range b.N {
+				if run.cold {
+					s.manifests.keep(nil)
+				}
+				if _, names, err := s.Held(ctx); err != nil || len(names) != len(ims) {
+					b.Fatalf("%d names, %v", len(names), err)
+				}
+			}
+		})
 	}
 }

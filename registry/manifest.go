@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -107,22 +108,45 @@ func children(d digest.Digest, b []byte, mt string) ([]ocispec.Descriptor, []str
 	return descs, keys, nil
 }
 
+// parsed is what a walk needs of a manifest or index: its media type and
+// the blobs it names.
+type parsed struct {
+	mt    string
+	descs []ocispec.Descriptor
+}
+
+// readFunc reads, verifies and parses the manifest or index named d.
+type readFunc func(ctx context.Context, d digest.Digest) (parsed, error)
+
+// reader is the readFunc that reads every manifest from src.
+func reader(src Source) readFunc {
+	return func(ctx context.Context, d digest.Digest) (parsed, error) {
+		b, mt, err := readManifest(ctx, src, d)
+		if err != nil {
+			return parsed{}, err
+		}
+		descs, _, err := children(d, b, mt)
+		return parsed{mt: mt, descs: descs}, err
+	}
+}
+
 // walk lists every blob an image reaches from the manifest or index d (d
 // first). With all, a child manifest missing from src is an error; else it
 // is skipped (an index names platforms a node need not hold).
 func walk(ctx context.Context, src Source, d digest.Digest, all bool) ([]digest.Digest, error) {
-	b, mt, err := readManifest(ctx, src, d)
-	if err != nil {
-		return nil, err
-	}
-	descs, _, err := children(d, b, mt)
+	return walkWith(ctx, src, reader(src), d, all)
+}
+
+// walkWith is walk reading manifests with read and sizing blobs with src.
+func walkWith(ctx context.Context, src Source, read readFunc, d digest.Digest, all bool) ([]digest.Digest, error) {
+	m, err := read(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	out := []digest.Digest{d}
-	for _, c := range descs {
-		if isIndex(mt) {
-			sub, err := walk(ctx, src, c.Digest, all)
+	for _, c := range m.descs {
+		if isIndex(m.mt) {
+			sub, err := walkWith(ctx, src, read, c.Digest, all)
 			if errors.Is(err, ErrNotFound) && !all {
 				continue
 			}
@@ -142,6 +166,57 @@ func walk(ctx context.Context, src Source, d digest.Digest, all bool) ([]digest.
 		out = append(out, c.Digest)
 	}
 	return out, nil
+}
+
+// manifestCache keeps the manifests Held walked, parsed, by digest: content
+// named by its digest never changes, and each was verified against it when
+// read, so the announcement, recomputed every few seconds, reads from
+// containerd only manifests it has not seen. Presence is still asked of
+// containerd every time (a removed manifest is not walked from here), and
+// what one Held call did not walk is dropped after it.
+type manifestCache struct {
+	mu sync.Mutex
+	m  map[digest.Digest]parsed
+}
+
+// reader is a readFunc over l that answers from the cache and records in
+// used what it answered.
+func (c *manifestCache) reader(l listed, used map[digest.Digest]bool) readFunc {
+	read := reader(l)
+	return func(ctx context.Context, d digest.Digest) (parsed, error) {
+		if _, ok := l.sizes[d]; !ok {
+			return parsed{}, fmt.Errorf("manifest %s: %w", d, ErrNotFound)
+		}
+		used[d] = true
+		c.mu.Lock()
+		m, ok := c.m[d]
+		c.mu.Unlock()
+		if ok {
+			return m, nil
+		}
+		m, err := read(ctx, d)
+		if err != nil {
+			return parsed{}, err
+		}
+		c.mu.Lock()
+		if c.m == nil {
+			c.m = map[digest.Digest]parsed{}
+		}
+		c.m[d] = m
+		c.mu.Unlock()
+		return m, nil
+	}
+}
+
+// keep drops every manifest not in used.
+func (c *manifestCache) keep(used map[digest.Digest]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d := range c.m {
+		if !used[d] {
+			delete(c.m, d)
+		}
+	}
 }
 
 // gcLabels records, for the manifest or index d and every manifest below it
@@ -188,6 +263,9 @@ func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image,
 		return nil, nil, err
 	}
 	src := listed{Store: s, sizes: sizes}
+	used := map[digest.Digest]bool{}
+	read := s.manifests.reader(src, used)
+	defer s.manifests.keep(used)
 	roots := map[digest.Digest]bool{}
 	for _, r := range recs {
 		roots[r.Target.Digest] = true
@@ -198,7 +276,7 @@ func (s *Store) Held(ctx context.Context) (blobs []digest.Digest, names []Image,
 	seen := map[digest.Digest]bool{}
 	complete := map[digest.Digest]bool{}
 	for root := range roots {
-		ds, err := walk(ctx, src, root, false)
+		ds, err := walkWith(ctx, src, read, root, false)
 		if err != nil {
 			continue // incomplete or damaged: not announced
 		}

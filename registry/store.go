@@ -34,8 +34,9 @@ import (
 // containerd's image records, then the names here, so a failed one leaves
 // no name and nothing containerd's garbage collector does not remove.
 type Store struct {
-	root string
-	cs   *Containerd
+	root      string
+	cs        *Containerd
+	manifests manifestCache // Held's
 }
 
 // Image is one reference this node holds.

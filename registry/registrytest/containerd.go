@@ -97,6 +97,14 @@ func (c *Containerd) Put(b []byte) digest.Digest {
 	return d
 }
 
+// Lose removes the content d as a disk failure or another client would,
+// records and labels untouched.
+func (c *Containerd) Lose(d digest.Digest) {
+	c.mu.Lock()
+	delete(c.blobs, d.String())
+	c.mu.Unlock()
+}
+
 // Damage replaces the bytes of d on "disk" (the digest stays).
 func (c *Containerd) Damage(d digest.Digest, b []byte) {
 	c.mu.Lock()
