@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -53,6 +55,63 @@ func (c criPods) RestartContainers(ctx context.Context, namespace, name string) 
 		}
 	}
 	return len(list.Containers), nil
+}
+
+// shutdownWaves are the control plane's containers in the order a node's
+// shutdown stops them: the scheduler and the controller-manager first, so
+// that they hand their leader leases over through a running apiserver (the
+// other masters' take over at once instead of after the lease expires);
+// then the apiserver, which removes itself from the kubernetes Service's
+// endpoints and deletes its lease while etcd still answers. etcd is left to
+// systemd, stopped after them.
+var shutdownWaves = [][]string{{"kube-scheduler", "kube-controller-manager"}, {"kube-apiserver"}}
+
+// StopControlPlane stops this node's control plane containers in
+// shutdownWaves' order through the CRI, each given stopGrace to exit, and
+// returns how many it stopped (none on a worker). knode-shutdown.service runs
+// it at system shutdown, after the kubelet stopped (it would start them again)
+// and before containerd and the pods' slices stop. Without it systemd stops
+// every container at once: the apiserver then spent 30 s waiting on the etcd
+// that had exited beside it, and the kubernetes Service kept its address.
+func StopControlPlane(ctx context.Context) (int, error) {
+	return criPods{socket: ContainerdSocket}.stopControlPlane(ctx)
+}
+
+func (c criPods) stopControlPlane(ctx context.Context) (int, error) {
+	rt, done, err := c.dial()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	stopped := 0
+	for _, wave := range shutdownWaves {
+		var ids []string
+		for _, name := range wave {
+			list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+				State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+				LabelSelector: map[string]string{"io.kubernetes.pod.namespace": "kube-system", "io.kubernetes.container.name": name},
+			}})
+			if err != nil {
+				return stopped, fmt.Errorf("list the %s containers: %w", name, err)
+			}
+			for _, ctr := range list.Containers {
+				ids = append(ids, ctr.Id)
+			}
+		}
+		errs := make([]error, len(ids))
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Go(func() {
+				_, errs[i] = rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: stopGrace})
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return stopped, fmt.Errorf("stop the control plane (%s): %w", strings.Join(wave, ", "), err)
+		}
+		stopped += len(ids)
+	}
+	return stopped, nil
 }
 
 // RemoveAll implements Pods: sandboxes first (stopping one stops its

@@ -23,7 +23,7 @@ type unitFile struct {
 
 // unitNames lists every unit the units phase may install, for reset.
 func unitNames() []string {
-	return []string{"kube-proxy.service", "kubelet.service", "knode.service"}
+	return []string{"kube-proxy.service", "kubelet.service", "knode-shutdown.service", "knode.service"}
 }
 
 // nodeUnit fills the paths every unit renders from.
@@ -54,6 +54,9 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 	us := []unitFile{
 		{name: "kube-proxy.service", data: manifests.KubeProxyUnit(n), configs: []string{KubeProxyConfigPath, KubeProxyKubeconfig}},
 		{name: "knode.service", data: manifests.KnodeUnit(n), noRestart: true},
+		// Its stop is what matters (the control plane stopped in order at
+		// shutdown); restarting it would stop the control plane now.
+		{name: "knode-shutdown.service", data: manifests.ShutdownUnit(n), noRestart: true},
 		// The kubelet last, after the units systemd starts with it: its first
 		// pod cgroups are then made while systemd is otherwise idle (on
 		// cgroup v1 with the systemd driver a pod whose cgroup is not ready

@@ -65,6 +65,7 @@ func TestGolden(t *testing.T) {
 		"kubelet.service":        KubeletUnit(nodeUnits()),
 		"kube-proxy.service":     KubeProxyUnit(nodeUnits()),
 		"knode.service":          KnodeUnit(nodeUnits()),
+		"knode-shutdown.service": ShutdownUnit(nodeUnits()),
 		"knode-rshared.service":  RSharedUnit(),
 	} {
 		t.Run(name, func(t *testing.T) { golden(t, name, got) })

@@ -14,6 +14,8 @@ type Unit struct {
 	Type         string
 	ExecStartPre []string
 	ExecStart    []string
+	// ExecStop runs when the unit stops; a leading "-" lets it fail.
+	ExecStop    []string
 	Environment  []string
 	// Extra holds further [Service] lines, e.g. "Delegate=yes".
 	Extra []string
@@ -54,6 +56,9 @@ func UnitFile(u Unit) []byte {
 		w("ExecStartPre=%s", c)
 	}
 	w("ExecStart=%s", execLine(u.ExecStart))
+	if len(u.ExecStop) > 0 {
+		w("ExecStop=%s", execLine(u.ExecStop))
+	}
 	if u.RemainAfterExit {
 		w("RemainAfterExit=yes")
 	} else {
@@ -105,11 +110,16 @@ type NodeUnits struct {
 	Knode []string
 }
 
-// ContainerdUnit renders containerd.service.
+// ContainerdUnit renders containerd.service. It is ordered before
+// kubepods.slice, the kubelet's (systemd cgroup driver), so that at shutdown
+// it stops after every container: containerd reads the containers' output,
+// and a container still logging once it is gone blocks on the full pipe (the
+// apiserver did, until systemd killed it 90 s later).
 func ContainerdUnit(n NodeUnits) []byte {
 	return UnitFile(Unit{
 		Description: "containerd container runtime (knode)",
 		After:       []string{"network.target", "local-fs.target", "knode-rshared.service"},
+		Before:      []string{"kubepods.slice"},
 		Type:        "notify",
 		Environment: []string{"PATH=" + n.BinDir + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 		ExecStart:   []string{n.BinDir + "/containerd", "--config", n.ContainerdConfig},
@@ -149,6 +159,23 @@ func KnodeUnit(n NodeUnits) []byte {
 		Wants:       []string{"network-online.target"},
 		ExecStart:   n.Knode,
 		Extra:       []string{"KillMode=process"},
+	})
+}
+
+// ShutdownUnit renders knode-shutdown.service, which does nothing until
+// the system shuts down; then, after the kubelet stopped and before
+// containerd and the pods' slices do, it stops the control plane in order
+// (hostprep.StopControlPlane) while etcd still runs.
+func ShutdownUnit(n NodeUnits) []byte {
+	return UnitFile(Unit{
+		Description:     "knode: stop the control plane in order at shutdown (scheduler and controller-manager, then the apiserver, before etcd)",
+		After:           []string{"containerd.service", "kubepods.slice"},
+		Before:          []string{"kubelet.service"},
+		Type:            "oneshot",
+		ExecStart:       []string{"/bin/true"},
+		ExecStop:        []string{"-" + n.Knode[0], "shutdown-hook"},
+		RemainAfterExit: true,
+		Extra:           []string{"TimeoutStopSec=60"},
 	})
 }
 

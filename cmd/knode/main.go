@@ -104,6 +104,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			kubectlCommand(),
 			crictlCommand(),
 			agentCommand(),
+			shutdownHookCommand(),
 			versionCommand(),
 			completionCommand(),
 		},
