@@ -66,16 +66,9 @@ func (c criPods) RestartContainers(ctx context.Context, namespace, name string) 
 // systemd, stopped after them.
 var shutdownWaves = [][]string{{"kube-scheduler", "kube-controller-manager"}, {"kube-apiserver"}}
 
-// StopControlPlane stops this node's control plane containers in
-// shutdownWaves' order through the CRI, each given stopGrace to exit, and
-// returns how many it stopped (none on a worker). knode-shutdown.service runs
-// it at system shutdown, after the kubelet stopped (it would start them again)
-// and before containerd and the pods' slices stop. Without it systemd stops
-// every container at once: the apiserver then spent 30 s waiting on the etcd
-// that had exited beside it, and the kubernetes Service kept its address.
-func StopControlPlane(ctx context.Context) (int, error) {
-	return criPods{socket: ContainerdSocket}.stopControlPlane(ctx)
-}
+// StopControlPlane implements Pods in shutdownWaves' order, each container
+// given stopGrace to exit.
+func (c criPods) StopControlPlane(ctx context.Context) (int, error) { return c.stopControlPlane(ctx) }
 
 func (c criPods) stopControlPlane(ctx context.Context) (int, error) {
 	rt, done, err := c.dial()

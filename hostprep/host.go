@@ -47,6 +47,10 @@ type Pods interface {
 	// kubelet creates them again, in the node's new subnet. It returns the
 	// pods removed, as "namespace/name".
 	RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, error)
+	// StopControlPlane stops this node's scheduler and controller-manager,
+	// then its apiserver (etcd stays), and returns how many containers it
+	// stopped: none on a worker.
+	StopControlPlane(ctx context.Context) (int, error)
 }
 
 // ErrNoRuntime is returned (wrapped) when no container runtime answers.

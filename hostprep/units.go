@@ -70,7 +70,8 @@ func nodeUnits(e *Env, f Facts) ([]unitFile, map[string][]byte) {
 func unitsPhase() Phase {
 	return Phase{
 		Name: PhaseUnits,
-		Description: "install the kubelet and kube-proxy configurations and the systemd units of the kubelet, kube-proxy and knode; " +
+		Description: "install the kubelet and kube-proxy configurations and the systemd units of the kubelet, kube-proxy, knode and " +
+			"knode-shutdown (at system shutdown, the control plane stopped in order while etcd runs); " +
 			"enable and (re)start them, once every file the kubelet reads (images, static-pod manifests) is in place",
 		Plan:      planUnits,
 		PlanReset: planUnitsReset,

@@ -16,7 +16,7 @@ type Unit struct {
 	ExecStart    []string
 	// ExecStop runs when the unit stops; a leading "-" lets it fail.
 	ExecStop    []string
-	Environment  []string
+	Environment []string
 	// Extra holds further [Service] lines, e.g. "Delegate=yes".
 	Extra []string
 	// Restart policy (default always) and RestartSec (default 5).
@@ -163,14 +163,15 @@ func KnodeUnit(n NodeUnits) []byte {
 }
 
 // ShutdownUnit renders knode-shutdown.service, which does nothing until
-// the system shuts down; then, after the kubelet stopped and before
-// containerd and the pods' slices do, it stops the control plane in order
-// (hostprep.StopControlPlane) while etcd still runs.
+// the system shuts down. Ordered after containerd, the pods' slices and
+// knode.service (the node-local apiserver endpoint the controllers use), it
+// is stopped before them: its stop waits for the kubelet to go, then stops
+// the control plane in order (hostprep.ShutdownControlPlane) while etcd
+// still runs. Nothing waits for it at boot.
 func ShutdownUnit(n NodeUnits) []byte {
 	return UnitFile(Unit{
 		Description:     "knode: stop the control plane in order at shutdown (scheduler and controller-manager, then the apiserver, before etcd)",
-		After:           []string{"containerd.service", "kubepods.slice"},
-		Before:          []string{"kubelet.service"},
+		After:           []string{"containerd.service", "kubepods.slice", "knode.service"},
 		Type:            "oneshot",
 		ExecStart:       []string{"/bin/true"},
 		ExecStop:        []string{"-" + n.Knode[0], "shutdown-hook"},

@@ -17,17 +17,21 @@ func shutdownHookCommand() *cli.Command {
 		Name:   "shutdown-hook",
 		Hidden: true,
 		Usage:  "stop this node's control plane in order: scheduler and controller-manager, then the apiserver, while etcd runs",
-		Description: "knode-shutdown.service runs this as the system shuts down, after the kubelet stopped and\n" +
-			"before containerd and the pods stop: the scheduler and controller-manager hand over their\n" +
-			"leases, and the apiserver leaves the kubernetes Service, through an etcd that still answers.\n" +
-			"On a worker it stops nothing.",
+		Description: "knode-shutdown.service runs this as the system shuts down: once the kubelet has stopped, and\n" +
+			"before knode's agent, containerd and the pods stop, the scheduler and controller-manager hand\n" +
+			"over their leases and the apiserver leaves the kubernetes Service, through an etcd that still\n" +
+			"answers. With the kubelet still running it stops nothing. On a worker it stops nothing.",
 		Action: func(c *cli.Context) error {
-			// Within the unit's TimeoutStopSec (60 s): two waves of at most
-			// the CRI stop grace each, and the listing.
-			ctx, cancel := context.WithTimeout(c.Context, 50*time.Second)
+			// Within the unit's TimeoutStopSec (60 s): the wait for the
+			// kubelet, then two waves of at most the CRI stop grace each.
+			ctx, cancel := context.WithTimeout(c.Context, 55*time.Second)
 			defer cancel()
+			h, err := hostprep.NewLinuxHost("/")
+			if err != nil {
+				return err
+			}
 			start := time.Now()
-			n, err := hostprep.StopControlPlane(ctx)
+			n, err := hostprep.ShutdownControlPlane(ctx, h, 20*time.Second)
 			if err != nil {
 				return err
 			}

@@ -173,6 +173,8 @@ type Pods struct {
 	// IPs are the addresses of the Running pods that have one (host-network
 	// pods have none).
 	IPs map[string]netip.Addr
+	// ControlPlaneStops lists the pods StopControlPlane stopped, in order.
+	ControlPlaneStops []string
 }
 
 // RestartContainers implements hostprep.Pods: each pod has one container.
@@ -222,6 +224,27 @@ func (f *Pods) RemoveIn(ctx context.Context, subnet netip.Prefix) ([]string, err
 		return false
 	})
 	return removed, nil
+}
+
+// StopControlPlane implements hostprep.Pods: the running kube-system pods
+// of the scheduler and controller-manager, then the apiserver's, are
+// recorded in ControlPlaneStops.
+func (f *Pods) StopControlPlane(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Down {
+		return 0, fmt.Errorf("fake runtime: %w", hostprep.ErrNoRuntime)
+	}
+	n := 0
+	for _, prefix := range []string{"kube-system/kube-scheduler-", "kube-system/kube-controller-manager-", "kube-system/kube-apiserver-"} {
+		for _, p := range f.Running {
+			if strings.HasPrefix(p, prefix) && !f.Stopped[p] {
+				f.ControlPlaneStops = append(f.ControlPlaneStops, p)
+				n++
+			}
+		}
+	}
+	return n, nil
 }
 
 // Pods lists the running pods, safe while the fake is in use.
