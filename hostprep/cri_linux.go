@@ -41,20 +41,29 @@ func (c criPods) RestartContainers(ctx context.Context, namespace, name string) 
 		return 0, err
 	}
 	defer done()
-	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		// The labels the kubelet puts on every container it creates.
-		LabelSelector: map[string]string{"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.name": name},
-	}})
+	ctrs, err := running(ctx, rt, map[string]string{"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.name": name})
 	if err != nil {
 		return 0, fmt.Errorf("list the containers of pod %s/%s: %w", namespace, name, err)
 	}
-	for _, ctr := range list.Containers {
+	for _, ctr := range ctrs {
 		if _, err := rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: ctr.Id, Timeout: stopGrace}); err != nil {
 			return 0, fmt.Errorf("stop container %s of pod %s/%s: %w", ctr.Metadata.GetName(), namespace, name, err)
 		}
 	}
-	return len(list.Containers), nil
+	return len(ctrs), nil
+}
+
+// running lists the running containers whose labels include selector (the
+// labels the kubelet puts on every container it creates).
+func running(ctx context.Context, rt runtimeapi.RuntimeServiceClient, selector map[string]string) ([]*runtimeapi.Container, error) {
+	list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+		LabelSelector: selector,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return list.Containers, nil
 }
 
 // shutdownWaves are the control plane's containers in the order a node's
@@ -80,14 +89,11 @@ func (c criPods) stopControlPlane(ctx context.Context) (int, error) {
 	for _, wave := range shutdownWaves {
 		var ids []string
 		for _, name := range wave {
-			list, err := rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-				State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-				LabelSelector: map[string]string{"io.kubernetes.pod.namespace": "kube-system", "io.kubernetes.container.name": name},
-			}})
+			ctrs, err := running(ctx, rt, map[string]string{"io.kubernetes.pod.namespace": "kube-system", "io.kubernetes.container.name": name})
 			if err != nil {
 				return stopped, fmt.Errorf("list the %s containers: %w", name, err)
 			}
-			for _, ctr := range list.Containers {
+			for _, ctr := range ctrs {
 				ids = append(ids, ctr.Id)
 			}
 		}

@@ -2,8 +2,11 @@ package hostprep
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"knode.dev/knode/internal/poll"
 )
 
 // ShutdownControlPlane is knode-shutdown.service's stop at system shutdown:
@@ -18,24 +21,20 @@ import (
 // 30 s on a lease and an endpoint that the etcd exiting beside it could no
 // longer write, and the kubernetes Service kept the node's address.
 func ShutdownControlPlane(ctx context.Context, h *Host, wait time.Duration) (int, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		state, _, err := h.Systemd.State(ctx, "kubelet.service")
-		if err != nil {
-			return 0, err
-		}
-		if state == "inactive" || state == "failed" {
-			break
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("kubelet.service is still %s after %s: it would start the control plane again, so nothing was stopped "+
-				"(knode-shutdown.service stops the control plane at system shutdown, after the kubelet)", state, wait)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var state string
+	err := poll.Until(wctx, 100*time.Millisecond, func() (bool, error) {
+		var err error
+		state, _, err = h.Systemd.State(ctx, "kubelet.service")
+		return state == "inactive" || state == "failed", err
+	})
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("kubelet.service is still %s after %s: it would start the control plane again, so nothing was stopped "+
+			"(knode-shutdown.service stops the control plane at system shutdown, after the kubelet)", state, wait)
+	}
+	if err != nil {
+		return 0, err
 	}
 	return h.Pods.StopControlPlane(ctx)
 }
